@@ -1,0 +1,214 @@
+"""Talking to any TransformerLens model through canonical hook names.
+
+Three APIs are accepted: ``TransformerBridge`` (TransformerLens 3.9 and 4.x),
+``HookedTransformer`` and ``HookedEncoder`` (3.9 only). Nothing here imports a model class;
+the API is read off the object (its class name and its hook points).
+
+Residual-stream points (``points="resid"``), the same quantity in every API:
+
+==========================  =========================  ================================
+point                       decoder (both APIs)        encoder (post-LN BERT)
+==========================  =========================  ================================
+0: input of block 0         ``blocks.0.hook_resid_pre``  Bridge ``blocks.0.hook_resid_pre``;
+                                                          HookedEncoder ``hook_full_embed``
+l: output of block l-1      ``blocks.{l-1}.hook_resid_post``  Bridge ``blocks.{l-1}.hook_resid_post``;
+                                                          HookedEncoder ``blocks.{l-1}.hook_normalized_resid_post``
+==========================  =========================  ================================
+
+``points="sublayer"`` adds, between block l's input and output, the stream between its
+attention and MLP sublayers: ``hook_resid_mid`` on decoders; on a Bridge BERT, whose
+``hook_resid_mid`` is the *pre-LN2 sum* (LN1 output + MLP output), the LN1 output
+``blocks.{l}.ln1.hook_out`` is used instead. HookedEncoder has no hook on its LN1 output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from jaxtyping import Bool, Int
+
+from ._errors import TlgeomError, bad_arg
+
+POINT_KINDS = ("resid", "sublayer")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What tlgeom needs to know about a model."""
+
+    api: str  # "bridge" | "hooked_transformer" | "hooked_encoder"
+    encoder: bool  # bidirectional, post-LN BERT style
+    n_layers: int
+    d_model: int
+    n_ctx: int
+
+
+def check_model(model: Any, arg: str = "model") -> ModelInfo:
+    """Validate that ``model`` is a TransformerLens hooked model and describe it.
+
+    Raises:
+        TlgeomError: the object has no hook points / cfg (not a HookedRootModule or Bridge).
+    """
+    hook_dict = getattr(model, "hook_dict", None)
+    cfg = getattr(model, "cfg", None)
+    if not isinstance(model, torch.nn.Module) or not isinstance(hook_dict, dict) or cfg is None:
+        raise bad_arg(
+            arg, model,
+            "a TransformerLens model (TransformerBridge, HookedTransformer or HookedEncoder; "
+            f"a HookedRootModule with hook_dict and cfg), got {type(model).__name__}",
+        )
+    cls = type(model).__name__
+    if cls == "HookedEncoder" or "hook_full_embed" in hook_dict:
+        api, encoder = "hooked_encoder", True
+    elif "TransformerBridge" in [c.__name__ for c in type(model).__mro__]:
+        api, encoder = "bridge", "embed_ln.hook_out" in hook_dict
+    else:
+        api, encoder = "hooked_transformer", False
+    return ModelInfo(api=api, encoder=encoder, n_layers=int(cfg.n_layers), d_model=int(cfg.d_model),
+                     n_ctx=int(cfg.n_ctx))
+
+
+def point_hook_names(model: Any, points: str = "resid", info: ModelInfo | None = None) -> list[str]:
+    """The hook names whose activations form each trajectory point, in forward order."""
+    info = info or check_model(model)
+    if points not in POINT_KINDS:
+        raise bad_arg("points", points, f"one of {POINT_KINDS}")
+    L = info.n_layers
+    if info.api == "hooked_encoder":
+        if points == "sublayer":
+            raise bad_arg("points", points, "'resid' on a HookedEncoder (its LN1 output has no hook; "
+                          "a TransformerBridge exposes it as ln1.hook_out)")
+        names = ["hook_full_embed"] + [f"blocks.{l}.hook_normalized_resid_post" for l in range(L)]
+    elif points == "resid":
+        names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(L)]
+    else:
+        mid = "blocks.{l}.ln1.hook_out" if info.encoder else "blocks.{l}.hook_resid_mid"
+        names = ["blocks.0.hook_resid_pre"]
+        for l in range(L):
+            names += [mid.format(l=l), f"blocks.{l}.hook_resid_post"]
+    check_hook_names(model, names)
+    return names
+
+
+def point_labels(n_layers: int, points: str) -> list[str]:
+    """Readable labels: ``embed``, ``L0``, … (``resid``) or ``embed``, ``L0.mid``, ``L0``, … (``sublayer``)."""
+    if points == "resid":
+        return ["embed"] + [f"L{l}" for l in range(n_layers)]
+    out = ["embed"]
+    for l in range(n_layers):
+        out += [f"L{l}.mid", f"L{l}"]
+    return out
+
+
+def check_hook_names(model: Any, names: Sequence[str], arg: str = "hook point") -> None:
+    """Raise TlgeomError naming the first hook point the model lacks."""
+    hook_dict = model.hook_dict
+    for name in names:
+        if name not in hook_dict:
+            similar = [k for k in hook_dict if k.split(".")[-1] == name.split(".")[-1]][:4]
+            raise bad_arg(arg, name, f"a hook point of this {type(model).__name__} "
+                          f"(e.g. {similar or list(hook_dict)[:4]}; {len(hook_dict)} in model.hook_dict)")
+
+
+def count_hooks(model: torch.nn.Module) -> int:
+    """Number of forward/backward hooks attached to any submodule (for leak checks)."""
+    n = 0
+    for m in model.modules():
+        n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        n += len(getattr(m, "_backward_pre_hooks", {}))
+    return n
+
+
+def _tokenize_one(model: Any, text: str, arg: str, n_ctx: int) -> torch.Tensor:
+    if not isinstance(text, str):
+        raise bad_arg(arg, text, "a string")
+    if not text.strip():
+        raise bad_arg(arg, text, "a non-empty string (whitespace alone has no tokens to follow)")
+    try:
+        toks = model.to_tokens(text, truncate=False)
+    except TypeError:  # an API without the truncate flag
+        toks = model.to_tokens(text)
+    toks = toks[0].long().cpu()
+    if toks.numel() > n_ctx:
+        raise bad_arg(arg, f"{text[:40]}…" if len(text) > 40 else text,
+                      f"at most n_ctx={n_ctx} tokens, got {toks.numel()}")
+    return toks
+
+
+def tokenize(
+    model: Any, inputs: Any, info: ModelInfo | None = None, arg: str = "inputs"
+) -> tuple[Int[torch.Tensor, "batch pos"], Bool[torch.Tensor, "batch pos"]]:
+    """Tokens and padding mask for a string, a list of strings, or a token tensor.
+
+    Strings go through ``model.to_tokens`` (so a Bridge prepends BOS on SmolLM2 and adds
+    [CLS]/[SEP] on BERT, as TransformerLens users expect). A list is tokenized text by text and
+    right-padded; ``mask`` is False on padding. A token tensor ([pos] or [batch, pos]) is used
+    as given, every position valid.
+    """
+    info = info or check_model(model)
+    if isinstance(inputs, str):
+        toks = _tokenize_one(model, inputs, arg, info.n_ctx)[None]
+        return toks, torch.ones_like(toks, dtype=torch.bool)
+    if isinstance(inputs, (list, tuple)):
+        if len(inputs) == 0 or not all(isinstance(t, str) for t in inputs):
+            raise bad_arg(arg, inputs, "a string, a non-empty list of strings, or a LongTensor [batch, pos]")
+        rows = [_tokenize_one(model, t, f"{arg}[{i}]", info.n_ctx) for i, t in enumerate(inputs)]
+        pos = max(r.numel() for r in rows)
+        pad_id = getattr(getattr(model, "tokenizer", None), "pad_token_id", None) or 0
+        toks = torch.full((len(rows), pos), int(pad_id), dtype=torch.long)
+        mask = torch.zeros((len(rows), pos), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            toks[i, : r.numel()] = r
+            mask[i, : r.numel()] = True
+        return toks, mask
+    if isinstance(inputs, torch.Tensor):
+        if inputs.dtype.is_floating_point or inputs.dtype == torch.bool or inputs.dim() not in (1, 2):
+            raise bad_arg(arg, f"Tensor(shape={tuple(inputs.shape)}, dtype={inputs.dtype})",
+                          "integer token ids of shape [pos] or [batch, pos]")
+        toks = (inputs[None] if inputs.dim() == 1 else inputs).long().cpu()
+        if toks.shape[-1] == 0 or toks.shape[0] == 0:
+            raise bad_arg(arg, f"Tensor(shape={tuple(inputs.shape)})", "at least one token")
+        if toks.shape[-1] > info.n_ctx:
+            raise bad_arg(arg, f"Tensor(shape={tuple(inputs.shape)})",
+                          f"at most n_ctx={info.n_ctx} positions, got {toks.shape[-1]}")
+        d_vocab = int(getattr(model.cfg, "d_vocab", 0) or 0)
+        if d_vocab and (toks.min() < 0 or toks.max() >= d_vocab):
+            raise bad_arg(arg, f"token ids in [{int(toks.min())}, {int(toks.max())}]",
+                          f"ids in [0, d_vocab={d_vocab})")
+        return toks, torch.ones_like(toks, dtype=torch.bool)
+    raise bad_arg(arg, inputs, "a string, a non-empty list of strings, or a LongTensor [batch, pos]")
+
+
+def str_tokens(model: Any, tokens: torch.Tensor, mask: torch.Tensor) -> list[list[str]]:
+    """Each valid token decoded on its own (TransformerLens' ``to_str_tokens`` convention)."""
+    tok = model.tokenizer
+    return [[tok.decode([int(t)]) for t, m in zip(row, mrow) if m] for row, mrow in zip(tokens, mask)]
+
+
+def model_device(model: Any) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def forward_kwargs(model: Any, mask: torch.Tensor, info: ModelInfo) -> dict:
+    """Keyword arguments that make a forward pass ignore padding (nothing when unpadded)."""
+    if bool(mask.all()):
+        return {}
+    m = mask.to(model_device(model)).long()
+    if info.api == "hooked_encoder":
+        return {"one_zero_attention_mask": m}
+    return {"attention_mask": m}
+
+
+def run_with_point_hooks(model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo,
+                         fwd_hooks: list) -> None:
+    """One forward pass with ``fwd_hooks`` attached; every hook is removed on every path."""
+    kwargs = forward_kwargs(model, mask, info)
+    if info.api != "hooked_encoder":
+        kwargs["return_type"] = None  # skip the unembedding: only the residual stream is read
+    # model.hooks() removes exactly the hooks it added when the block exits, exceptions included.
+    with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks):
+        model(tokens.to(model_device(model)), **kwargs)
