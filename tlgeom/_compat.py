@@ -130,6 +130,8 @@ def _tokenize_one(model: Any, text: str, arg: str, n_ctx: int) -> torch.Tensor:
         toks = model.to_tokens(text, truncate=False)
     except TypeError:  # an API without the truncate flag
         toks = model.to_tokens(text)
+    if isinstance(toks, tuple):  # HookedEncoder returns (tokens, token_type_ids, attention_mask)
+        toks = toks[0]
     toks = toks[0].long().cpu()
     if toks.numel() > n_ctx:
         raise bad_arg(arg, f"{text[:40]}…" if len(text) > 40 else text,

@@ -219,7 +219,8 @@ def tiny_tokenizer():
     tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
     fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="[PAD]", unk_token="[UNK]",
                                    bos_token="[BOS]", eos_token="[SEP]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]")
+                                   sep_token="[SEP]", mask_token="[MASK]",
+                                   model_input_names=["input_ids", "token_type_ids", "attention_mask"])
     with tempfile.TemporaryDirectory() as d:  # a saved-and-reloaded tokenizer never asks the hub
         fast.save_pretrained(d)
         tok = AutoTokenizer.from_pretrained(d)
