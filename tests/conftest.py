@@ -112,7 +112,9 @@ PARAGRAPH = (
     "never meet trusted that light to guide them past the rocks. Some nights the fog rolled in so "
     "thick that the beam seemed to stop a few yards from the glass, and he would sound the horn "
     "instead, its low voice carrying farther than any light. In the morning he wrote the weather in "
-    "his log, the same careful hand for calm days and for storms."
+    "his log, the same careful hand for calm days and for storms. When he finally retired, the "
+    "village gave him a small brass bell, and he hung it by his kitchen window, where it rang "
+    "whenever the wind came in from the sea."
 )
 
 
