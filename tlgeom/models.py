@@ -259,7 +259,18 @@ def tiny_model(kind: str = "gpt2", *, api: str = "bridge", seed: int = 0, n_laye
             except ImportError as exc:
                 raise bad_arg("api", api, "'bridge' on TransformerLens 4.x (HookedEncoder was removed)") from exc
             cfg = HookedTransformerConfig(**common, normalization_type="LN", act_fn="gelu")
-            return HookedEncoder(cfg, tokenizer=tok).eval()
+            enc = HookedEncoder(cfg, tokenizer=tok)
+            # HookedEncoder leaves its matrices uninitialised (torch.empty): initialise like BERT
+            gen = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                for pname, p in enc.named_parameters():
+                    if p.dim() >= 2:
+                        p.copy_(torch.randn(p.shape, generator=gen) * cfg.initializer_range)
+                    elif pname.endswith(".w"):
+                        p.fill_(1.0)
+                    else:
+                        p.zero_()
+            return enc.eval()
         from transformers import BertConfig, BertForMaskedLM
 
         hf = BertForMaskedLM(BertConfig(vocab_size=d_vocab, hidden_size=d_model, num_hidden_layers=n_layers,
