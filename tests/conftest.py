@@ -105,17 +105,7 @@ def minilm():
     return m
 
 
-PARAGRAPH = (
-    "The old lighthouse keeper climbed the spiral stairs every evening, counting each of the one "
-    "hundred and twelve steps as his father had taught him. At the top, he wiped the salt from the "
-    "great lens and lit the lamp, watching its beam sweep across the dark water. Ships he would "
-    "never meet trusted that light to guide them past the rocks. Some nights the fog rolled in so "
-    "thick that the beam seemed to stop a few yards from the glass, and he would sound the horn "
-    "instead, its low voice carrying farther than any light. In the morning he wrote the weather in "
-    "his log, the same careful hand for calm days and for storms. When he finally retired, the "
-    "village gave him a small brass bell, and he hung it by his kitchen window, where it rang "
-    "whenever the wind came in from the sea."
-)
+from tlgeom.data import PARAGRAPH  # noqa: E402  (a real English paragraph, ~160 smollm2 tokens)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,12 @@
+"""Data bundled with tlgeom (written for this project)."""
+
+from importlib.resources import files
+
+
+def read_text(name: str) -> str:
+    """The text of a bundled data file."""
+    return (files(__name__) / name).read_text(encoding="utf-8")
+
+
+#: A real English paragraph of about 160 SmolLM2 tokens, for landscapes and demos.
+PARAGRAPH = read_text("paragraph.txt").strip()
