@@ -52,21 +52,23 @@ class Trajectories:
 
         from .curvature import step_norms, turning_angles
 
-        norms = self.norms().cpu()
-        sn = step_norms(self).cpu()
-        ta = turning_angles(self).cpu() if self.n_points >= 3 else None
-        rows = []
-        for b, toks in enumerate(self.str_tokens):
-            for p, tok in enumerate(toks):
-                for i in range(self.n_points):
-                    rows.append({
-                        "batch": b, "pos": p, "token": tok, "point": i, "label": self.point_labels[i],
-                        "hook": self.hook_names[i], "norm": float(norms[b, p, i]),
-                        "step_norm": float(sn[b, p, i - 1]) if i >= 1 else float("nan"),
-                        "turning_angle_deg": float(torch.rad2deg(ta[b, p, i - 1]))
-                        if ta is not None and 1 <= i < self.n_points - 1 else float("nan"),
-                    })
-        return pd.DataFrame(rows)
+        import numpy as np
+
+        B, P, N = self.states.shape[:3]
+        nan = torch.full((B, P, 1), float("nan"), dtype=torch.float64)
+        step = torch.cat([nan, step_norms(self).cpu()], dim=-1)
+        turn = torch.cat([nan, turning_angles(self).cpu().rad2deg(), nan], dim=-1) if N >= 3 else nan.expand(B, P, N)
+        b, p, i = np.meshgrid(np.arange(B), np.arange(P), np.arange(N), indexing="ij")
+        valid = self.mask.cpu().numpy()[b, p]
+        tok = np.array([toks + [""] * (P - len(toks)) for toks in self.str_tokens], dtype=object)[b, p]
+        frame = pd.DataFrame({
+            "batch": b.ravel(), "pos": p.ravel(), "token": tok.ravel(), "point": i.ravel(),
+            "label": np.asarray(self.point_labels, dtype=object)[i].ravel(),
+            "hook": np.asarray(self.hook_names, dtype=object)[i].ravel(),
+            "norm": self.norms().cpu().numpy().ravel(), "step_norm": step.numpy().ravel(),
+            "turning_angle_deg": turn.numpy().ravel(),
+        })
+        return frame[valid.ravel()].reset_index(drop=True)
 
     def plot(self, batch: int = 0, ax=None):
         """Residual norm of each token across depth (one line per token)."""
