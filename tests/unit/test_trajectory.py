@@ -224,3 +224,17 @@ def test_unknown_model_name():
 def test_tiny_model_bad_args():
     with pytest.raises(tlgeom.TlgeomError, match="kind='t5'"):
         tiny_model("t5")
+
+
+def test_bridge_bert_attn_scores_trap(tiny_bert):
+    """On a Bridge BERT, hook_attn_scores holds the post-softmax pattern: scores must be
+    recomputed from hook_q / hook_k (q·k/√d_head), whose softmax is the pattern."""
+    seen = {}
+    names = ["blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_pattern", "blocks.0.attn.hook_attn_scores"]
+    toks = tiny_bert.to_tokens("the cat sat on the mat")
+    with torch.no_grad(), tiny_bert.hooks(fwd_hooks=[(n, lambda a, hook, n=n: seen.__setitem__(n, a.clone())) for n in names]):
+        tiny_bert(toks)
+    q, k = seen["blocks.0.attn.hook_q"], seen["blocks.0.attn.hook_k"]  # [batch, pos, head, d_head]
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / q.shape[-1] ** 0.5
+    torch.testing.assert_close(scores.softmax(-1), seen["blocks.0.attn.hook_pattern"], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(seen["blocks.0.attn.hook_attn_scores"], seen["blocks.0.attn.hook_pattern"])
