@@ -1,4 +1,4 @@
-"""Curvature of layer-wise token trajectories: pure tensor functions.
+"""Curvature of layer-wise token trajectories: pure tensor functions, streaming metrics, the landscape.
 
 Conventions (used everywhere in tlgeom, never mixed):
 
@@ -8,18 +8,34 @@ Conventions (used everywhere in tlgeom, never mixed):
 * The **interior angle** is ``π − θ_l`` (π = straight on); :func:`interior_angles` gives it.
 * Undefined angles (a zero-length step, a padded position) are NaN and every aggregate masks them.
 
+* **Sharp** turns have ``θ ≥ sharp_deg`` and **flat** (nearly straight) ones ``θ ≤ flat_deg``.
+  The defaults (110° and 70°: 20° either side of orthogonal) are tlgeom's choice, not the
+  paper's (arXiv 2511.03060 does not give its thresholds in any text available to us).
+* ``space="normalized"`` measures the same quantities on normalised states (what the next
+  layer's LayerNorm/RMSNorm reads, without its per-layer gain): ``norm="rms"`` divides each
+  state by its RMS, ``norm="layernorm"`` also removes its mean over ``d_model``.
+* Across-token curvature (Hosseini & Fedorenko's "straightening") is the same angle taken
+  along the sequence at a fixed layer: :func:`sequence_turning_angles`.
+
 All computations run in float64 whatever the input dtype.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 
 from ._errors import TlgeomError, bad_arg
+
+#: Default thresholds (degrees of turning angle): tlgeom's choice, documented, not the paper's.
+SHARP_DEG = 110.0
+FLAT_DEG = 70.0
+SPACES = ("raw", "normalized")
+NORMS = ("rms", "layernorm")
 
 #: Relative step norm under which a step counts as zero length (its angles are NaN).
 ZERO_STEP_RTOL = 1e-12
@@ -48,8 +64,10 @@ def steps(x: Any) -> Float[torch.Tensor, "... step d_model"]:
     return x[..., 1:, :] - x[..., :-1, :]
 
 
-def step_norms(x: Any) -> Float[torch.Tensor, "... step"]:
-    """``‖Δ_l‖`` for each layer step, float64."""
+def step_norms(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, "... step"]:
+    """``‖Δ_l‖`` for each layer step, float64 (``space``/``norm``/``eps`` as in :func:`turning_angles`)."""
+    if space != "raw":
+        x = _space(x, space, norm, eps)
     return torch.linalg.vector_norm(steps(x), dim=-1)
 
 
@@ -70,26 +88,382 @@ def angle_between(a: torch.Tensor, b: torch.Tensor, dim: int = -1) -> torch.Tens
     return ang.masked_fill(tiny, float("nan"))
 
 
-def turning_angles(x: Any) -> Float[torch.Tensor, "... step_pair"]:
+
+# ---------------------------------------------------------------------------------------------
+# Normalised space
+
+
+def normalize_states(
+    x: torch.Tensor, norm: str = "rms", eps: float = 1e-5
+) -> Float[torch.Tensor, "... d_model"]:
+    """What a LayerNorm/RMSNorm reads, without its gain and bias (float64).
+
+    ``norm="rms"``: ``x / sqrt(mean_d(x²) + eps)``; ``norm="layernorm"``:
+    ``(x − mean_d x) / sqrt(var_d(x) + eps)`` (biased variance, as ``torch.nn.LayerNorm``).
+    Either puts every state on (about) the sphere of radius √d_model, matching TransformerLens'
+    ``ln*.hook_normalized``.
+    """
+    if norm not in NORMS:
+        raise bad_arg("norm", norm, f"one of {NORMS}")
+    if not (isinstance(eps, (int, float)) and eps >= 0):
+        raise bad_arg("eps", eps, "a float >= 0")
+    x = x.to(torch.float64)
+    if norm == "layernorm":
+        x = x - x.mean(-1, keepdim=True)
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+def model_normalization(model: Any) -> tuple[str, float]:
+    """``(norm, eps)`` of a TransformerLens model's own normalisation (from ``cfg``).
+
+    ``cfg.normalization_type`` "RMS"/"RMSPre" → ``"rms"``; "LN"/"LNPre" → ``"layernorm"``.
+
+    Raises:
+        TlgeomError: the model has no normalisation (use ``space="raw"``).
+    """
+    kind = str(getattr(model.cfg, "normalization_type", None) or "")
+    eps = float(getattr(model.cfg, "eps", 1e-5) or 0.0)
+    if kind.upper().startswith("RMS"):
+        return "rms", eps
+    if kind.upper().startswith("LN"):
+        return "layernorm", eps
+    raise bad_arg("space", "normalized", f"'raw' for a model with normalization_type={kind or None!r}")
+
+
+def _space(x: Any, space: str, norm: str, eps: float, min_points: int = 2) -> torch.Tensor:
+    if space not in SPACES:
+        raise bad_arg("space", space, f"one of {SPACES}")
+    x = as_states(x, min_points=min_points)
+    return normalize_states(x, norm, eps) if space == "normalized" else x
+
+
+# ---------------------------------------------------------------------------------------------
+# Along the layers
+
+
+def turning_angles(
+    x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5
+) -> Float[torch.Tensor, "... step_pair"]:
     """Turning angle between consecutive layer steps, radians in [0, π].
 
-    ``θ_l = ∠(Δ_l, Δ_{l+1})``, so the output has ``point − 2`` entries; 0 = straight on.
+    ``θ_l = ∠(Δ_l, Δ_{l+1}) = atan2(‖Δ_l × Δ_{l+1}‖, Δ_l·Δ_{l+1})`` with ``Δ_l = x_{l+1} − x_l``,
+    so the output has ``point − 2`` entries (entry l is the vertex at point l+1); 0 = straight
+    on, π = reversal. NaN where a step has zero length or the token is padding.
 
     Args:
         x: states ``[..., point, d_model]`` (any leading dims) or a Trajectories.
+        space: ``"raw"`` or ``"normalized"`` (states normalised first, see :func:`normalize_states`).
+        norm, eps: the normalisation for ``space="normalized"``.
     """
-    d = steps(as_states(x, min_points=3))
+    d = steps(_space(x, space, norm, eps, min_points=3))
     return angle_between(d[..., :-1, :], d[..., 1:, :])
 
 
-def interior_angles(x: Any) -> Float[torch.Tensor, "... step_pair"]:
+def interior_angles(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, "... step_pair"]:
     """Interior angle ``π − θ_l`` at each inner point (π = straight on)."""
-    return math.pi - turning_angles(x)
+    return math.pi - turning_angles(x, space, norm, eps)
 
 
-def length_to_chord(x: Any) -> Float[torch.Tensor, "..."]:
+def length_to_chord(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, "..."]:
     """Path length over chord: ``Σ_l ‖Δ_l‖ / ‖x_last − x_0‖`` (≥ 1; NaN for a zero chord)."""
-    x = as_states(x)
+    x = _space(x, space, norm, eps)
     length = step_norms(x).sum(-1)
     chord = torch.linalg.vector_norm(x[..., -1, :] - x[..., 0, :], dim=-1)
     return torch.where(chord > ZERO_STEP_RTOL * length, length / chord, torch.full_like(length, float("nan")))
+
+
+class SharpFlat(NamedTuple):
+    """Counts of sharp and flat turns among the defined (non-NaN) angles, and how many were defined."""
+
+    sharp: torch.Tensor
+    flat: torch.Tensor
+    valid: torch.Tensor
+
+
+def sharp_flat_counts(
+    angles: torch.Tensor,
+    sharp_deg: float | torch.Tensor = SHARP_DEG,
+    flat_deg: float | torch.Tensor = FLAT_DEG,
+    dim: int | tuple[int, ...] | None = None,
+) -> SharpFlat:
+    """Count sharp (``θ ≥ sharp_deg``) and flat (``θ ≤ flat_deg``) turning angles; NaN never counts.
+
+    Args:
+        angles: turning angles in **radians** (any shape; NaN = undefined).
+        sharp_deg, flat_deg: thresholds in degrees of turning angle; floats or tensors that
+            broadcast against ``angles`` (e.g. one threshold per layer-step, as
+            :func:`null_sd_thresholds` gives). Defaults 110° / 70° (tlgeom's choice).
+        dim: dims to sum over (default all).
+
+    Returns:
+        ``SharpFlat(sharp, flat, valid)`` int64 counts; ``valid`` = number of non-NaN angles.
+    """
+    if not isinstance(angles, torch.Tensor):
+        raise bad_arg("angles", type(angles).__name__, "a tensor of turning angles in radians")
+    a = angles.to(torch.float64)
+    sharp = torch.as_tensor(sharp_deg, dtype=torch.float64, device=a.device)
+    flat = torch.as_tensor(flat_deg, dtype=torch.float64, device=a.device)
+    if bool((sharp < flat).any()):
+        raise bad_arg("sharp_deg", sharp_deg, f"a threshold >= flat_deg ({flat_deg})")
+    deg = torch.rad2deg(a)
+    ok = ~torch.isnan(deg)
+    dims = tuple(range(a.dim())) if dim is None else dim
+    s = ((deg >= sharp) & ok).sum(dims)
+    f = ((deg <= flat) & ok).sum(dims)
+    return SharpFlat(s, f, ok.sum(dims))
+
+
+def null_sd_thresholds(
+    null_angles: torch.Tensor, k: float = 2.0, dim: int | tuple[int, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Thresholds relative to a null's spread: ``μ ± k·σ`` of the null's turning angles, in degrees.
+
+    ``sharp_deg = μ + kσ``, ``flat_deg = μ − kσ`` with μ, σ the NaN-masked mean and standard
+    deviation of ``null_angles`` (radians) over ``dim`` (default all dims).
+    """
+    if not (isinstance(k, (int, float)) and k >= 0):
+        raise bad_arg("k", k, "a number >= 0 (how many null standard deviations)")
+    a = torch.rad2deg(null_angles.to(torch.float64))
+    dims = tuple(range(a.dim())) if dim is None else dim
+    ok = ~torch.isnan(a)
+    n = ok.sum(dims).clamp_min(1)
+    mu = torch.where(ok, a, 0).sum(dims) / n
+    keep = mu.reshape(_keepdim_shape(a.shape, dims))
+    var = torch.where(ok, (a - keep) ** 2, 0).sum(dims) / (n - 1).clamp_min(1)
+    sd = var.sqrt()
+    return mu + k * sd, mu - k * sd
+
+
+def _keepdim_shape(shape, dims) -> list[int]:
+    dims = (dims,) if isinstance(dims, int) else dims
+    dims = {d % len(shape) for d in dims}
+    return [1 if i in dims else s for i, s in enumerate(shape)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Along the sequence (Hosseini & Fedorenko 2023, "straightening")
+
+
+def sequence_turning_angles(
+    x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5
+) -> Float[torch.Tensor, "... point pos_pair"]:
+    """Across-token turning angles at each layer.
+
+    For states ``x[..., pos, point, d_model]`` (the Trajectories layout), at each point l the
+    sequence steps are ``δ_t = x_{t+1,l} − x_{t,l}`` and the angle is ``∠(δ_t, δ_{t+1})``,
+    radians in [0, π] → ``[..., point, pos − 2]``. NaN next to padding.
+    """
+    x = _space(x, space, norm, eps)
+    if x.dim() < 3 or x.shape[-3] < 3:
+        raise bad_arg("x", f"Tensor(shape={tuple(x.shape)})", "[..., pos, point, d_model] with at least 3 positions")
+    x = x.transpose(-3, -2)  # [..., point, pos, d]
+    d = x[..., 1:, :] - x[..., :-1, :]
+    return angle_between(d[..., :-1, :], d[..., 1:, :])
+
+
+def sequence_curvature(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, "... point"]:
+    """Mean across-token turning angle per layer, radians (NaN-masked mean over positions).
+
+    Hosseini & Fedorenko's curvature of a sentence trajectory at layer l; a decrease with depth is
+    what they call straightening (see :func:`straightening`).
+    """
+    return sequence_turning_angles(x, space, norm, eps).nanmean(-1)
+
+
+def straightening(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, "... point"]:
+    """``curvature(point 0) − curvature(point l)`` in radians: > 0 where a layer is straighter than the input."""
+    c = sequence_curvature(x, space, norm, eps)
+    return c[..., :1] - c
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming metrics (the streaming module imports angle_between/ZERO_STEP_RTOL from here, so it
+# is imported only now that those exist; tlgeom/__init__ imports curvature before streaming).
+
+from .streaming import LengthToChord, StepMetric, StepNorms, StreamMetric, TurningAngles  # noqa: E402
+
+
+class _Normalizing(StepMetric):
+    def __init__(self, norm: str = "rms", eps: float = 1e-5):
+        normalize_states(torch.zeros(1, 1), norm, eps)  # validates norm/eps
+        self.norm, self.eps = norm, eps
+
+    @classmethod
+    def for_model(cls, model: Any):
+        """The metric with ``model``'s own normalisation (see :func:`model_normalization`)."""
+        return cls(*model_normalization(model))
+
+    def update(self, index: int, x: torch.Tensor) -> None:
+        super().update(index, normalize_states(x, self.norm, self.eps))
+
+
+class NormalizedTurningAngles(_Normalizing, TurningAngles):
+    """:class:`~tlgeom.TurningAngles` on normalised states → ``[batch, pos, point-2]`` radians."""
+
+    name = "normalized_turning_angles"
+
+
+class NormalizedStepNorms(_Normalizing, StepNorms):
+    """:class:`~tlgeom.StepNorms` on normalised states → ``[batch, pos, point-1]``."""
+
+    name = "normalized_step_norms"
+
+
+class NormalizedLengthToChord(_Normalizing, LengthToChord):
+    """:class:`~tlgeom.LengthToChord` on normalised states → ``[batch, pos]``."""
+
+    name = "normalized_length_to_chord"
+
+
+class SequenceTurningAngles(StreamMetric):
+    """Across-token turning angles, one layer at a time → ``[batch, point, pos-2]`` radians.
+
+    Keeps only the ``[batch, pos-2]`` angles of each point. ``norm=None`` (raw) or a norm name.
+    A metric sees activations, not the padding mask: for a right-padded batch pass ``mask``
+    (``[batch, pos]``, True on real tokens, e.g. from ``tlgeom._compat.tokenize``) so that angles
+    touching padding are NaN, as :func:`sequence_turning_angles` gives on a Trajectories.
+    """
+
+    name = "sequence_turning_angles"
+
+    def __init__(self, norm: str | None = None, eps: float = 1e-5, mask: torch.Tensor | None = None):
+        if norm is not None:
+            normalize_states(torch.zeros(1, 1), norm, eps)
+        if mask is not None and (not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2):
+            raise bad_arg("mask", mask, "a BoolTensor [batch, pos] (True on real tokens) or None")
+        self.norm, self.eps, self.mask = norm, eps, mask
+
+    def start(self, n_points: int) -> None:
+        super().start(n_points)
+        self.values: list[torch.Tensor | None] = [None] * n_points
+
+    def update(self, index: int, x: torch.Tensor) -> None:
+        if self.norm is not None:
+            x = normalize_states(x, self.norm, self.eps)
+        d = x[:, 1:] - x[:, :-1]
+        a = angle_between(d[:, :-1], d[:, 1:])
+        if self.mask is not None:
+            m = self.mask.to(a.device)
+            a = a.masked_fill(~(m[:, :-2] & m[:, 1:-1] & m[:, 2:]), float("nan"))
+        self.values[index] = a
+
+    def result(self) -> torch.Tensor:
+        return torch.stack(self.values, dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The landscape
+
+
+@dataclass
+class Landscape:
+    """Turning angles of every token of one text at every layer vertex (from one streamed pass).
+
+    Attributes:
+        angles: ``[pos, vertex]`` turning angles in radians; vertex j is the turn at trajectory
+            point j+1 (between the step into it and the step out of it). NaN = undefined.
+        str_tokens: the decoded tokens, one per position.
+        vertex_labels: the point label of each vertex (``"L0"`` = output of block 0, …).
+        step_norms: ``[pos, step]`` ‖Δ‖ of each layer step (same space as the angles).
+        length_to_chord: ``[pos]`` length-to-chord ratio of each token's whole trajectory.
+        space: ``"raw"`` or ``"normalized"``; norm: the normalisation used (None when raw).
+    """
+
+    angles: Float[torch.Tensor, "pos vertex"]
+    str_tokens: list[str]
+    vertex_labels: list[str]
+    step_norms: Float[torch.Tensor, "pos step"]
+    length_to_chord: Float[torch.Tensor, "pos"]
+    space: str = "raw"
+    norm: str | None = None
+    tokens: Int[torch.Tensor, "pos"] | None = None
+
+    @property
+    def degrees(self) -> torch.Tensor:
+        return torch.rad2deg(self.angles)
+
+    def to_frame(self):
+        """Tidy frame: one row per (pos, vertex): token, vertex label, angle (rad and degrees), step norms."""
+        import numpy as np
+        import pandas as pd
+
+        P, V = self.angles.shape
+        p, v = np.meshgrid(np.arange(P), np.arange(V), indexing="ij")
+        a = self.angles.detach().cpu().numpy()
+        sn = self.step_norms.detach().cpu().numpy()
+        return pd.DataFrame({
+            "pos": p.ravel(), "token": np.asarray(self.str_tokens, dtype=object)[p].ravel(),
+            "vertex": v.ravel(), "label": np.asarray(self.vertex_labels, dtype=object)[v].ravel(),
+            "turning_angle_rad": a.ravel(), "turning_angle_deg": np.degrees(a).ravel(),
+            "step_in_norm": sn[:, :-1].ravel(), "step_out_norm": sn[:, 1:].ravel(),
+            "space": self.space,
+        })
+
+    def plot(self, ax=None, vmin: float = 0.0, vmax: float = 180.0, cmap: str = "magma", max_labels: int = 400):
+        """Heatmap tokens (rows) × layer vertices (columns) in degrees, with a colorbar.
+
+        Every token is labelled (up to ``max_labels``; beyond that every k-th) in a font sized so a
+        150-token paragraph stays readable; the figure grows with the text.
+        """
+        import matplotlib.pyplot as plt
+
+        P, V = self.angles.shape
+        if ax is None:
+            _, ax = plt.subplots(figsize=(min(3 + 0.28 * V, 16), max(4.0, 0.13 * P + 1.5)))
+        im = ax.imshow(self.degrees.cpu().numpy(), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                       interpolation="nearest")
+        every = max(1, math.ceil(P / max_labels))
+        ax.set_yticks(range(0, P, every))
+        ax.set_yticklabels([repr(t)[1:-1] for t in self.str_tokens[::every]], fontsize=6 if P > 60 else 8)
+        ax.set_xticks(range(V))
+        ax.set_xticklabels(self.vertex_labels, rotation=90, fontsize=7)
+        ax.set_xlabel("vertex (turn at the output of block …)")
+        ax.set_ylabel("token")
+        ax.figure.colorbar(im, ax=ax, label="turning angle (degrees; 0 = straight on)", fraction=0.04, pad=0.02)
+        ax.set_title(f"curvature landscape ({self.space} space, {P} tokens)")
+        return ax
+
+
+def curvature_landscape(
+    model: Any, text: Any, *, space: str = "raw", points: str = "resid", norm: str | None = None
+) -> Landscape:
+    """The curvature landscape of one text: every token's turning angle at every layer vertex.
+
+    Computed by streaming (:class:`~tlgeom.TurningAngles` or :class:`NormalizedTurningAngles`
+    on the model's hooks): one forward pass, no stored layer stack.
+
+    Args:
+        model: a TransformerLens model (TransformerBridge, HookedTransformer, HookedEncoder).
+        text: one string, or token ids ``[pos]`` / ``[1, pos]``.
+        space: ``"raw"`` or ``"normalized"`` (the model's own normalisation, see
+            :func:`model_normalization`, unless ``norm`` overrides it).
+        points: ``"resid"`` (block inputs/outputs) or ``"sublayer"`` (adds mid-block points).
+        norm: ``"rms"`` / ``"layernorm"`` to override the model's normalisation.
+    """
+    from . import _compat
+    from .streaming import stream
+
+    if space not in SPACES:
+        raise bad_arg("space", space, f"one of {SPACES}")
+    if isinstance(text, (list, tuple)):
+        raise bad_arg("text", text, "one string (or token ids [pos]); call once per text")
+    if isinstance(text, torch.Tensor) and text.dim() == 2 and text.shape[0] != 1:
+        raise bad_arg("text", f"Tensor(shape={tuple(text.shape)})", "token ids [pos] or [1, pos]")
+    info = _compat.check_model(model)
+    if space == "normalized":
+        if norm is None:
+            nm, eps = model_normalization(model)
+        else:
+            nm, eps = norm, float(getattr(model.cfg, "eps", None) or 1e-5)
+        metrics = [NormalizedTurningAngles(nm, eps), NormalizedStepNorms(nm, eps), NormalizedLengthToChord(nm, eps)]
+    else:
+        nm = None
+        metrics = [TurningAngles(), StepNorms(), LengthToChord()]
+    out = stream(model, text, metrics, points=points)
+    labels = _compat.point_labels(info.n_layers, points)
+    toks, mask = out["tokens"], out["mask"]
+    return Landscape(
+        angles=out[metrics[0].name][0], str_tokens=_compat.str_tokens(model, toks, mask)[0],
+        vertex_labels=labels[1:-1], step_norms=out[metrics[1].name][0],
+        length_to_chord=out[metrics[2].name][0], space=space, norm=nm, tokens=toks[0],
+    )

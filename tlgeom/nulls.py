@@ -1,0 +1,972 @@
+"""Null models for layer-wise trajectory curvature, and the statistics that compare to them.
+
+Is a model's trajectory curvature more than dimensionality or chance would give? Each null model
+below generates surrogate trajectories that keep some properties of the observed ones and
+randomise the rest; :func:`compare_to_nulls` counts sharp and flat turns and measures
+length-to-chord (LTC) on the observed and on ``n_sims`` surrogate sets, and reports the excess,
+a z-score and a permutation p-value ``p = (1 + #{null ≥ observed}) / (1 + n_sims)``.
+
+The null models (tlgeom's choices: the paper, arXiv 2511.03060, names "dimensionality or
+chance" but its null models are not available to us, so none of these is claimed to be its):
+
+=============  =================================================================================
+``gaussian``   norm-matched isotropic Gaussian walk: each token keeps its step norms ‖Δ_l‖;
+               each step's direction is uniform on the sphere of R^d_model.
+``shuffle``    step shuffle: each token's own steps, permuted across layers (one random
+               permutation per token and simulation). Length and chord are sums over steps, so
+               LTC is unchanged by construction: this null tests angles only.
+``rotation``   angle-preserving rotation: keeps every step norm and every turning angle; the
+               direction of each turn (the plane it happens in) is uniform. Angles are kept by
+               construction: this is the null for LTC given the angles.
+``dimension``  the ``gaussian`` walk in R^k, k = the participation ratio
+               ``(Σλ)² / Σλ²`` of the covariance of the observed residual cloud (all valid
+               states, centred), rounded, at least 2.
+``untrained``  (model-based, :func:`curvature_test` only) the same architecture re-initialised
+               with a seed, fed the same tokens; compared by a paired swap test: for each
+               simulation, each token's trained and untrained trajectories are swapped with
+               probability ½.
+=============  =================================================================================
+
+Exact and cheap: every null is a distribution over rotation-invariant quantities (norms, angles,
+LTC), so surrogate walks are generated in an orthonormal basis of their own span: ``D =
+min(steps, d)`` coordinates instead of ``d``. For the Gaussian walk this is the Bartlett
+decomposition (the Gram matrix of K Gaussian vectors in R^d equals ``RᵀR`` with ``R`` upper
+triangular, ``R_jj ~ χ(d − j)``, ``R_ij ~ N(0, 1)`` above the diagonal), so cost grows with
+``sims·tokens·steps²``, not with ``d``; ``method="direct"`` draws the d-dimensional vectors
+instead (same distribution, tested). All samplers are vectorised over simulations and tokens,
+seeded, and run on the states' device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from jaxtyping import Float
+
+from ._errors import TlgeomError, bad_arg
+from .curvature import (
+    FLAT_DEG,
+    NORMS,
+    SHARP_DEG,
+    SPACES,
+    angle_between,
+    as_states,
+    model_normalization,
+    normalize_states,
+    null_sd_thresholds,
+    sharp_flat_counts,
+)
+
+NULLS = ("gaussian", "shuffle", "rotation", "dimension")
+MODEL_NULLS = ("untrained",)
+THRESHOLDS = ("degrees", "null_sd")
+_SEED_OFFSET = {"gaussian": 0, "shuffle": 1, "rotation": 2, "dimension": 3, "untrained": 4}
+_KINDS = ("sharp", "flat", "sharp+flat")
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeding and helpers
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | str = "cpu"):
+    """Run the block with torch's global RNG seeded (CPU and, if any, that CUDA device), then
+    restore the caller's RNG state. ``seed=None``: use (and advance) the current global RNG."""
+    if seed is None:
+        yield
+        return
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise bad_arg("seed", seed, "an int or None")
+    device = torch.device(device)
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _chi(df: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """χ(df) samples broadcast to ``shape`` (``sqrt`` of χ² = Gamma(df/2, rate ½))."""
+    df = df.to(torch.float64).expand(shape)
+    return torch.distributions.Chi2(df).sample().sqrt()
+
+
+def _check_n_sims(n_sims: Any) -> int:
+    if not isinstance(n_sims, int) or isinstance(n_sims, bool) or n_sims < 1:
+        raise bad_arg("n_sims", n_sims, "an int >= 1")
+    return n_sims
+
+
+def _check_d(d: Any, arg: str = "d") -> int:
+    if not isinstance(d, int) or isinstance(d, bool) or d < 2:
+        raise bad_arg(arg, d, "an int >= 2 (the dimension of the space the walk lives in)")
+    return d
+
+
+def _to_states(steps: torch.Tensor) -> torch.Tensor:
+    """Steps ``[..., K, D]`` → states ``[..., K+1, D]`` starting at the origin."""
+    zero = torch.zeros_like(steps[..., :1, :])
+    return torch.cat([zero, steps.cumsum(-2)], dim=-2)
+
+
+def _norms_arg(step_norms: Any) -> torch.Tensor:
+    if not isinstance(step_norms, torch.Tensor) or not step_norms.dtype.is_floating_point or step_norms.dim() < 1:
+        raise bad_arg("step_norms", step_norms if not isinstance(step_norms, torch.Tensor)
+                      else f"Tensor(shape={tuple(step_norms.shape)}, dtype={step_norms.dtype})",
+                      "a float tensor [..., step] of step lengths")
+    if step_norms.shape[-1] < 2:
+        raise bad_arg("step_norms", f"Tensor(shape={tuple(step_norms.shape)})", "at least 2 steps")
+    return step_norms.to(torch.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Samplers: each returns surrogate states [n_sims, ..., point, D] (first point at the origin)
+
+
+def random_directions(lead: Sequence[int], K: int, d: int, *, method: str = "reduced",
+                      device: torch.device | str = "cpu") -> Float[torch.Tensor, "... step D"]:
+    """K independent uniform unit vectors in R^d per leading index (current global RNG).
+
+    ``method="reduced"``: Bartlett coordinates, ``D = min(K, d)`` (exact for every
+    rotation-invariant quantity); ``"direct"``: ``D = d``, normalised N(0, I_d) draws.
+    """
+    if method == "direct":
+        z = torch.randn(*lead, K, d, dtype=torch.float64, device=device)
+    elif method == "reduced":
+        D = min(K, d)
+        z = torch.randn(*lead, K, D, dtype=torch.float64, device=device)
+        j = torch.arange(K, device=device)
+        i = torch.arange(D, device=device)
+        z = z * (i[None, :] < j[:, None])  # N(0,1) strictly above R's diagonal (row j = step j)
+        diag = _chi(d - torch.arange(D, device=device, dtype=torch.float64), (*lead, D))
+        z[..., torch.arange(D), torch.arange(D)] = diag
+    else:
+        raise bad_arg("method", method, "'reduced' or 'direct'")
+    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+
+
+def gaussian_walk(
+    step_norms: Float[torch.Tensor, "... step"], n_sims: int, d: int, *, seed: int | None = None,
+    method: str = "reduced",
+) -> Float[torch.Tensor, "sim ... point D"]:
+    """Norm-matched isotropic Gaussian walks: step l has length ``step_norms[..., l]`` and a
+    direction uniform on the sphere of R^d, independently.
+
+    Args:
+        step_norms: ``[..., K]`` observed step lengths (NaN propagates to the walk).
+        n_sims: walks per leading index.
+        d: the dimension of the space (d_model for the plain null, the participation ratio for
+            the dimension-matched one).
+        seed: int for a reproducible draw (the caller's RNG state is left untouched).
+        method: ``"reduced"`` (``D = min(K, d)`` coordinates, default) or ``"direct"`` (``D = d``).
+
+    Returns:
+        States ``[n_sims, ..., K+1, D]`` starting at the origin.
+    """
+    norms = _norms_arg(step_norms)
+    n_sims, d = _check_n_sims(n_sims), _check_d(d)
+    with seeded(seed, norms.device):
+        u = random_directions((n_sims, *norms.shape[:-1]), norms.shape[-1], d, method=method, device=norms.device)
+    return _to_states(u * norms[..., None])
+
+
+def dimension_matched_walk(
+    step_norms: Float[torch.Tensor, "... step"], n_sims: int, states: Any = None, *, d_eff: int | None = None,
+    seed: int | None = None,
+) -> Float[torch.Tensor, "sim ... point D"]:
+    """:func:`gaussian_walk` in R^k, k = ``d_eff`` or the participation ratio of ``states``' cloud."""
+    if d_eff is None:
+        if states is None:
+            raise bad_arg("states", None, "the observed states (to measure their participation ratio) or d_eff=")
+        d_eff = effective_dimension(states)
+    return gaussian_walk(step_norms, n_sims, _check_d(d_eff, "d_eff"), seed=seed)
+
+
+def participation_ratio(x: Any) -> float:
+    """``(Σλ)² / Σλ²`` of the covariance of a point cloud (the rows of ``x[..., d_model]``; NaN rows dropped).
+
+    1 for a cloud on a line, d for an isotropic one. Computed from the smaller Gram matrix.
+    """
+    if not isinstance(x, torch.Tensor):
+        x = as_states(x)
+    x = x.to(torch.float64).reshape(-1, x.shape[-1])
+    x = x[~torch.isnan(x).any(-1)]
+    if x.shape[0] < 2:
+        raise bad_arg("x", f"{x.shape[0]} valid rows", "at least 2 points to measure a participation ratio")
+    x = x - x.mean(0)
+    g = x.T @ x if x.shape[0] > x.shape[1] else x @ x.T  # same non-zero spectrum
+    tr, fro2 = torch.trace(g), (g * g).sum()
+    return float(tr * tr / fro2) if float(fro2) > 0 else 1.0
+
+
+def effective_dimension(x: Any) -> int:
+    """The participation ratio rounded to an int, at least 2 (a walk in R^1 could only reverse)."""
+    return max(2, int(round(participation_ratio(x))))
+
+
+def _reduced_steps(steps: torch.Tensor) -> torch.Tensor:
+    """Steps ``[..., K, d]`` in an orthonormal basis of their span: ``[..., K, min(K, d)]``.
+
+    QR of ``Δᵀ``: ``Δᵀ = QR`` so the rows of ``Rᵀ`` have the same Gram matrix as the steps.
+    """
+    return torch.linalg.qr(steps.transpose(-1, -2), mode="reduced").R.transpose(-1, -2)
+
+
+def step_shuffle(
+    states: Any, n_sims: int, *, seed: int | None = None, reduced: bool = True
+) -> Float[torch.Tensor, "sim ... point D"]:
+    """Each trajectory's own steps in a random order (independently per trajectory and simulation).
+
+    Args:
+        states: ``[..., point, d_model]`` (or a Trajectories).
+        reduced: express the steps in a basis of their span first (``D = min(steps, d)``; every
+            norm and angle unchanged) to save memory; False keeps ``D = d_model``.
+
+    Returns:
+        States ``[n_sims, ..., point, D]`` starting at the origin. Length and chord (and so LTC)
+        equal the observed ones exactly: permuting a sum does not change it.
+    """
+    x = as_states(states, "states")
+    n_sims = _check_n_sims(n_sims)
+    d = x[..., 1:, :] - x[..., :-1, :]
+    bad = torch.isnan(d).any(-1)
+    if reduced:
+        d = _reduced_steps(torch.nan_to_num(d, nan=0.0)).masked_fill(bad[..., None], float("nan"))
+    with seeded(seed, x.device):
+        perm = torch.rand(n_sims, *d.shape[:-1], device=x.device).argsort(-1)
+    d = d.expand(n_sims, *d.shape)
+    return _to_states(torch.gather(d, -2, perm[..., None].expand(d.shape)))
+
+
+def angle_preserving_walk(
+    step_norms: Float[torch.Tensor, "... step"], turning_angles: Float[torch.Tensor, "... step_pair"],
+    n_sims: int, d: int, *, seed: int | None = None,
+) -> Float[torch.Tensor, "sim ... point D"]:
+    """Walks with the given step norms and turning angles, each turn in a uniformly random plane.
+
+    ``u_0`` is uniform; ``u_{l+1} = cos θ_l u_l + sin θ_l v_l`` with ``v_l`` uniform on the unit
+    sphere of ``u_l``'s orthogonal complement in R^d. Generated in an orthonormal basis adapted
+    to the walk (``D = min(K, d)`` coordinates): given the span of ``u_0…u_l`` (dimension m), a
+    fresh N(0, I_d) draw has N(0,1) coordinates on that span and a χ(d − m)-long remainder along
+    a new basis vector; nothing later depends on which one. A NaN angle (an undefined turn) is
+    replaced by π/2 to keep the walk going; :func:`compare_to_nulls` masks those vertices.
+
+    Returns:
+        States ``[n_sims, ..., K+1, D]`` starting at the origin.
+    """
+    norms = _norms_arg(step_norms)
+    if not isinstance(turning_angles, torch.Tensor) or turning_angles.shape != (*norms.shape[:-1], norms.shape[-1] - 1):
+        raise bad_arg("turning_angles", getattr(turning_angles, "shape", turning_angles),
+                      f"a tensor of shape {(*norms.shape[:-1], norms.shape[-1] - 1)} (one angle per pair of steps)")
+    n_sims, d = _check_n_sims(n_sims), _check_d(d)
+    theta = torch.nan_to_num(turning_angles.to(torch.float64), nan=math.pi / 2)
+    K = norms.shape[-1]
+    D = min(K, d)
+    lead = (n_sims, *norms.shape[:-1])
+    dev = norms.device
+    u = torch.zeros(*lead, K, D, dtype=torch.float64, device=dev)
+    u[..., 0, 0] = 1.0
+    with seeded(seed, dev):
+        for l in range(K - 1):  # a loop over layers, vectorised over simulations and tokens
+            m = min(l + 1, D)
+            g = torch.zeros(*lead, D, dtype=torch.float64, device=dev)
+            g[..., :m] = torch.randn(*lead, m, dtype=torch.float64, device=dev)
+            if m < D:
+                g[..., m] = _chi(torch.tensor(float(d - m), device=dev), lead)
+            ul = u[..., l, :]
+            v = g - (g * ul).sum(-1, keepdim=True) * ul
+            v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+            t = theta[..., l][..., None]
+            u[..., l + 1, :] = torch.cos(t) * ul + torch.sin(t) * v
+    return _to_states(u * norms[..., None])
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class NullResult:
+    """One null model's comparison. Counts are per layer vertex ``[V]``; sims along dim 0.
+
+    Attributes:
+        name, description: the null and what it keeps.
+        sharp_deg, flat_deg: ``[V]`` thresholds used (degrees of turning angle).
+        observed: ``{"sharp"|"flat"|"sharp+flat": [V]}`` observed counts (under these thresholds).
+        null: same keys, ``[n_sims, V]`` counts in each simulation (for ``untrained``: the
+            trained arm after a random per-token swap).
+        reference: same keys, ``[V]`` what the null "has": the mean of ``null`` (for
+            ``untrained``: the untrained model's own count).
+        valid: ``[V]`` number of defined observed angles.
+        ltc_observed: observed median LTC over tokens; ltc_null ``[n_sims]`` per-simulation
+            medians (None when the null cannot test LTC); ltc_reference: their median (for
+            ``untrained``: the untrained model's median LTC).
+        tests_angles / tests_ltc: False when the null keeps that quantity by construction.
+        angles_sample ``[s, N, V]`` and ltc_sample ``[s, N]``: a few simulations kept for plots.
+    """
+
+    name: str
+    description: str
+    sharp_deg: torch.Tensor
+    flat_deg: torch.Tensor
+    observed: dict[str, torch.Tensor]
+    null: dict[str, torch.Tensor]
+    reference: dict[str, torch.Tensor]
+    valid: torch.Tensor
+    ltc_observed: float
+    ltc_null: torch.Tensor | None
+    ltc_reference: float
+    tests_angles: bool = True
+    tests_ltc: bool = True
+    note: str = ""
+    angles_sample: torch.Tensor | None = field(default=None, repr=False)
+    ltc_sample: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def n_sims(self) -> int:
+        return int(self.null["sharp"].shape[0])
+
+    def stats(self, kind: str = "sharp+flat", vertex: int | None = None) -> dict[str, float]:
+        """observed, reference, null mean/sd, excess (observed − reference), z, p for one count.
+
+        ``vertex=None`` pools all layer vertices (sum of counts). ``z = (observed − null mean) /
+        null sd`` (±inf when the null never varies; NaN if also equal); ``p = (1 + #{null ≥
+        observed}) / (1 + n_sims)``, one-sided: does the observed count exceed the null's?
+        """
+        if kind not in _KINDS:
+            raise bad_arg("kind", kind, f"one of {_KINDS}")
+        if vertex is None:
+            obs, null, ref = self.observed[kind].sum(), self.null[kind].sum(-1), self.reference[kind].sum()
+        else:
+            obs, null, ref = self.observed[kind][vertex], self.null[kind][:, vertex], self.reference[kind][vertex]
+        return _stats(float(obs), null.to(torch.float64), float(ref))
+
+    def ltc_stats(self) -> dict[str, float]:
+        """observed and null median LTC, their ratio and the one-sided p (is LTC longer?)."""
+        if self.ltc_null is None:
+            return {"observed": self.ltc_observed, "reference": self.ltc_reference, "ratio": float("nan"),
+                    "null_mean": float("nan"), "null_sd": float("nan"), "excess": float("nan"),
+                    "z": float("nan"), "p": float("nan")}
+        s = _stats(self.ltc_observed, self.ltc_null, self.ltc_reference)
+        s["ratio"] = self.ltc_observed / self.ltc_reference if self.ltc_reference else float("nan")
+        return s
+
+
+def _stats(obs: float, null: torch.Tensor, ref: float) -> dict[str, float]:
+    null = null[~torch.isnan(null)]
+    n = null.numel()
+    mean = float(null.mean()) if n else float("nan")
+    sd = float(null.std()) if n > 1 else float("nan")
+    diff = obs - mean
+    if sd > 0:
+        z = diff / sd
+    elif diff == 0 or math.isnan(diff):
+        z = float("nan")
+    else:
+        z = math.copysign(math.inf, diff)
+    p = (1 + int((null >= obs).sum())) / (1 + n) if n else float("nan")
+    return {"observed": obs, "reference": ref, "null_mean": mean, "null_sd": sd, "excess": obs - ref, "z": z, "p": p}
+
+
+@dataclass
+class CurvatureReport:
+    """Observed curvature against each null model (see :func:`compare_to_nulls`).
+
+    Attributes:
+        results: one :class:`NullResult` per null.
+        observed_angles: ``[N, V]`` observed turning angles (radians) of the N tokens compared.
+        observed_ltc: ``[N]`` observed LTC.
+        vertex_labels: label of each vertex.
+        n_sims, seed, alpha, space, thresholds ("degrees" | "null_sd"), k_sd, d_model, d_eff.
+    """
+
+    results: list[NullResult]
+    observed_angles: torch.Tensor
+    observed_ltc: torch.Tensor
+    vertex_labels: list[str]
+    n_sims: int
+    seed: int | None
+    alpha: float
+    space: str
+    thresholds: str
+    k_sd: float
+    d_model: int
+    d_eff: int | None = None
+    sharp_deg: float = SHARP_DEG
+    flat_deg: float = FLAT_DEG
+    label: str = ""
+
+    def __getitem__(self, name: str) -> NullResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise bad_arg("name", name, f"one of {[r.name for r in self.results]}")
+
+    def __repr__(self) -> str:
+        return (f"CurvatureReport({self.observed_angles.shape[0]} tokens × {len(self.vertex_labels)} vertices, "
+                f"nulls={[r.name for r in self.results]}, n_sims={self.n_sims}) — .summary() for the verdict")
+
+    def verdicts(self) -> dict[str, dict[str, bool | None]]:
+        """Per null: ``{"sharp+flat exceeds": p < alpha, "ltc longer": p < alpha}`` (None = not testable)."""
+        out = {}
+        for r in self.results:
+            out[r.name] = {
+                "sharp+flat exceeds": (r.stats("sharp+flat")["p"] < self.alpha) if r.tests_angles else None,
+                "ltc longer": (r.ltc_stats()["p"] < self.alpha) if r.tests_ltc else None,
+            }
+        return out
+
+    def summary(self) -> str:
+        """A plain-text verdict, with numbers, for each null."""
+        N, V = self.observed_angles.shape
+        deg = torch.rad2deg(self.observed_angles)
+        ok = ~torch.isnan(deg)
+        lines = [
+            f"Curvature vs null models{' — ' + self.label if self.label else ''}: {N} token trajectories × {V} "
+            f"layer vertices ({self.space} space, d_model {self.d_model}), {self.n_sims} simulations per null, "
+            f"seed {self.seed}, α = {self.alpha}",
+            f"observed turning angles: median {float(deg[ok].median()):.1f}°, "
+            f"5–95% {float(deg[ok].quantile(0.05)):.1f}–{float(deg[ok].quantile(0.95)):.1f}° "
+            f"({int(ok.sum())} defined); median LTC {float(self.observed_ltc.nanmedian()):.3f}",
+        ]
+        if self.thresholds == "degrees":
+            lines.append(f"thresholds: sharp θ ≥ {self.sharp_deg:g}°, flat θ ≤ {self.flat_deg:g}° (turning angle; "
+                         "tlgeom's defaults, not the paper's)")
+        else:
+            lines.append(f"thresholds: per null and layer vertex, sharp θ ≥ μ + {self.k_sd:g}σ, flat θ ≤ μ − "
+                         f"{self.k_sd:g}σ of that null's angles")
+        pmin = 1 / (1 + self.n_sims)
+        for r in self.results:
+            lines.append(f"\n[{r.name}] {r.description}")
+            if r.tests_angles:
+                s = r.stats("sharp+flat")
+                sh, fl = r.stats("sharp"), r.stats("flat")
+                per_v = torch.tensor([r.stats("sharp+flat", v)["p"] for v in range(V)])
+                verdict = "EXCEEDS the null" if s["p"] < self.alpha else "does NOT exceed the null"
+                thr = "" if self.thresholds == "degrees" else (
+                    f" (thresholds {float(r.flat_deg.mean()):.1f}°/{float(r.sharp_deg.mean()):.1f}° on average)")
+                spread = "" if r.name == "untrained" else " ± {:.1f}".format(s["null_sd"])
+                smallest = " (the smallest possible)" if s["p"] <= pmin * 1.0001 else ""
+                lines.append(
+                    f"  sharp+flat: observed {s['observed']:.0f} vs null {s['reference']:.1f}{spread}{thr}: "
+                    f"excess {s['excess']:+.1f}, z {s['z']:+.1f}, p = {s['p']:.3g}{smallest} → {verdict}")
+                lines.append(
+                    f"    sharp {sh['observed']:.0f} vs {sh['reference']:.1f} (p = {sh['p']:.3g}); flat "
+                    f"{fl['observed']:.0f} vs {fl['reference']:.1f} (p = {fl['p']:.3g}); layer vertices with "
+                    f"p < {self.alpha}: {int((per_v < self.alpha).sum())}/{V} "
+                    f"(Bonferroni {int((per_v < self.alpha / V).sum())}/{V})")
+            else:
+                lines.append(f"  sharp/flat counts: n/a — {r.note or 'this null keeps the angles by construction'}")
+            if r.tests_ltc:
+                t = r.ltc_stats()
+                verdict = "LONGER than the null" if t["p"] < self.alpha else "NOT longer than the null"
+                lines.append(f"  LTC median: observed {t['observed']:.3f} vs null {t['reference']:.3f}: ratio "
+                             f"{t['ratio']:.3f}, p = {t['p']:.3g} → {verdict}")
+            else:
+                lines.append(f"  LTC: n/a — {r.note or 'this null keeps LTC by construction'}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_frame(self):
+        """Tidy frame: one row per (null, statistic, vertex) with observed, reference, null mean/sd,
+        excess, z, p and the thresholds; vertex "all" pools the layer vertices, and statistic
+        "ltc_median" compares median length-to-chord."""
+        import pandas as pd
+
+        rows = []
+        for r in self.results:
+            if r.tests_angles:
+                for kind in _KINDS:
+                    for v in [None] + list(range(len(self.vertex_labels))):
+                        s = r.stats(kind, v)
+                        rows.append({"null": r.name, "statistic": kind,
+                                     "vertex": "all" if v is None else self.vertex_labels[v],
+                                     "sharp_deg": float(r.sharp_deg.mean() if v is None else r.sharp_deg[v]),
+                                     "flat_deg": float(r.flat_deg.mean() if v is None else r.flat_deg[v]),
+                                     "n_angles": int(r.valid.sum() if v is None else r.valid[v]), **s})
+            if r.tests_ltc:
+                s = r.ltc_stats()
+                rows.append({"null": r.name, "statistic": "ltc_median", "vertex": "all",
+                             "n_angles": int(self.observed_ltc.numel()), **s})
+        return pd.DataFrame(rows)
+
+    def plot(self, bins: int = 60):
+        """Histograms: turning angles observed vs each null (pooled), and LTC distributions."""
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
+        obs = torch.rad2deg(self.observed_angles).flatten().cpu().numpy()
+        edges = np.linspace(0, 180, bins + 1)
+        a1.hist(obs[~np.isnan(obs)], bins=edges, density=True, color="black", alpha=0.35, label="observed")
+        ltc = self.observed_ltc.cpu().numpy()
+        samples = [ltc[~np.isnan(ltc)]] + [r.ltc_sample.flatten().cpu().numpy() for r in self.results
+                                           if r.tests_ltc and r.ltc_sample is not None]
+        hi = float(np.nanquantile(np.concatenate(samples), 0.995)) if samples else 2.0
+        ledges = np.linspace(1.0, max(hi, 1.01), bins + 1)
+        a2.hist(samples[0], bins=ledges, density=True, color="black", alpha=0.35, label="observed")
+        for r in self.results:
+            if r.angles_sample is not None and r.tests_angles:
+                x = torch.rad2deg(r.angles_sample).flatten().cpu().numpy()
+                a1.hist(x[~np.isnan(x)], bins=edges, density=True, histtype="step", lw=1.3, label=r.name)
+            if r.ltc_sample is not None and r.tests_ltc:
+                x = r.ltc_sample.flatten().cpu().numpy()
+                a2.hist(x[~np.isnan(x)], bins=ledges, density=True, histtype="step", lw=1.3, label=r.name)
+        if self.thresholds == "degrees":
+            for t in (self.flat_deg, self.sharp_deg):
+                a1.axvline(t, color="grey", ls="--", lw=0.8)
+        a1.set_xlabel("turning angle (degrees)")
+        a1.set_ylabel("density")
+        a1.set_title("turning angles: observed vs nulls")
+        a1.legend(fontsize=7)
+        a2.set_xlabel("length-to-chord")
+        a2.set_title("length-to-chord: observed vs nulls")
+        a2.legend(fontsize=7)
+        fig.tight_layout()
+        return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# compare_to_nulls
+
+
+_DESCRIPTIONS = {
+    "gaussian": "norm-matched isotropic Gaussian walk in R^{d} (same step norms, random directions)",
+    "shuffle": "step shuffle (each token's own steps in a random layer order)",
+    "rotation": "angle-preserving rotation (same step norms and turning angles, random turn planes in R^{d})",
+    "dimension": "norm-matched Gaussian walk in R^{d_eff} (participation ratio of the residual cloud: {pr:.2f})",
+    "untrained": "untrained model (same architecture re-initialised, seed {seed}; paired swap test)",
+}
+
+
+def _flatten_states(states: Any) -> tuple[torch.Tensor, list[str] | None]:
+    labels = None
+    if hasattr(states, "states") and hasattr(states, "mask"):
+        pl = list(getattr(states, "point_labels", []) or [])
+        labels = pl[1:-1] if len(pl) >= 3 else None
+    x = as_states(states, "states", min_points=3)
+    x = x.reshape(-1, *x.shape[-2:])
+    keep = ~torch.isnan(x).all(-1).all(-1)
+    return x[keep], labels
+
+
+def _angles_ltc(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turning angles [..., V] and LTC [...] of states [..., P, D] (float64)."""
+    d = x[..., 1:, :] - x[..., :-1, :]
+    ang = angle_between(d[..., :-1, :], d[..., 1:, :])
+    length = torch.linalg.vector_norm(d, dim=-1).sum(-1)
+    chord = torch.linalg.vector_norm(x[..., -1, :] - x[..., 0, :], dim=-1)
+    ltc = torch.where(chord > 1e-12 * length, length / chord, torch.full_like(length, float("nan")))
+    return ang, ltc
+
+
+def _cos_uniform(m: int | float, shape: Sequence[int], device) -> torch.Tensor:
+    """cos of the angle between a uniform unit vector of R^m and a fixed direction.
+
+    Density ∝ (1 − t²)^{(m−3)/2} (``(t+1)/2 ~ Beta((m−1)/2, (m−1)/2)``), drawn as one coordinate
+    of a Gaussian vector over its norm, ``t = g / √(g² + χ²_{m−1})`` with ``χ²_{m−1} =
+    2·Gamma((m−1)/2)`` (one normal and one gamma draw, faster than torch's Beta); for m = 1 a
+    random sign.
+    """
+    if m <= 1:
+        return torch.randint(0, 2, tuple(shape), device=device).to(torch.float64) * 2 - 1
+    g = torch.randn(tuple(shape), dtype=torch.float64, device=device)
+    half = torch.tensor((m - 1) / 2, dtype=torch.float64, device=device)
+    rest = 2 * torch.distributions.Gamma(half, torch.ones_like(half)).sample(tuple(shape))
+    return g / torch.sqrt(g * g + rest)
+
+
+def null_statistics(
+    name: str, states: torch.Tensor, n_sims: int, *, d_eff: int | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Turning angles ``[n_sims, N, V]`` and LTC ``[n_sims, N]`` of a null, sampled directly.
+
+    The statistics compare angles and LTC separately (never jointly), so each is sampled from
+    its exact marginal under the null without building the walks (current global RNG):
+
+    * ``gaussian`` / ``dimension`` (walk in R^m): consecutive directions are independent and
+      uniform, so the turning angles are i.i.d. with ``cos θ = 2B − 1``, ``B ~ Beta((m−1)/2,
+      (m−1)/2)``; the chord follows the scalar recursion ``‖S_{l+1}‖² = ‖S_l‖² + n² + 2n‖S_l‖c``
+      with ``c`` drawn the same way (the new direction is independent of the running sum).
+    * ``rotation``: angles are the observed ones; the chord follows the recursion on
+      ``(‖S_l‖², a_l = S_l·u_l)``: ``a' = cos θ·a + sin θ·√(‖S‖² − a²)·c'`` (``c'`` of a uniform
+      vector of R^{d−1}), ``‖S‖² += n² + 2n·a'``, ``a = a' + n``.
+    * ``shuffle``: angles gathered from the matrix of pairwise step angles under random
+      permutations; LTC is unchanged by construction (None).
+
+    Each is O(n_sims · N · steps); :func:`gaussian_walk`, :func:`angle_preserving_walk` and
+    :func:`step_shuffle` build the walks themselves (the tests check both agree).
+
+    Args:
+        name: one of ``NULLS``.
+        states: ``[N, point, d]`` float64 observed trajectories.
+        n_sims: number of simulations.
+        d_eff: the dimension for ``"dimension"``.
+    """
+    if name not in NULLS:
+        raise bad_arg("name", name, f"one of {NULLS}")
+    x = states
+    N, P, d = x.shape
+    K = P - 1
+    dev = x.device
+    steps = x[:, 1:] - x[:, :-1]
+    norms = torch.linalg.vector_norm(steps, dim=-1)  # [N, K]
+    length = norms.sum(-1)
+    S = n_sims
+    if name == "shuffle":
+        red = _reduced_steps(torch.nan_to_num(steps, nan=0.0))
+        red = red.masked_fill(torch.isnan(steps).any(-1, keepdim=True), float("nan"))
+        pair = angle_between(red[:, :, None, :], red[:, None, :, :]).reshape(1, N, K * K)  # [1, N, K·K]
+        perm = torch.rand(S, N, K, device=dev).argsort(-1)
+        idx = perm[..., :-1] * K + perm[..., 1:]
+        return torch.gather(pair.expand(S, N, K * K), -1, idx), None
+    if name in ("gaussian", "dimension"):
+        m = d if name == "gaussian" else _check_d(d_eff, "d_eff")
+        angles = torch.arccos(_cos_uniform(m, (S, N, K - 1), dev).clamp(-1, 1))
+        c = _cos_uniform(m, (S, N, K - 1), dev)
+        r2 = norms[:, 0].pow(2).expand(S, N)
+        for l in range(1, K):  # a loop over layers, vectorised over simulations and tokens
+            n = norms[:, l]
+            r2 = (r2 + n * n + 2 * n * r2.clamp_min(0).sqrt() * c[..., l - 1]).clamp_min(0)
+        return angles, _ltc(length, r2)
+    # rotation
+    theta = angle_between(steps[:, :-1], steps[:, 1:])
+    theta = torch.nan_to_num(theta, nan=math.pi / 2)
+    c = _cos_uniform(d - 1, (S, N, K - 1), dev)
+    r2 = norms[:, 0].pow(2).expand(S, N)
+    a = norms[:, 0].expand(S, N)
+    for l in range(1, K):
+        n, t = norms[:, l], theta[:, l - 1]
+        b = (r2 - a * a).clamp_min(0).sqrt()
+        a1 = torch.cos(t) * a + torch.sin(t) * b * c[..., l - 1]
+        r2 = (r2 + n * n + 2 * n * a1).clamp_min(0)
+        a = a1 + n
+    return theta.expand(S, N, K - 1), _ltc(length, r2)
+
+
+def _ltc(length: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+    chord = r2.sqrt()
+    return torch.where(chord > 1e-12 * length, length / chord, torch.full_like(chord, float("nan")))
+
+
+def _simulate(name: str, x: torch.Tensor, n_sims: int, seed: int | None, d_eff: int | None,
+              chunk_elems: int = 2**23) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """:func:`null_statistics` in chunks of simulations, from one seeded stream per null."""
+    N, P, _ = x.shape
+    chunk = max(1, min(n_sims, chunk_elems // max(1, N * P)))
+    angles, ltcs = [], []
+    gen_seed = None if seed is None else seed * 7919 + 1_000_003 * _SEED_OFFSET[name]
+    with seeded(gen_seed, x.device):
+        for start in range(0, n_sims, chunk):
+            a, l = null_statistics(name, x, min(chunk, n_sims - start), d_eff=d_eff)
+            angles.append(a)
+            ltcs.append(l)
+    return torch.cat(angles), (torch.cat(ltcs) if ltcs[0] is not None else None)
+
+
+def compare_to_nulls(
+    states: Any,
+    nulls: Sequence[str] = NULLS,
+    n_sims: int = 999,
+    seed: int | None = 0,
+    *,
+    thresholds: str = "degrees",
+    sharp_deg: float = SHARP_DEG,
+    flat_deg: float = FLAT_DEG,
+    k_sd: float = 2.0,
+    space: str = "raw",
+    norm: str = "rms",
+    eps: float = 1e-5,
+    d_eff: int | None = None,
+    alpha: float = 0.05,
+    keep_sims: int = 20,
+    vertex_labels: Sequence[str] | None = None,
+    _untrained: Any = None,
+) -> CurvatureReport:
+    """Compare observed trajectory curvature with null models; no model needed.
+
+    For each null and each layer vertex j (the turn at point j+1), counts sharp (θ ≥ sharp) and
+    flat (θ ≤ flat) turning angles over the N token trajectories, observed and in each of
+    ``n_sims`` simulated sets (each token replaced by its own surrogate), and compares the median
+    LTC over tokens the same way. p-values are one-sided (observed ≥ null), with the +1
+    correction: ``p = (1 + #{sims ≥ observed}) / (1 + n_sims)``, so the smallest is
+    ``1 / (1 + n_sims)``. Undefined angles (zero steps, padding) are NaN and counted nowhere;
+    a null's angle at a vertex where the observed one is undefined is masked too.
+
+    Args:
+        states: ``[..., point, d_model]`` (any leading dims, flattened into N trajectories) or a
+            Trajectories (padding dropped). At least 3 points.
+        nulls: any of ``"gaussian"``, ``"shuffle"``, ``"rotation"``, ``"dimension"`` (see the
+            module docstring).
+        n_sims: simulations per null (999 gives p ≥ 0.001).
+        seed: int (reproducible; each null gets its own derived stream) or None (global RNG).
+        thresholds: ``"degrees"`` (``sharp_deg``/``flat_deg``, defaults 110°/70°, tlgeom's
+            choice) or ``"null_sd"`` (per null and vertex, ``μ ± k_sd·σ`` of that null's angles).
+        space, norm, eps: ``space="normalized"`` normalises every state first (see
+            :func:`tlgeom.curvature.normalize_states`); nulls are then built from the
+            normalised steps.
+        d_eff: dimension for the ``dimension`` null (default: participation ratio of the cloud
+            of observed states, rounded, ≥ 2).
+        alpha: level used by :meth:`CurvatureReport.summary` and ``verdicts``.
+        keep_sims: simulations kept per null for the plots.
+        vertex_labels: names of the V vertices (default from a Trajectories, else ``v1…``).
+
+    Returns:
+        A :class:`CurvatureReport`.
+
+    Cost: O(n_sims · N · steps · min(steps, d)) per null (memory chunked to ~64 MiB per step,
+    plus the ``[n_sims, N, V]`` null angles of the null being processed).
+    """
+    if space not in SPACES:
+        raise bad_arg("space", space, f"one of {SPACES}")
+    if thresholds not in THRESHOLDS:
+        raise bad_arg("thresholds", thresholds, f"one of {THRESHOLDS}")
+    if isinstance(nulls, str):
+        nulls = (nulls,)
+    nulls = tuple(nulls)
+    if not nulls and _untrained is None:
+        raise bad_arg("nulls", nulls, f"a non-empty sequence of {NULLS}")
+    for n in nulls:
+        if n not in NULLS:
+            extra = " ('untrained' needs a model: use tlgeom.curvature_test)" if n == "untrained" else ""
+            raise bad_arg("nulls", n, f"names from {NULLS}{extra}")
+    n_sims = _check_n_sims(n_sims)
+    if not (isinstance(alpha, float) and 0 < alpha < 1):
+        raise bad_arg("alpha", alpha, "a float in (0, 1)")
+    if float(sharp_deg) < float(flat_deg) or not (0 <= float(flat_deg) <= 180 and 0 <= float(sharp_deg) <= 180):
+        raise bad_arg("sharp_deg", (sharp_deg, flat_deg), "0 <= flat_deg <= sharp_deg <= 180")
+    x, labels = _flatten_states(states)
+    if x.shape[0] == 0:
+        raise bad_arg("states", "all NaN", "at least one trajectory with defined states")
+    if space == "normalized":
+        if norm not in NORMS:
+            raise bad_arg("norm", norm, f"one of {NORMS}")
+        x = normalize_states(x, norm, eps)
+    N, P, d = x.shape
+    V = P - 2
+    vertex_labels = list(vertex_labels) if vertex_labels is not None else (labels or [f"v{j + 1}" for j in range(V)])
+    if len(vertex_labels) != V:
+        raise bad_arg("vertex_labels", vertex_labels, f"{V} labels (one per vertex)")
+    obs_angles, obs_ltc = _angles_ltc(x)
+    obs_undefined = torch.isnan(obs_angles)
+    pr = None
+    if "dimension" in nulls and d_eff is None:
+        pr = participation_ratio(x)
+        d_eff = max(2, int(round(pr)))
+    elif d_eff is not None:
+        d_eff = _check_d(d_eff, "d_eff")
+    results = []
+
+    def thresholds_for(null_angles):
+        if thresholds == "degrees":
+            return (torch.full((V,), float(sharp_deg), dtype=torch.float64, device=x.device),
+                    torch.full((V,), float(flat_deg), dtype=torch.float64, device=x.device))
+        s, f = null_sd_thresholds(null_angles.reshape(-1, V), k_sd, dim=0)
+        return s.clamp(max=180.0), f.clamp(min=0.0)
+
+    def counts(angles, sharp, flat, dim):
+        c = sharp_flat_counts(angles, sharp, flat, dim=dim)
+        return {"sharp": c.sharp, "flat": c.flat, "sharp+flat": c.sharp + c.flat}, c.valid
+
+    for name in nulls:
+        null_angles, null_ltc = _simulate(name, x, n_sims, seed, d_eff)
+        null_angles = null_angles.masked_fill(obs_undefined, float("nan"))
+        sharp, flat = thresholds_for(null_angles)
+        observed, valid = counts(obs_angles, sharp, flat, 0)
+        null_counts, _ = counts(null_angles, sharp, flat, 1)
+        reference = {k: v.to(torch.float64).mean(0) for k, v in null_counts.items()}
+        ltc_null = null_ltc.nanmedian(-1).values if null_ltc is not None else None
+        desc = _DESCRIPTIONS[name].format(d=d, d_eff=d_eff, pr=pr if pr is not None else float(d_eff or 0))
+        note = {"shuffle": "permuting a trajectory's steps leaves its length and chord unchanged, so LTC cannot differ",
+                "rotation": "this null keeps every turning angle by construction (it tests LTC given the angles)"}.get(name, "")
+        results.append(NullResult(
+            name=name, description=desc, sharp_deg=sharp, flat_deg=flat, observed=observed, null=null_counts,
+            reference=reference, valid=valid, ltc_observed=float(obs_ltc.nanmedian()), ltc_null=ltc_null,
+            ltc_reference=float(ltc_null.median()) if ltc_null is not None else float(obs_ltc.nanmedian()),
+            tests_angles=name != "rotation", tests_ltc=name != "shuffle", note=note,
+            angles_sample=null_angles[:keep_sims].float(),
+            ltc_sample=null_ltc[:keep_sims].float() if null_ltc is not None else None,
+        ))
+    if _untrained is not None:
+        results.append(_untrained_result(x, obs_angles, obs_ltc, _untrained, n_sims, seed, thresholds,
+                                         thresholds_for, counts, keep_sims))
+    return CurvatureReport(
+        results=results, observed_angles=obs_angles, observed_ltc=obs_ltc, vertex_labels=vertex_labels,
+        n_sims=n_sims, seed=seed, alpha=alpha, space=space, thresholds=thresholds, k_sd=k_sd, d_model=d,
+        d_eff=d_eff, sharp_deg=float(sharp_deg), flat_deg=float(flat_deg),
+    )
+
+
+def _indicators(angles: torch.Tensor, sharp: torch.Tensor, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    deg = torch.rad2deg(angles)
+    ok = ~torch.isnan(deg)
+    s, f = ((deg >= sharp) & ok).long(), ((deg <= flat) & ok).long()
+    return {"sharp": s, "flat": f, "sharp+flat": s + f}
+
+
+def _untrained_result(x, obs_angles, obs_ltc, untrained, n_sims, seed, thresholds, thresholds_for, counts, keep_sims):
+    """Paired swap test between the trained (x) and untrained trajectories of the same tokens."""
+    u, init_seed = untrained
+    if u.shape != x.shape:
+        raise TlgeomError(f"untrained states shape {tuple(u.shape)} != observed {tuple(x.shape)}")
+    u_angles, u_ltc = _angles_ltc(u)
+    u_angles = u_angles.masked_fill(torch.isnan(obs_angles), float("nan"))
+    sharp, flat = thresholds_for(u_angles)
+    observed, valid = counts(obs_angles, sharp, flat, 0)
+    u_counts, _ = counts(u_angles, sharp, flat, 0)
+    # per-token indicators [N, V], so a swap is a per-token choice between the two arms
+    o_tok, u_tok = _indicators(obs_angles, sharp, flat), _indicators(u_angles, sharp, flat)
+    N = x.shape[0]
+    gen_seed = None if seed is None else seed * 7919 + 1_000_003 * _SEED_OFFSET["untrained"]
+    with seeded(gen_seed, x.device):
+        swap = torch.rand(n_sims, N, device=x.device) < 0.5
+    null_counts = {k: torch.where(swap[..., None], u_tok[k], o_tok[k]).sum(1) for k in o_tok}
+    arm_ltc = torch.where(swap, u_ltc, obs_ltc)
+    ltc_null = arm_ltc.nanmedian(-1).values
+    swap_angles = torch.where(swap[:keep_sims, :, None], u_angles, obs_angles)
+    return NullResult(
+        name="untrained", description=_DESCRIPTIONS["untrained"].format(seed=init_seed), sharp_deg=sharp,
+        flat_deg=flat, observed=observed, null=null_counts,
+        reference={k: v.to(torch.float64) for k, v in u_counts.items()}, valid=valid,
+        ltc_observed=float(obs_ltc.nanmedian()), ltc_null=ltc_null, ltc_reference=float(u_ltc.nanmedian()),
+        angles_sample=u_angles[None].float(), ltc_sample=u_ltc[None].float(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The model-based null and curvature_test
+
+
+def untrained_model(model: Any, seed: int = 0) -> Any:
+    """A deep copy of ``model`` with every weight re-initialised, seeded (the model is untouched).
+
+    What is re-initialised, by model kind:
+
+    * TransformerBridge wrapping a Hugging Face model (``model.original_model`` is a
+      ``PreTrainedModel``): the copy's ``_is_hf_initialized`` flags (set on loading, they make HF
+      skip initialisation) are cleared and ``original_model.init_weights()`` runs under
+      ``torch.manual_seed(seed)``: the architecture's own ``_init_weights`` (for Llama/SmolLM2:
+      Linear and Embedding ~ N(0, initializer_range), RMSNorm weights 1) and its weight tying.
+    * TransformerBridge booted natively (``boot_native``): TransformerLens'
+      ``initialize_native_model(original_model, cfg, seed=seed)`` (honours ``cfg.init_mode``).
+    * HookedTransformer: ``init_weights()`` with ``cfg.seed = seed`` (TransformerLens' scheme for
+      ``cfg.init_mode``; LayerNorm weights stay 1 and biases 0).
+    * Anything else (e.g. HookedEncoder): matrices ~ N(0, cfg.initializer_range or 0.02),
+      LayerNorm weights (``*.w``) 1, other vectors 0.
+
+    The RNG state of the caller is restored afterwards.
+    """
+    from . import _compat
+
+    info = _compat.check_model(model)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise bad_arg("seed", seed, "an int")
+    m = copy.deepcopy(model)
+    dev = _compat.model_device(m)
+    orig = getattr(m, "original_model", None)
+    with seeded(seed, dev), torch.no_grad():
+        if info.api == "bridge" and orig is not None and hasattr(orig, "_init_weights") and hasattr(orig, "init_weights"):
+            for mod in orig.modules():
+                if getattr(mod, "_is_hf_initialized", False):
+                    mod._is_hf_initialized = False
+                for t in list(mod.parameters(recurse=False)) + list(mod.buffers(recurse=False)):
+                    if getattr(t, "_is_hf_initialized", False):
+                        t._is_hf_initialized = False
+            orig.init_weights()
+        elif info.api == "bridge" and orig is not None and type(orig).__name__ == "NativeModel":
+            from transformer_lens.model_bridge.sources.native.init import initialize_native_model
+
+            initialize_native_model(orig, m.cfg, seed=seed)
+        elif info.api == "hooked_transformer" and hasattr(m, "init_weights"):
+            m.cfg.seed = seed
+            m.init_weights()
+        else:
+            std = float(getattr(m.cfg, "initializer_range", 0.0) or 0.02)
+            for pname, p in m.named_parameters():
+                if p.dim() >= 2:
+                    p.normal_(0.0, std)
+                elif pname.endswith(".w") or pname.endswith("weight"):
+                    p.fill_(1.0)
+                else:
+                    p.zero_()
+    return m.eval()
+
+
+def curvature_test(
+    model: Any,
+    texts: Any,
+    nulls: Sequence[str] = NULLS + MODEL_NULLS,
+    n_sims: int = 999,
+    seed: int | None = 0,
+    *,
+    init_seed: int = 0,
+    points: str = "resid",
+    space: str = "raw",
+    skip_first: int = 0,
+    **kwargs: Any,
+) -> CurvatureReport:
+    """Record ``texts``' trajectories on ``model`` and run :func:`compare_to_nulls`, plus the
+    untrained-model null (see :func:`untrained_model`, :func:`compare_to_nulls`).
+
+    Args:
+        model: a TransformerLens model.
+        texts: a string, a list of strings (padding is dropped) or token ids.
+        nulls: names from ``NULLS`` and ``"untrained"``.
+        n_sims, seed: as in :func:`compare_to_nulls` (the untrained swap test uses ``n_sims`` swaps).
+        init_seed: seed of the untrained model's initialisation.
+        points: ``"resid"`` or ``"sublayer"``.
+        space: ``"raw"`` or ``"normalized"`` (the model's own normalisation, :func:`model_normalization`).
+        skip_first: leave out the first ``skip_first`` positions of every text (e.g. 1 for a BOS
+            token, whose residual stream on SmolLM2 is ~100× longer than the others').
+        **kwargs: passed to :func:`compare_to_nulls` (thresholds, sharp_deg, flat_deg, k_sd, alpha, …).
+    """
+    from .trajectory import record_trajectories
+
+    if isinstance(nulls, str):
+        nulls = (nulls,)
+    nulls = tuple(nulls)
+    for n in nulls:
+        if n not in NULLS + MODEL_NULLS:
+            raise bad_arg("nulls", n, f"names from {NULLS + MODEL_NULLS}")
+    if not isinstance(skip_first, int) or isinstance(skip_first, bool) or skip_first < 0:
+        raise bad_arg("skip_first", skip_first, "an int >= 0")
+    norm_kw = {}
+    if space == "normalized":
+        nm, eps = model_normalization(model)
+        norm_kw = {"norm": nm, "eps": eps}
+    traj = record_trajectories(model, texts, points)
+
+    def valid_states(t):
+        x = as_states(t, "states")[:, skip_first:]
+        if x.shape[1] == 0:
+            raise bad_arg("skip_first", skip_first, f"fewer than the {t.states.shape[1]} positions")
+        x = x.reshape(-1, *x.shape[-2:])
+        return x[~torch.isnan(x).all(-1).all(-1)]
+
+    x = valid_states(traj)
+    untrained = None
+    if "untrained" in nulls:
+        um = untrained_model(model, init_seed)
+        try:
+            u = valid_states(record_trajectories(um, texts, points))
+        finally:
+            del um
+        if space == "normalized":
+            u = normalize_states(u, norm_kw["norm"], norm_kw["eps"])
+        untrained = (u, init_seed)
+    if space == "normalized":
+        x = normalize_states(x, norm_kw["norm"], norm_kw["eps"])
+    report = compare_to_nulls(
+        x, [n for n in nulls if n != "untrained"], n_sims, seed, space="raw",
+        vertex_labels=traj.point_labels[1:-1], _untrained=untrained, **kwargs,
+    )
+    report.space = space
+    name = getattr(model.cfg, "model_name", "") or type(model).__name__
+    report.label = f"{name}, {len(traj.str_tokens)} text(s)"
+    return report
