@@ -247,7 +247,8 @@ def test_streaming_metrics_equal_tensor_functions(tiny_any):
         got = tlgeom.stream(m, texts, [SequenceTurningAngles(mask=t.mask, **norm_kw)])["sequence_turning_angles"]
         torch.testing.assert_close(got, sequence_turning_angles(t, **tensor_kw), equal_nan=True)
     one = tlgeom.stream(m, texts[0], [SequenceTurningAngles()])["sequence_turning_angles"]
-    torch.testing.assert_close(one[0], sequence_turning_angles(t)[0, :, : one.shape[-1]])
+    # a batch of one vs a padded batch: float32 model arithmetic differs slightly (tolerance 1e-5)
+    torch.testing.assert_close(one[0], sequence_turning_angles(t)[0, :, : one.shape[-1]], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("space", ["raw", "normalized"])
