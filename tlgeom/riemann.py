@@ -1,0 +1,659 @@
+"""Riemannian geometry of the learned space: pullback metric, connection, curvature, geodesics.
+
+Conventions (index placement as in Carroll / MTW):
+
+* A *metric function* maps one chart point ``x[n]`` to ``g(x)[n, n]`` (symmetric positive
+  definite). Every function here takes a metric function and points ``x[..., n]`` with any
+  leading dims; derivatives of ``g`` come from ``torch.func.jacfwd`` (forward-mode autodiff),
+  vectorised over the points with ``torch.func.vmap``. Everything is float64.
+* Christoffel symbols of the Levi-Civita connection, upper index first:
+  ``Γ[..., k, i, j] = Γ^k_ij = ½ g^{kl} (∂_i g_jl + ∂_j g_il − ∂_l g_ij)``.
+* Riemann tensor ``R[..., ρ, σ, μ, ν] = R^ρ_σμν = ∂_μ Γ^ρ_νσ − ∂_ν Γ^ρ_μσ + Γ^ρ_μλ Γ^λ_νσ − Γ^ρ_νλ Γ^λ_μσ``;
+  Ricci ``R_σν = R^ρ_σρν``; scalar curvature ``R = g^{σν} R_σν`` (round sphere of radius r: 2/r²).
+* Geodesics solve ``ẍ^k = −Γ^k_ij ẋ^i ẋ^j``; parallel transport of ``w`` along ``c(t)`` solves
+  ``ẇ^k = −Γ^k_ij ċ^i w^j``; both with classical RK4.
+
+Model charts (:func:`model_chart`): a token's residual state at trajectory point ``l0`` is moved
+in a k-dimensional subspace, ``x_l0 + B u`` (``B`` a ``d_model × k`` orthonormal basis), and
+mapped through the model to its state at point ``l1``, the rest of the context fixed. The map is
+``R^k → R^d_model``; its pullback metric ``JᵀJ`` is computed from k JVPs (one batched forward
+pass with dual numbers), so no ``d_model × d_model`` tensor is ever formed.
+
+Effective metric of an attention head (:func:`head_metric_signature`): the bilinear form
+``S = ½ (W_Q W_Kᵀ + W_K W_Qᵀ) / √d_head`` on the attention input (the LN/RMSNorm output), whose
+eigen-signature (how many positive / negative directions) says how far the head's score
+``x_iᵀ W_Q W_Kᵀ x_j`` is from a (pseudo-)inner product. Computed from the ``2·d_head``-dimensional
+factorisation, never as a ``d_model × d_model`` matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from jaxtyping import Float
+from torch.func import jacfwd, jvp, vmap
+
+from . import _compat
+from ._errors import TlgeomError, bad_arg
+
+#: Largest chart dimension for the Riemann / Ricci / scalar curvature (n⁴ entries per point).
+MAX_CURVATURE_DIM = 16
+
+MetricFn = Callable[[torch.Tensor], torch.Tensor]
+
+__all__ = [
+    "pullback_metric", "christoffel_symbols", "riemann_tensor", "ricci_tensor", "scalar_curvature",
+    "curvature", "Curvature", "geodesic", "Geodesic", "parallel_transport",
+    "LayerChart", "model_chart", "chart_basis", "head_effective_metric", "head_metric_signature",
+    "HeadSignature",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# input checks and batching
+
+
+def _points(x: Any, arg: str = "x") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() < 1 or x.shape[-1] < 1:
+        shown = f"Tensor(shape={tuple(x.shape)}, dtype={x.dtype})" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise bad_arg(arg, shown, "a float tensor of chart points [..., n] with n ≥ 1")
+    return x.to(torch.float64)
+
+
+def _check_fn(fn: Any, arg: str) -> None:
+    if not callable(fn):
+        raise bad_arg(arg, fn, "a callable mapping one point x[n] (a torch tensor) to a tensor")
+
+
+def _batched(single: Callable, x: torch.Tensor, *extra: torch.Tensor):
+    """Apply ``single`` (one point [n]) to every point of ``x[..., n]`` with vmap."""
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
+    flat_extra = [e.to(torch.float64).reshape(-1, *e.shape[len(lead):]) for e in extra]
+    out = vmap(single)(flat, *flat_extra)
+    if isinstance(out, tuple):
+        return tuple(o.reshape(*lead, *o.shape[1:]) for o in out)
+    return out.reshape(*lead, *out.shape[1:])
+
+
+def _metric_value(metric_fn: MetricFn, x: torch.Tensor) -> torch.Tensor:
+    g = metric_fn(x)
+    if not isinstance(g, torch.Tensor) or g.shape != (x.shape[-1], x.shape[-1]):
+        raise bad_arg("metric_fn", metric_fn, f"a function returning g(x) of shape [n, n] = "
+                      f"[{x.shape[-1]}, {x.shape[-1]}], got {getattr(g, 'shape', type(g).__name__)}")
+    return g.to(torch.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# metric and connection
+
+
+def pullback_metric(f: Callable[[torch.Tensor], torch.Tensor], x: Float[torch.Tensor, "... n"]
+                    ) -> Float[torch.Tensor, "... n n"]:
+    """Pullback of the Euclidean metric through ``f``: ``g(x) = J(x)ᵀ J(x)``, ``J = ∂f/∂x``.
+
+    ``g_ij = ⟨∂_i f, ∂_j f⟩``. ``J`` comes from ``torch.func.jacfwd`` (n JVPs, so a map into a
+    large space costs n forward passes and never a ``d × d`` matrix), batched over points with vmap.
+
+    Args:
+        f: maps one point ``x[n]`` to any tensor (flattened to ``R^d``); must be written with torch
+            ops so torch.func can differentiate it (a :class:`LayerChart` qualifies).
+        x: points ``[..., n]``.
+
+    Returns:
+        ``g`` ``[..., n, n]`` float64.
+    """
+    _check_fn(f, "f")
+    x = _points(x)
+
+    def single(xi):
+        J = jacfwd(lambda z: f(z).reshape(-1))(xi).to(torch.float64)  # [d, n]
+        return J.transpose(-1, -2) @ J
+
+    return _batched(single, x)
+
+
+def _christoffel_from(g: torch.Tensor, dg: torch.Tensor) -> torch.Tensor:
+    """Γ^k_ij from ``g[n,n]`` and ``dg[a,b,c] = ∂_c g_ab`` (one point)."""
+    n = g.shape[-1]
+    # T_lij = ∂_i g_jl + ∂_j g_il − ∂_l g_ij
+    T = torch.einsum("jli->lij", dg) + torch.einsum("ilj->lij", dg) - torch.einsum("ijl->lij", dg)
+    # Cholesky solve (g is positive definite). Not torch.linalg.solve: under vmap(jacfwd(...)) with
+    # more than one point, torch 2.13 returns inf/NaN for every point after the first.
+    return 0.5 * torch.cholesky_solve(T.reshape(n, n * n), torch.linalg.cholesky(g)).reshape(n, n, n)
+
+
+def _gamma_single(metric_fn: MetricFn):
+    def single(xi):
+        dg, g = jacfwd(lambda z: (lambda gz: (gz, gz))(_metric_value(metric_fn, z)), has_aux=True)(xi)
+        return _christoffel_from(g, dg), g
+
+    return single
+
+
+def christoffel_symbols(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) -> Float[torch.Tensor, "... n n n"]:
+    """Christoffel symbols of the Levi-Civita connection, ``Γ[..., k, i, j] = Γ^k_ij``.
+
+    ``Γ^k_ij = ½ g^{kl} (∂_i g_jl + ∂_j g_il − ∂_l g_ij)``, with ``∂g`` from ``torch.func.jacfwd``
+    of ``metric_fn`` (exact to rounding, no finite differences) and ``g^{kl}`` applied by a linear
+    solve. Vectorised over the leading dims of ``x`` with vmap; float64.
+
+    Args:
+        metric_fn: maps one point ``x[n]`` to ``g(x)[n, n]``.
+        x: points ``[..., n]``.
+    """
+    _check_fn(metric_fn, "metric_fn")
+    x = _points(x)
+    return _batched(lambda xi: _gamma_single(metric_fn)(xi)[0], x)
+
+
+@dataclass
+class Curvature:
+    """Metric, connection and curvature at a batch of points (all float64).
+
+    Attributes:
+        g: metric ``[..., n, n]``.
+        christoffel: ``Γ^k_ij`` ``[..., n, n, n]`` (upper index first).
+        riemann: ``R^ρ_σμν`` ``[..., n, n, n, n]``.
+        ricci: ``R_σν`` ``[..., n, n]``.
+        scalar: ``R`` ``[...]``.
+    """
+
+    g: torch.Tensor
+    christoffel: torch.Tensor
+    riemann: torch.Tensor
+    ricci: torch.Tensor
+    scalar: torch.Tensor
+
+
+def _curvature_single(metric_fn: MetricFn):
+    gamma = _gamma_single(metric_fn)
+
+    def single(xi):
+        dGamma, (Gamma, g) = jacfwd(lambda z: (lambda out: (out[0], out))(gamma(z)), has_aux=True)(xi)
+        # dGamma[r, a, b, c] = ∂_c Γ^r_ab
+        R = (torch.einsum("rnsm->rsmn", dGamma) - torch.einsum("rmsn->rsmn", dGamma)
+             + torch.einsum("rml,lns->rsmn", Gamma, Gamma) - torch.einsum("rnl,lms->rsmn", Gamma, Gamma))
+        ric = torch.einsum("rsrn->sn", R)
+        scal = torch.einsum("sn,sn->", torch.cholesky_inverse(torch.linalg.cholesky(g)), ric)
+        return g, Gamma, R, ric, scal
+
+    return single
+
+
+def curvature(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) -> Curvature:
+    """Metric, Christoffel symbols, Riemann and Ricci tensors and scalar curvature in one pass.
+
+    ``R^ρ_σμν = ∂_μ Γ^ρ_νσ − ∂_ν Γ^ρ_μσ + Γ^ρ_μλ Γ^λ_νσ − Γ^ρ_νλ Γ^λ_μσ``, ``R_σν = R^ρ_σρν``,
+    ``R = g^{σν} R_σν``. ``∂Γ`` is a second ``jacfwd`` (so ``g`` is differentiated twice).
+
+    Args:
+        metric_fn: maps one point ``x[n]`` to ``g(x)[n, n]``; n ≤ :data:`MAX_CURVATURE_DIM`.
+        x: points ``[..., n]``.
+    """
+    _check_fn(metric_fn, "metric_fn")
+    x = _points(x)
+    if x.shape[-1] > MAX_CURVATURE_DIM:
+        raise bad_arg("x", f"Tensor(shape={tuple(x.shape)})",
+                      f"chart dimension n ≤ {MAX_CURVATURE_DIM} for curvature tensors (n⁴ entries per point)")
+    return Curvature(*_batched(_curvature_single(metric_fn), x))
+
+
+def riemann_tensor(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) -> Float[torch.Tensor, "... n n n n"]:
+    """Riemann tensor ``R[..., ρ, σ, μ, ν] = R^ρ_σμν`` (see :func:`curvature`)."""
+    return curvature(metric_fn, x).riemann
+
+
+def ricci_tensor(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) -> Float[torch.Tensor, "... n n"]:
+    """Ricci tensor ``R_σν = R^ρ_σρν`` (see :func:`curvature`)."""
+    return curvature(metric_fn, x).ricci
+
+
+def scalar_curvature(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) -> Float[torch.Tensor, "..."]:
+    """Scalar curvature ``R = g^{σν} R_σν`` (round sphere of radius r: 2/r²; see :func:`curvature`)."""
+    return curvature(metric_fn, x).scalar
+
+
+# ---------------------------------------------------------------------------------------------
+# geodesics and parallel transport
+
+
+@dataclass
+class Geodesic:
+    """A solution of the geodesic equation sampled at ``t``.
+
+    Attributes:
+        t: ``[step]`` parameter values (``n_steps + 1``).
+        x: positions ``[..., step, n]``.
+        v: velocities ``[..., step, n]``.
+    """
+
+    t: torch.Tensor
+    x: torch.Tensor
+    v: torch.Tensor
+
+    def speed(self, metric_fn: MetricFn) -> Float[torch.Tensor, "... step"]:
+        """``√(g(v, v))`` along the curve (constant for an exact geodesic)."""
+        g = _batched(lambda z: _metric_value(metric_fn, z), self.x)
+        return torch.einsum("...i,...ij,...j->...", self.v, g, self.v).sqrt()
+
+    def to_frame(self):
+        import numpy as np
+        import pandas as pd
+
+        x = self.x.reshape(-1, *self.x.shape[-2:]).cpu().numpy()
+        B, T, n = x.shape
+        b, s = np.meshgrid(np.arange(B), np.arange(T), indexing="ij")
+        data = {"curve": b.ravel(), "step": s.ravel(), "t": self.t.cpu().numpy()[s.ravel()]}
+        data.update({f"x{i}": x[..., i].ravel() for i in range(n)})
+        return pd.DataFrame(data)
+
+    def plot(self, ax=None, dims: tuple[int, int] = (0, 1)):
+        """The curves projected on two chart coordinates."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4, 4))
+        x = self.x.reshape(-1, *self.x.shape[-2:]).cpu()
+        for c in x:
+            ax.plot(c[:, dims[0]], c[:, dims[1]], lw=1)
+        ax.set_xlabel(f"x{dims[0]}")
+        ax.set_ylabel(f"x{dims[1]}")
+        ax.set_title("geodesics")
+        return ax
+
+
+def _check_steps(t1: Any, n_steps: Any) -> None:
+    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
+        raise bad_arg("n_steps", n_steps, "a positive int")
+    if not isinstance(t1, (int, float)) or isinstance(t1, bool) or not math.isfinite(t1):
+        raise bad_arg("t1", t1, "a finite float")
+
+
+def geodesic(metric_fn: MetricFn, x0: Float[torch.Tensor, "... n"], v0: Float[torch.Tensor, "... n"],
+             t1: float = 1.0, n_steps: int = 100) -> Geodesic:
+    """Integrate the geodesic equation ``ẍ^k = −Γ^k_ij ẋ^i ẋ^j`` from ``(x0, v0)`` with RK4.
+
+    All initial conditions (leading dims of ``x0``/``v0``) advance together; each RK4 stage is one
+    vectorised Christoffel evaluation. Global error O(h⁴), ``h = t1 / n_steps``.
+
+    Args:
+        metric_fn: maps one point ``x[n]`` to ``g(x)[n, n]``.
+        x0, v0: start points and velocities ``[..., n]`` (same shape).
+        t1: final parameter value.
+        n_steps: RK4 steps.
+    """
+    _check_fn(metric_fn, "metric_fn")
+    x = _points(x0, "x0")
+    v = _points(v0, "v0")
+    if v.shape != x.shape:
+        raise bad_arg("v0", f"Tensor(shape={tuple(v.shape)})", f"the shape of x0, {tuple(x.shape)}")
+    _check_steps(t1, n_steps)
+    h = float(t1) / n_steps
+    gamma = vmap(lambda xi: _gamma_single(metric_fn)(xi)[0])
+    lead = x.shape[:-1]
+    x, v = x.reshape(-1, x.shape[-1]), v.reshape(-1, x.shape[-1])
+
+    def acc(xx, vv):
+        return -torch.einsum("bkij,bi,bj->bk", gamma(xx), vv, vv)
+
+    xs, vs = [x], [v]
+    for _ in range(n_steps):
+        k1x, k1v = v, acc(x, v)
+        k2x, k2v = v + 0.5 * h * k1v, acc(x + 0.5 * h * k1x, v + 0.5 * h * k1v)
+        k3x, k3v = v + 0.5 * h * k2v, acc(x + 0.5 * h * k2x, v + 0.5 * h * k2v)
+        k4x, k4v = v + h * k3v, acc(x + h * k3x, v + h * k3v)
+        x = x + h / 6 * (k1x + 2 * k2x + 2 * k3x + k4x)
+        v = v + h / 6 * (k1v + 2 * k2v + 2 * k3v + k4v)
+        xs.append(x)
+        vs.append(v)
+    X = torch.stack(xs, dim=1).reshape(*lead, n_steps + 1, -1)
+    V = torch.stack(vs, dim=1).reshape(*lead, n_steps + 1, -1)
+    return Geodesic(t=torch.linspace(0, float(t1), n_steps + 1, dtype=torch.float64), x=X, v=V)
+
+
+def parallel_transport(metric_fn: MetricFn, curve: Callable[[torch.Tensor], torch.Tensor],
+                       w0: Float[torch.Tensor, "... n"], t1: float = 1.0, n_steps: int = 100
+                       ) -> Float[torch.Tensor, "step ... n"]:
+    """Parallel-transport vectors ``w0`` along ``c(t)``, ``t ∈ [0, t1]``: ``ẇ^k = −Γ^k_ij ċ^i w^j`` (RK4).
+
+    ``ċ`` comes from ``torch.func.jacfwd`` of ``curve``. The transported vectors keep their
+    ``g``-lengths and mutual angles (Levi-Civita connection is metric-compatible).
+
+    Args:
+        metric_fn: maps one point ``x[n]`` to ``g(x)[n, n]``.
+        curve: maps a 0-d float64 tensor ``t`` to the point ``c(t)[n]``.
+        w0: vectors at ``c(0)``, ``[..., n]`` (any number, transported together).
+        t1: end of the parameter interval.
+        n_steps: RK4 steps.
+
+    Returns:
+        ``[n_steps + 1, ..., n]``: the vectors at ``t = 0, h, …, t1``.
+    """
+    _check_fn(metric_fn, "metric_fn")
+    _check_fn(curve, "curve")
+    _check_steps(t1, n_steps)
+    w = _points(w0, "w0")
+    n = w.shape[-1]
+    lead = w.shape[:-1]
+    w = w.reshape(-1, n)
+    gamma = _gamma_single(metric_fn)
+
+    def rhs(t: float, ww):
+        tt = torch.tensor(float(t), dtype=torch.float64)
+        c = curve(tt).to(torch.float64)
+        if c.shape != (n,):
+            raise bad_arg("curve", curve, f"a function of t returning a point of shape [{n}], got {tuple(c.shape)}")
+        cdot = jacfwd(lambda s: curve(s).to(torch.float64))(tt)
+        G = gamma(c)[0]
+        return -torch.einsum("kij,i,bj->bk", G, cdot, ww)
+
+    h = float(t1) / n_steps
+    out = [w]
+    for s in range(n_steps):
+        t = s * h
+        k1 = rhs(t, w)
+        k2 = rhs(t + h / 2, w + h / 2 * k1)
+        k3 = rhs(t + h / 2, w + h / 2 * k2)
+        k4 = rhs(t + h, w + h * k3)
+        w = w + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        out.append(w)
+    return torch.stack(out).reshape(n_steps + 1, *lead, n)
+
+
+# ---------------------------------------------------------------------------------------------
+# model charts
+
+
+def _orthonormal(B: torch.Tensor) -> torch.Tensor:
+    Q, R = torch.linalg.qr(B.to(torch.float64))
+    if bool((R.diagonal().abs() <= 1e-10 * R.diagonal().abs().max().clamp_min(1e-300)).any()):
+        raise bad_arg("basis", f"Tensor(shape={tuple(B.shape)})", "linearly independent directions")
+    return Q
+
+
+def chart_basis(model: Any, basis: Any = "embedding", k: int = 8, *, states: torch.Tensor | None = None
+                ) -> Float[torch.Tensor, "d_model k"]:
+    """An orthonormal ``d_model × k`` basis for a model chart.
+
+    Args:
+        model: a TransformerLens model (for ``W_E`` and the tokenizer).
+        basis: ``"embedding"`` (top-k principal directions of the token-embedding cloud ``W_E``,
+            centred), ``"context"`` (top-k principal directions of ``states``, e.g. the
+            paragraph's residual states at the chart's input point), a list of k token strings
+            (the span of their embedding vectors, orthonormalised), or a tensor ``[d_model, k]``
+            (orthonormalised).
+        k: chart dimension (ignored for a list or tensor, whose size sets it).
+        states: ``[N, d_model]`` points for ``basis="context"``.
+    """
+    d = int(model.cfg.d_model)
+    if isinstance(basis, torch.Tensor):
+        if basis.dim() != 2 or basis.shape[0] != d or not 1 <= basis.shape[1] <= d:
+            raise bad_arg("basis", f"Tensor(shape={tuple(basis.shape)})", f"a [d_model={d}, k] tensor")
+        return _orthonormal(basis.detach().cpu())
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= d:
+        raise bad_arg("k", k, f"an int in [1, d_model={d}]")
+    if isinstance(basis, (list, tuple)) and basis and all(isinstance(s, str) for s in basis):
+        W_E = model.W_E.detach().cpu().to(torch.float64)
+        ids = []
+        for s in basis:
+            t = model.tokenizer.encode(s, add_special_tokens=False)
+            if len(t) != 1:
+                raise bad_arg("basis", s, "strings that are single tokens of this model's tokenizer")
+            ids.append(t[0])
+        return _orthonormal(W_E[ids].T)
+    if basis == "embedding":
+        W_E = model.W_E.detach().cpu().to(torch.float64)
+        X = W_E - W_E.mean(0)
+    elif basis == "context":
+        if not isinstance(states, torch.Tensor) or states.dim() != 2 or states.shape[-1] != d:
+            raise bad_arg("states", None if states is None else f"Tensor(shape={tuple(states.shape)})",
+                          f"a [N, d_model={d}] tensor of points when basis='context'")
+        X = states.detach().cpu().to(torch.float64)
+        X = X - X.mean(0)
+    else:
+        raise bad_arg("basis", basis, "'embedding', 'context', a list of single-token strings or a [d_model, k] tensor")
+    if k > min(X.shape):
+        raise bad_arg("k", k, f"at most {min(X.shape)} principal directions of this cloud")
+    # principal directions = right singular vectors; eigh of the k-by-k ... here d×d Gram is avoided:
+    _, _, V = torch.svd_lowrank(X, q=min(k + 8, min(X.shape)), niter=4)
+    return _orthonormal(V[:, :k])
+
+
+class LayerChart:
+    """A token's residual state moved in a k-dim subspace at point ``l0``, read at point ``l1``.
+
+    ``f(u) = state_{l1}[pos]`` when ``state_{l0}[pos]`` is replaced by ``x0 + B u`` (``B`` the
+    orthonormal basis, ``x0`` the clean state) and every other position's input is the clean
+    one. Points are trajectory points (0 = input of block 0, l = output of block l−1; see
+    :func:`tlgeom.record_trajectories`). The map runs the model with two hooks (replace at
+    ``l0``, read at ``l1``) and ``stop_at_layer`` where the API has it, so it works on the
+    TransformerBridge (TransformerLens 3.9 and 4.x) and HookedTransformer alike, and every
+    hook is removed on every path.
+
+    Call it on one point ``u[k]`` (it then composes with ``torch.func`` transforms:
+    :func:`pullback_metric`, :func:`christoffel_symbols`, :func:`curvature`, :func:`geodesic`)
+    or on a batch ``u[b, k]`` (one batched forward pass). Outputs are float64; derivatives are
+    exact forward-mode autodiff in the model's dtype.
+    """
+
+    def __init__(self, model: Any, tokens: torch.Tensor, pos: int, l0: int, l1: int, basis: torch.Tensor,
+                 x0: torch.Tensor, hook_names: Sequence[str]):
+        self.model, self.tokens, self.pos, self.l0, self.l1 = model, tokens, pos, l0, l1
+        self.basis = basis.to(torch.float64)
+        self.x0 = x0.to(torch.float64)
+        self.in_hook, self.out_hook = hook_names[l0], hook_names[l1]
+        self.info = _compat.check_model(model)
+        self.device = _compat.model_device(model)
+        self.dtype = next(iter(model.parameters())).dtype
+        self._B = self.basis.to(self.device, self.dtype)
+
+    @property
+    def k(self) -> int:
+        return self.basis.shape[1]
+
+    def _forward(self, U: torch.Tensor) -> torch.Tensor:
+        b = U.shape[0]
+        store: dict[str, torch.Tensor] = {}
+        pos = self.pos
+
+        def replace(act, hook=None):
+            onehot = torch.zeros(act.shape[1], dtype=act.dtype, device=act.device)
+            onehot[pos] = 1
+            delta = U.to(act.dtype) @ self._B.T  # [b, d]: only k-dim vectors, never d×d
+            return act + onehot[None, :, None] * delta[:, None, :]
+
+        def read(act, hook=None):
+            store["y"] = act[:, pos]
+            return act
+
+        toks = self.tokens.to(self.device).expand(b, -1)
+        kwargs: dict[str, Any] = {}
+        if self.info.api != "hooked_encoder":
+            kwargs["return_type"] = None
+            if self.l1 < self.info.n_layers:
+                kwargs["stop_at_layer"] = self.l1
+        with self.model.hooks(fwd_hooks=[(self.in_hook, replace), (self.out_hook, read)]):
+            self.model(toks, **kwargs)
+        return store["y"].to(torch.float64)
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        if not isinstance(u, torch.Tensor) or u.shape[-1] != self.k or u.dim() not in (1, 2):
+            raise bad_arg("u", getattr(u, "shape", u), f"chart coordinates [k={self.k}] or [batch, k]")
+        u = u.to(self.device)
+        return self._forward(u[None])[0] if u.dim() == 1 else self._forward(u)
+
+    def jacobian(self, u: torch.Tensor | None = None) -> Float[torch.Tensor, "k d_model"]:
+        """``Jᵀ`` at ``u`` (default 0): row i is ``∂f/∂u_i``, from k JVPs in one batched forward pass."""
+        u = torch.zeros(self.k, dtype=torch.float64) if u is None else u.to(torch.float64)
+        U = u.to(self.device)[None].expand(self.k, -1).contiguous()
+        _, JT = jvp(self._forward, (U,), (torch.eye(self.k, dtype=torch.float64, device=self.device),))
+        return JT
+
+    def metric(self, u: torch.Tensor | None = None) -> Float[torch.Tensor, "k k"]:
+        """Pullback metric ``JᵀJ`` at ``u`` (default 0) from k JVPs; float64 ``[k, k]``."""
+        JT = self.jacobian(u)
+        return JT @ JT.T
+
+    def metric_fn(self, u: torch.Tensor) -> torch.Tensor:
+        """``g(u)`` for one point, composable with torch.func (for :func:`curvature` etc.)."""
+        J = jacfwd(self.__call__)(u)
+        return J.T @ J
+
+    def __repr__(self) -> str:
+        return (f"LayerChart(pos={self.pos}, l0={self.l0}, l1={self.l1}, k={self.k}, "
+                f"in={self.in_hook!r}, out={self.out_hook!r})")
+
+
+def model_chart(model: Any, inputs: Any, pos: int, l0: int, l1: int, basis: Any = "embedding",
+                k: int = 8) -> LayerChart:
+    """A :class:`LayerChart`: token ``pos`` of ``inputs`` moved in a k-dim subspace at point ``l0``,
+    mapped to point ``l1`` with the rest of the context fixed.
+
+    Args:
+        model: TransformerBridge (TL 3.9/4.x), HookedTransformer or HookedEncoder.
+        inputs: one text or token ids ``[pos]`` / ``[1, pos]``.
+        pos: the moved token's position (negative counts from the end).
+        l0, l1: trajectory points, ``0 ≤ l0 < l1 ≤ n_layers`` (0 = block 0's input).
+        basis: see :func:`chart_basis` (``"context"`` uses the text's states at ``l0``).
+        k: chart dimension.
+    """
+    from .trajectory import record_trajectories
+
+    info = _compat.check_model(model)
+    for name, v in (("l0", l0), ("l1", l1)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= info.n_layers:
+            raise bad_arg(name, v, f"a trajectory point in [0, n_layers={info.n_layers}]")
+    if l1 <= l0:
+        raise bad_arg("l1", l1, f"a point after l0={l0}")
+    tokens, mask = _compat.tokenize(model, inputs, info)
+    if tokens.shape[0] != 1:
+        raise bad_arg("inputs", inputs, "one text or one sequence of token ids")
+    P = tokens.shape[1]
+    if not isinstance(pos, int) or isinstance(pos, bool) or not -P <= pos < P:
+        raise bad_arg("pos", pos, f"a position in [-{P}, {P})")
+    pos = pos % P
+    traj = record_trajectories(model, tokens)
+    B = chart_basis(model, basis, k, states=traj.states[0, :, l0])
+    return LayerChart(model, tokens, pos, l0, l1, B, traj.states[0, pos, l0], traj.hook_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# effective metric of attention heads
+
+
+def head_effective_metric(W_Q: Float[torch.Tensor, "... d_model d_head"], W_K: Float[torch.Tensor, "... d_model d_head"],
+                          scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigen-decomposition of ``S = ½ (W_Q W_Kᵀ + W_K W_Qᵀ) · scale`` without forming ``S``.
+
+    ``S = A M Aᵀ`` with ``A = [W_Q  W_K]`` (``d × 2h``) and ``M = ½ [[0, I], [I, 0]]``; with
+    ``A = Q R`` (thin QR), ``S = Q (R M Rᵀ) Qᵀ``, so the non-zero spectrum of S is that of the
+    ``2h × 2h`` matrix ``R M Rᵀ`` and its eigenvectors are ``Q V``. The other ``d − 2h``
+    eigenvalues are 0.
+
+    Args:
+        W_Q, W_K: ``[..., d_model, d_head]`` (any leading dims, e.g. ``[layer, head]``).
+        scale: multiplies S; default ``1/√d_head`` (the attention-score scale).
+
+    Returns:
+        ``(eigenvalues [..., 2h] ascending, eigenvectors [..., d_model, 2h])`` float64.
+    """
+    for name, W in (("W_Q", W_Q), ("W_K", W_K)):
+        if not isinstance(W, torch.Tensor) or W.dim() < 2 or not W.dtype.is_floating_point:
+            raise bad_arg(name, getattr(W, "shape", W), "a float tensor [..., d_model, d_head]")
+    if W_Q.shape != W_K.shape:
+        raise bad_arg("W_K", tuple(W_K.shape), f"the shape of W_Q {tuple(W_Q.shape)} (expand grouped K heads first)")
+    h = W_Q.shape[-1]
+    scale = 1 / math.sqrt(h) if scale is None else float(scale)
+    A = torch.cat([W_Q, W_K], dim=-1).detach().to(torch.float64)
+    Q, R = torch.linalg.qr(A)
+    I = torch.eye(h, dtype=torch.float64, device=A.device)
+    Z = torch.zeros_like(I)
+    M = 0.5 * scale * torch.cat([torch.cat([Z, I], -1), torch.cat([I, Z], -1)], -2)
+    small = R @ M @ R.transpose(-1, -2)
+    lam, V = torch.linalg.eigh(0.5 * (small + small.transpose(-1, -2)))
+    return lam, Q @ V
+
+
+def _expanded_qk(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    W_Q, W_K = model.W_Q.detach(), model.W_K.detach()
+    if W_K.shape[1] != W_Q.shape[1]:  # grouped-query attention: Bridge keeps n_kv heads
+        if W_Q.shape[1] % W_K.shape[1]:
+            raise TlgeomError(f"model: {W_Q.shape[1]} query heads are not a multiple of {W_K.shape[1]} key heads")
+        W_K = W_K.repeat_interleave(W_Q.shape[1] // W_K.shape[1], dim=1)
+    return W_Q, W_K
+
+
+@dataclass
+class HeadSignature:
+    """Eigen-signature of each head's effective metric ``S = sym(W_Q W_Kᵀ)/√d_head``.
+
+    Attributes:
+        eigenvalues: ``[layer, head, 2·d_head]`` non-zero spectrum of S (ascending).
+        n_pos, n_neg: ``[layer, head]`` eigenvalues above ``rtol·max|λ|`` / below ``−rtol·max|λ|``.
+        pos_mass: ``[layer, head]`` ``Σ λ₊ / Σ |λ|`` (1 = positive semi-definite, an inner
+            product; 0.5 = balanced indefinite form; 0 = negative).
+        d_head, rtol: as used.
+    """
+
+    eigenvalues: torch.Tensor
+    n_pos: torch.Tensor
+    n_neg: torch.Tensor
+    pos_mass: torch.Tensor
+    d_head: int
+    rtol: float
+
+    def to_frame(self):
+        import numpy as np
+        import pandas as pd
+
+        L, H = self.n_pos.shape
+        l, h = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
+        lam = self.eigenvalues
+        return pd.DataFrame({
+            "layer": l.ravel(), "head": h.ravel(), "n_pos": self.n_pos.numpy().ravel(),
+            "n_neg": self.n_neg.numpy().ravel(), "pos_mass": self.pos_mass.numpy().ravel(),
+            "lambda_max": lam[..., -1].numpy().ravel(), "lambda_min": lam[..., 0].numpy().ravel(),
+        })
+
+    def plot(self, ax=None):
+        """Heat map of the positive mass ``Σλ₊/Σ|λ|`` per layer × head."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 5))
+        im = ax.imshow(self.pos_mass.numpy(), aspect="auto", cmap="RdBu_r", vmin=0, vmax=1)
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_title("positive mass of sym(W_Q W_Kᵀ)  (1 = inner product, 0.5 = balanced)")
+        ax.figure.colorbar(im, ax=ax)
+        return ax
+
+
+def head_metric_signature(model: Any, layers: Sequence[int] | None = None, rtol: float = 1e-6) -> HeadSignature:
+    """Eigen-signature of every head's effective metric, ``S = ½ (W_Q W_Kᵀ + W_K W_Qᵀ)/√d_head``.
+
+    The score ``x_iᵀ W_Q W_Kᵀ x_j/√d_head`` is a bilinear form on the attention input (the
+    LN/RMSNorm output); its symmetric part S is the "effective metric" a head induces. Grouped-query
+    models are handled (each query head paired with its key head). Biases (an affine part) and rotary
+    rotations (S is the form at relative offset 0) are not included.
+    """
+    _compat.check_model(model)
+    W_Q, W_K = _expanded_qk(model)
+    if layers is not None:
+        idx = list(layers)
+        if not idx or not all(isinstance(l, int) and 0 <= l < W_Q.shape[0] for l in idx):
+            raise bad_arg("layers", layers, f"layer indices in [0, {W_Q.shape[0]})")
+        W_Q, W_K = W_Q[idx], W_K[idx]
+    if not (isinstance(rtol, float) and 0 < rtol < 1):
+        raise bad_arg("rtol", rtol, "a float in (0, 1)")
+    lam, _ = head_effective_metric(W_Q.cpu(), W_K.cpu())
+    tol = rtol * lam.abs().amax(-1, keepdim=True)
+    n_pos = (lam > tol).sum(-1)
+    n_neg = (lam < -tol).sum(-1)
+    pos_mass = lam.clamp_min(0).sum(-1) / lam.abs().sum(-1)
+    return HeadSignature(eigenvalues=lam, n_pos=n_pos, n_neg=n_neg, pos_mass=pos_mass,
+                         d_head=int(W_Q.shape[-1]), rtol=rtol)
