@@ -75,8 +75,8 @@ def _batched(single: Callable, x: torch.Tensor, *extra: torch.Tensor):
     flat_extra = [e.to(torch.float64).reshape(-1, *e.shape[len(lead):]) for e in extra]
     out = vmap(single)(flat, *flat_extra)
     if isinstance(out, tuple):
-        return tuple(o.reshape(*lead, *o.shape[1:]) for o in out)
-    return out.reshape(*lead, *out.shape[1:])
+        return tuple(o.reshape(tuple(lead) + tuple(o.shape[1:])) for o in out)
+    return out.reshape(tuple(lead) + tuple(out.shape[1:]))
 
 
 def _metric_value(metric_fn: MetricFn, x: torch.Tensor) -> torch.Tensor:
@@ -491,7 +491,7 @@ class LayerChart:
         u = torch.zeros(self.k, dtype=torch.float64) if u is None else u.to(torch.float64)
         U = u.to(self.device)[None].expand(self.k, -1).contiguous()
         _, JT = jvp(self._forward, (U,), (torch.eye(self.k, dtype=torch.float64, device=self.device),))
-        return JT
+        return JT.detach()
 
     def metric(self, u: torch.Tensor | None = None) -> Float[torch.Tensor, "k k"]:
         """Pullback metric ``JᵀJ`` at ``u`` (default 0) from k JVPs; float64 ``[k, k]``."""
