@@ -9,10 +9,19 @@ Quick start::
 """
 
 from ._errors import TlgeomError
-from .curvature import interior_angles, length_to_chord, step_norms, turning_angles
+from .curvature import (  # curvature before streaming: it subclasses the streaming metrics
+    Landscape,
+    curvature_landscape,
+    interior_angles,
+    length_to_chord,
+    sharp_flat_counts,
+    step_norms,
+    turning_angles,
+)
 from .models import load_model
 from .streaming import LengthToChord, StepMetric, StepNorms, StreamMetric, TurningAngles, stream
 from .trajectory import Trajectories, record_trajectories
+from .nulls import CurvatureReport, compare_to_nulls, curvature_test
 
 __version__ = "0.1.0"
 
@@ -31,4 +40,10 @@ __all__ = [
     "interior_angles",
     "length_to_chord",
     "step_norms",
+    "sharp_flat_counts",
+    "curvature_landscape",
+    "Landscape",
+    "compare_to_nulls",
+    "curvature_test",
+    "CurvatureReport",
 ]
