@@ -45,7 +45,7 @@ MAX_CURVATURE_DIM = 16
 MetricFn = Callable[[torch.Tensor], torch.Tensor]
 
 __all__ = [
-    "pullback_metric", "christoffel_symbols", "riemann_tensor", "ricci_tensor", "scalar_curvature",
+    "pullback_metric", "pullback_scalar_curvature", "christoffel_symbols", "riemann_tensor", "ricci_tensor", "scalar_curvature",
     "curvature", "Curvature", "geodesic", "Geodesic", "parallel_transport",
     "LayerChart", "model_chart", "chart_basis", "head_effective_metric", "head_metric_signature",
     "HeadSignature",
@@ -147,7 +147,17 @@ def christoffel_symbols(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) ->
     """
     _check_fn(metric_fn, "metric_fn")
     x = _points(x)
-    return _batched(lambda xi: _gamma_single(metric_fn)(xi)[0], x)
+    # torch.func only for the derivatives of g; the linear algebra runs natively batched outside
+    # the transforms (cheaper, and clear of the vmap(jacfwd(solve)) bug noted in _christoffel_from).
+    dg_and_g = jacfwd(lambda z: (lambda gz: (gz, gz))(_metric_value(metric_fn, z)), has_aux=True)
+    if x.dim() == 1:
+        dg, g = dg_and_g(x)
+    else:
+        dg, g = _batched(dg_and_g, x)
+    n = x.shape[-1]
+    T = (torch.einsum("...jli->...lij", dg) + torch.einsum("...ilj->...lij", dg) - torch.einsum("...ijl->...lij", dg))
+    G = torch.cholesky_solve(T.reshape(*T.shape[:-3], n, n * n), torch.linalg.cholesky(g))
+    return 0.5 * G.reshape(*T.shape)
 
 
 @dataclass
@@ -215,6 +225,41 @@ def ricci_tensor(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) -> Float[
 def scalar_curvature(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) -> Float[torch.Tensor, "..."]:
     """Scalar curvature ``R = g^{σν} R_σν`` (round sphere of radius r: 2/r²; see :func:`curvature`)."""
     return curvature(metric_fn, x).scalar
+
+
+def pullback_scalar_curvature(f: Callable[[torch.Tensor], torch.Tensor], x: Float[torch.Tensor, "... n"]
+                              ) -> Float[torch.Tensor, "..."]:
+    """Scalar curvature of the pullback metric ``g = JᵀJ`` of an immersion ``f``, by the Gauss equation.
+
+    With the second fundamental form ``II_ij = (∂_i ∂_j f)^⊥`` (the part of the Hessian normal to
+    the tangent space spanned by J's columns, ``v^⊥ = v − J g⁻¹ Jᵀ v``),
+    ``R = g^{ij} g^{kl} (⟨II_ij, II_kl⟩ − ⟨II_ik, II_jl⟩)``. This needs only second derivatives of
+    ``f`` (one ``jacfwd`` less than differentiating ``g`` twice) and never a ``d × d`` matrix, so it is
+    the cheap route for model charts; it equals :func:`scalar_curvature` of ``pullback_metric(f, ·)``.
+
+    Args:
+        f: maps one point ``x[n]`` to ``R^d`` (any output shape, flattened).
+        x: points ``[..., n]``, n ≤ :data:`MAX_CURVATURE_DIM`.
+    """
+    _check_fn(f, "f")
+    x = _points(x)
+    if x.shape[-1] > MAX_CURVATURE_DIM:
+        raise bad_arg("x", f"Tensor(shape={tuple(x.shape)})", f"chart dimension n ≤ {MAX_CURVATURE_DIM}")
+
+    def single(xi):
+        flat = lambda z: f(z).reshape(-1)
+        Hf, J = jacfwd(lambda z: (lambda j: (j, j))(jacfwd(flat)(z)), has_aux=True)(xi)  # [d,n,n], [d,n]
+        J, Hf = J.to(torch.float64), Hf.to(torch.float64)
+        g = J.T @ J
+        Lg = torch.linalg.cholesky(g)
+        n = g.shape[-1]
+        coef = torch.cholesky_solve(J.T @ Hf.reshape(-1, n * n), Lg)  # [n, n*n]
+        N = Hf.reshape(-1, n * n) - J @ coef  # normal parts [d, n*n]
+        M = (N.T @ N).reshape(n, n, n, n)  # ⟨II_ij, II_kl⟩
+        G = torch.cholesky_inverse(Lg)
+        return torch.einsum("ij,kl,ijkl->", G, G, M) - torch.einsum("ij,kl,ikjl->", G, G, M)
+
+    return _batched(single, x)
 
 
 # ---------------------------------------------------------------------------------------------

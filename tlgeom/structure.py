@@ -6,7 +6,8 @@ Per token, two curvature measures:
   trajectory (:func:`tlgeom.curvature.turning_angles`), degrees;
 * ``chart_scalar`` (optional, costly): the scalar curvature ``R`` of the token's local model
   chart (:func:`tlgeom.riemann.model_chart`, k = 2 by default: R = 2 × Gaussian curvature of the
-  pulled-back surface), from three nested forward-mode derivatives of the layer map.
+  pulled-back surface), from the Gauss equation (second derivatives of the layer map, see
+  :func:`tlgeom.riemann.pullback_scalar_curvature`).
 
 Word class per token (:func:`classify_tokens`): ``punct`` (no letter or digit), ``function``
 (the stripped, lower-cased token is in the bundled closed-class list ``data/function_words.txt``),
@@ -205,7 +206,7 @@ class StructureResult:
 
 def _chart_scalar_curvatures(model: Any, tokens: torch.Tensor, positions: Sequence[int], l0: int, l1: int,
                              k: int) -> torch.Tensor:
-    from .riemann import chart_basis, curvature, model_chart, LayerChart
+    from .riemann import LayerChart, chart_basis, pullback_scalar_curvature
     from .trajectory import record_trajectories
 
     traj = record_trajectories(model, tokens)
@@ -213,7 +214,7 @@ def _chart_scalar_curvatures(model: Any, tokens: torch.Tensor, positions: Sequen
     out = torch.full((tokens.shape[1],), float("nan"), dtype=torch.float64)
     for p in positions:  # each token has its own chart (its own forward passes)
         chart = LayerChart(model, tokens, p, l0, l1, B, traj.states[0, p, l0], traj.hook_names)
-        out[p] = curvature(chart.metric_fn, torch.zeros(k, dtype=torch.float64)).scalar.detach()
+        out[p] = pullback_scalar_curvature(chart, torch.zeros(k, dtype=torch.float64)).detach()
     return out
 
 
@@ -224,9 +225,9 @@ def curvature_vs_structure(model: Any, text: Any, *, chart_curvature: bool = Fal
     Args:
         model: a TransformerLens model.
         text: one text or token ids.
-        chart_curvature: also compute each token's local-chart scalar curvature (nested forward-mode
-            derivatives of the map ``chart_points[0] → chart_points[1]``; one chart per token;
-            costly: ~8 s per token on smollm2-135m on a 2-core CPU at k = 2).
+        chart_curvature: also compute each token's local-chart scalar curvature (Gauss equation on
+            the map ``chart_points[0] → chart_points[1]``; one chart per token, k² second
+            derivatives each).
         chart_points: trajectory points (l0, l1) of the chart map.
         chart_k: chart dimension (basis: top principal directions of the text's states at l0).
         n_perm: permutation shuffles.
@@ -239,7 +240,7 @@ def curvature_vs_structure(model: Any, text: Any, *, chart_curvature: bool = Fal
     if not isinstance(n_perm, int) or isinstance(n_perm, bool) or n_perm < 99:
         raise bad_arg("n_perm", n_perm, "an int ≥ 99")
     if not isinstance(chart_k, int) or isinstance(chart_k, bool) or not 2 <= chart_k <= 4:
-        raise bad_arg("chart_k", chart_k, "an int in [2, 4] (three nested derivatives per token)")
+        raise bad_arg("chart_k", chart_k, "an int in [2, 4] (k² second derivatives per token)")
     l0, l1 = chart_points if isinstance(chart_points, (tuple, list)) and len(chart_points) == 2 else (None, None)
     if not (isinstance(l0, int) and isinstance(l1, int) and 0 <= l0 < l1 <= info.n_layers):
         raise bad_arg("chart_points", chart_points, f"(l0, l1) with 0 ≤ l0 < l1 ≤ n_layers={info.n_layers}")

@@ -242,3 +242,19 @@ def test_head_signature_gqa_pairs_query_with_its_key_head(tiny_llama):
     assert WK.shape == WQ.shape
     group = WQ.shape[1] // n_kv
     torch.testing.assert_close(WK[:, group], tiny_llama.W_K[:, 1].detach())
+
+
+def test_gauss_equation_scalar_equals_intrinsic():
+    """Scalar curvature from the second fundamental form (Gauss) = from differentiating g twice."""
+    r = 1.7
+    x = _pts(4)
+    torch.testing.assert_close(R.pullback_scalar_curvature(sphere_embed(r), x), torch.full((4,), 2 / r ** 2, dtype=torch.float64),
+                               rtol=0, atol=TOL)
+    g = torch.Generator().manual_seed(0)
+    W1, W2 = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(5, 6, generator=g, dtype=torch.float64)
+    f = lambda z: W2 @ torch.tanh(W1 @ z) + 0.1 * z.pow(2).sum()
+    y = 0.3 * torch.randn(3, 3, generator=g, dtype=torch.float64)
+    intrinsic = R.scalar_curvature(lambda z: R.pullback_metric(f, z), y)
+    torch.testing.assert_close(R.pullback_scalar_curvature(f, y), intrinsic, rtol=1e-9, atol=1e-9)
+    flat = lambda z: torch.stack([z[0], z[1], z[0] + 2 * z[1]])  # an affine plane: flat
+    assert R.pullback_scalar_curvature(flat, y[:, :2]).abs().max() < TOL
