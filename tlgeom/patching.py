@@ -30,13 +30,17 @@ this is exactly TransformerLens' position-by-position patching.
 Batching. Every patched copy of the edited run is one row of a batch, so one forward pass
 evaluates ``batch_size`` cells; hooks write each row's clean value at its own (layer, position).
 ``batch_size`` defaults to ``clamp(token_budget // n_tokens, 1, 512)`` with ``token_budget =
-4096``: a forward never holds more than ~4096 token positions, which bounds the activations of
-one pass (on SmolLM2: ≈ 25 MB per [tokens, d_mlp] float32 tensor, attention scores ≈ 9·4096·n·4 B)
-whatever the sequence length. Cells that are exactly 0 without running are pruned
-(``prune=True``): in a decoder, positions after the target (causal masking: they cannot reach
+2048``: a forward never holds more than ~2048 token positions, so memory is bounded whatever the
+sequence length (measured on a SmolLM2 TransformerBridge: ≈ 0.3 MB per token position during a
+pass, ≈ 0.6 GB above the 0.55 GB model for a full batch; a 60-token pair peaks at 1.2 GiB RSS
+including the model, see ``benchmarks/bench_patching.py``).
+
+Pruning. Cells that are exactly 0 without running are skipped (``prune=True``): in a decoder, positions after the target (causal masking: they cannot reach
 it) and cells whose clean and edited activations are bit-for-bit equal (the patch is a no-op,
 e.g. the shared prefix before the edit). In a decoder the run is also truncated after the
-target, which leaves every state up to the target unchanged.
+target, which leaves every state up to the target unchanged. Every pass stops at the last
+trajectory point (a hook raises there), so no logits are ever computed: with them a
+2048-position SmolLM2 batch would add 0.4 GB of ``[batch, pos, d_vocab]`` logits.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ COMPONENTS = {
     "head": "blocks.{l}.attn.hook_z",
 }
 METRICS = ("restored", "projection")
-TOKEN_BUDGET = 4096
+TOKEN_BUDGET = 2048
 MAX_BATCH = 512
 #: status codes of each cell
 RUN, CAUSAL, NOOP, UNPAIRED = 0, 1, 2, 3
@@ -180,8 +184,31 @@ class PatchAttribution:
         return ax
 
 
-def _capture(model, tokens, info, names, pos=None) -> dict[str, torch.Tensor]:
-    """One forward pass of ``tokens`` [pos]; the activations at ``names`` (batch row 0)."""
+class _StopForward(Exception):
+    """Raised by the hook on the last trajectory point: nothing after it is needed."""
+
+
+def _run_until(model, tokens, info, hooks, final: str, on_final) -> None:
+    """Forward ``tokens`` with ``hooks`` and stop right after ``final`` fires.
+
+    ``on_final(act)`` reads the last trajectory point; raising there skips the final norm and the
+    unembedding (whose ``[batch, pos, d_vocab]`` logits would dominate memory: 0.4 GB for 2048
+    SmolLM2 positions). The hooks context removes every hook on this path too.
+    """
+    def stop(act, hook=None):
+        on_final(act)
+        raise _StopForward
+
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    try:
+        _compat.run_with_point_hooks(model, tokens, mask, info, hooks + [(final, stop)])
+    except _StopForward:
+        return
+    raise TlgeomError(f"hook point {final!r} did not fire during the forward pass")  # pragma: no cover
+
+
+def _capture(model, tokens, info, names, final) -> dict[str, torch.Tensor]:
+    """One forward pass of ``tokens`` [pos]; the activations at ``names`` and ``final`` (batch row 0)."""
     out: dict[str, torch.Tensor] = {}
 
     def make(name):
@@ -190,9 +217,8 @@ def _capture(model, tokens, info, names, pos=None) -> dict[str, torch.Tensor]:
             return act
         return hook
 
-    toks = tokens[None]
-    _compat.run_with_point_hooks(model, toks, torch.ones_like(toks, dtype=torch.bool), info,
-                                 [(n, make(n)) for n in dict.fromkeys(names)])
+    _run_until(model, tokens[None], info, [(n, make(n)) for n in dict.fromkeys(names)], final,
+               lambda act: out.__setitem__(final, act[0].detach().clone()))
     return out
 
 
@@ -264,8 +290,8 @@ def patch_attribution(
     _compat.check_hook_names(model, names)
     final = _compat.point_hook_names(model, "resid", info)[-1]
 
-    acts_c = _capture(model, r.clean_tokens, info, names + [final])
-    acts_e = _capture(model, r.edited_tokens, info, names + [final])
+    acts_c = _capture(model, r.clean_tokens, info, names, final)
+    acts_e = _capture(model, r.edited_tokens, info, names, final)
     tpos, ctpos = r.edited_pos, r.clean_pos
     x_c = acts_c[final][ctpos].to(torch.float64).cpu()
     x_e = acts_e[final][tpos].to(torch.float64).cpu()
@@ -312,12 +338,7 @@ def patch_attribution(
             chunk = cells[s:s + bs]
             B = len(chunk)
             got: dict[str, torch.Tensor] = {}
-
-            def grab(act, hook=None):
-                got["x"] = act[:, tpos].detach().to(torch.float64).cpu()
-                return act
-
-            hooks = [(final, grab)]
+            hooks = []
             for li in chunk[:, 0].unique().tolist():
                 sel = (chunk[:, 0] == li).nonzero().flatten()
                 rows, pos = sel, chunk[sel, 1]
@@ -336,8 +357,8 @@ def patch_attribution(
                         act[rows.to(act.device), pos.to(act.device)] = vals.to(act.dtype)
                         return act
                 hooks.append((names[li], hook))
-            toks = run_tokens[None].expand(B, -1)
-            _compat.run_with_point_hooks(model, toks, torch.ones_like(toks, dtype=torch.bool), info, hooks)
+            _run_until(model, run_tokens[None].expand(B, -1), info, hooks, final,
+                       lambda act: got.__setitem__("x", act[:, tpos].detach().to(torch.float64).cpu()))
             vals_out = restored_fraction(got["x"], x_c, x_e, metric)
             values[tuple(chunk.T)] = vals_out
             bar.update(B)
