@@ -774,7 +774,7 @@ class DeflectionTest:
         f = self.frame
         unit = " deg" if self.measure == "angle" else ""
         more = "deflect MORE than" if self.p_wilcoxon < alpha else "do NOT deflect significantly more than"
-        tw = "move toward" if self.p_toward_wilcoxon < alpha else "do NOT move significantly more toward"
+        tw = "move MORE toward" if self.p_toward_wilcoxon < alpha else "do NOT move significantly more toward"
         return (f"{self.model_name}: meaning edits {more} controls (mean {self.measure} "
                 f"{f.meaning.mean():.3f}{unit} vs {f.control.mean():.3f}{unit}; {int((f['diff'] > 0).sum())}/"
                 f"{len(f)} pairs higher; Wilcoxon p={self.p_wilcoxon:.2g}, permutation p={self.p_permutation:.2g}); "
