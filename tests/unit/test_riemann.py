@@ -258,3 +258,18 @@ def test_gauss_equation_scalar_equals_intrinsic():
     torch.testing.assert_close(R.pullback_scalar_curvature(f, y), intrinsic, rtol=1e-9, atol=1e-9)
     flat = lambda z: torch.stack([z[0], z[1], z[0] + 2 * z[1]])  # an affine plane: flat
     assert R.pullback_scalar_curvature(flat, y[:, :2]).abs().max() < TOL
+
+
+def test_christoffel_forward_ad_equals_jacfwd_path():
+    """christoffel_symbols (dual-number passes) equals the torch.func path used by curvature()."""
+    g0 = torch.Generator().manual_seed(3)
+    W = torch.randn(25, 5, generator=g0, dtype=torch.float64) / 5
+
+    def metric(x):
+        A = torch.tanh(W @ x).reshape(5, 5)
+        return torch.eye(5, dtype=x.dtype) + A @ A.T
+
+    x = torch.randn(3, 2, 5, generator=g0, dtype=torch.float64) * 0.4
+    G = R.christoffel_symbols(metric, x)
+    assert G.shape == (3, 2, 5, 5, 5)
+    torch.testing.assert_close(G, R.curvature(metric, x).christoffel, rtol=1e-12, atol=1e-12)
