@@ -312,16 +312,11 @@ def patch_attribution(
         if decoder:
             after = torch.arange(P) > tpos
             status[:, after & (pair >= 0)] = CAUSAL
-        for li, name in enumerate(names):
-            a_e, a_c = acts_e[name], acts_c[name]
-            for p in range(P):
-                if status[li, p].flatten()[0] != RUN or pair[p] < 0:
-                    continue
-                same = (a_e[p] == a_c[int(pair[p])])
-                if n_heads:
-                    status[li, p][same.reshape(n_heads, -1).all(-1)] = NOOP
-                elif bool(same.all()):
-                    status[li, p] = NOOP
+        valid = (pair >= 0).nonzero().flatten()
+        for li, name in enumerate(names):  # bit-for-bit equal clean and edited activations: a no-op
+            same = (acts_e[name][valid] == acts_c[name][pair[valid]]).flatten(start_dim=2 if n_heads else 1).all(-1)
+            cur = status[li, valid]
+            status[li, valid] = torch.where(same.cpu() & (cur == RUN), torch.tensor(NOOP, dtype=torch.int8), cur)
     values = torch.full(shape, float("nan"), dtype=torch.float64)
     values[(status == CAUSAL) | (status == NOOP)] = 0.0
     cells = (status == RUN).nonzero()  # [n, 2 or 3]: layer index, pos, (head)
