@@ -137,7 +137,8 @@ def part2(n_walks: int = 100_000, K: int = 30, d: int = 576, loop_subset: int = 
         with seeded(0):
             null_statistics("gaussian", x, n_walks // 1000)
 
-    t_stats = _median_time(stats)
+    stats()  # warm-up
+    t_stats = _median_time(stats, reps=5)
     print(f"\n2. {n_walks:,} Gaussian null walks, {K} steps, d = {d} (angles + LTC each); target ≥ 50× over the loop")
     print(f"   {'method':46s} {'seconds':>9s} {'speed-up vs loop':>17s}")
     rows = [(f"per-walk Python loop (timed on {loop_subset:,}, ×{n_walks // loop_subset})", t_loop),

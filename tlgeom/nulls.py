@@ -644,23 +644,26 @@ def null_statistics(
     if name in ("gaussian", "dimension"):
         m = d if name == "gaussian" else _check_d(d_eff, "d_eff")
         angles = torch.arccos(_cos_uniform(m, (S, N, K - 1), dev).clamp(-1, 1))
-        c = _cos_uniform(m, (S, N, K - 1), dev)
-        r2 = norms[:, 0].pow(2).expand(S, N)
+        # layer-major, contiguous copies: the loop below reads one layer at a time
+        c = _cos_uniform(m, (S, N, K - 1), dev).permute(2, 0, 1).contiguous()
+        nt = norms.t().contiguous()
+        r2 = nt[0].pow(2).expand(S, N).contiguous()
         for l in range(1, K):  # a loop over layers, vectorised over simulations and tokens
-            n = norms[:, l]
-            r2 = (r2 + n * n + 2 * n * r2.clamp_min(0).sqrt() * c[..., l - 1]).clamp_min(0)
+            n = nt[l]
+            r2 = (r2 + n * n + 2 * n * r2.sqrt() * c[l - 1]).clamp_min_(0)
         return angles, _ltc(length, r2)
     # rotation
     theta = angle_between(steps[:, :-1], steps[:, 1:])
     theta = torch.nan_to_num(theta, nan=math.pi / 2)
-    c = _cos_uniform(d - 1, (S, N, K - 1), dev)
-    r2 = norms[:, 0].pow(2).expand(S, N)
-    a = norms[:, 0].expand(S, N)
+    c = _cos_uniform(d - 1, (S, N, K - 1), dev).permute(2, 0, 1).contiguous()
+    nt, ct, st = norms.t().contiguous(), torch.cos(theta).t().contiguous(), torch.sin(theta).t().contiguous()
+    r2 = nt[0].pow(2).expand(S, N).contiguous()
+    a = nt[0].expand(S, N)
     for l in range(1, K):
-        n, t = norms[:, l], theta[:, l - 1]
-        b = (r2 - a * a).clamp_min(0).sqrt()
-        a1 = torch.cos(t) * a + torch.sin(t) * b * c[..., l - 1]
-        r2 = (r2 + n * n + 2 * n * a1).clamp_min(0)
+        n = nt[l]
+        b = (r2 - a * a).clamp_min_(0).sqrt_()
+        a1 = ct[l - 1] * a + st[l - 1] * b * c[l - 1]
+        r2 = (r2 + n * n + 2 * n * a1).clamp_min_(0)
         a = a1 + n
     return theta.expand(S, N, K - 1), _ltc(length, r2)
 
