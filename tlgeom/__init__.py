@@ -5,45 +5,66 @@ Quick start::
     import tlgeom
     model = tlgeom.load_model("smollm2-135m")          # offline; or any TransformerBridge name
     traj = tlgeom.record_trajectories(model, "The cat sat on the mat.")
-    tlgeom.turning_angles(traj)                         # [batch, pos, layer-1] radians
+    tlgeom.turning_angles(traj)                         # [batch, pos, point-2] radians
+
+The top level holds the main entry points; every analysis lives in its own module with its
+pure tensor functions and result classes: ``tlgeom.trajectory``, ``tlgeom.streaming``,
+``tlgeom.curvature``, ``tlgeom.nulls``, ``tlgeom.deflection``, ``tlgeom.patching``,
+``tlgeom.layernorm``, ``tlgeom.circuits``, ``tlgeom.projection``, ``tlgeom.riemann``,
+``tlgeom.heat``, ``tlgeom.structure``, ``tlgeom.models``.
 """
 
 from ._errors import TlgeomError
-from .curvature import (  # curvature before streaming: it subclasses the streaming metrics
-    Landscape,
+from .curvature import (  # curvature before streaming's users: it subclasses the streaming metrics
     curvature_landscape,
-    interior_angles,
     length_to_chord,
-    sharp_flat_counts,
-    step_norms,
     turning_angles,
 )
 from .models import load_model
-from .streaming import LengthToChord, StepMetric, StepNorms, StreamMetric, TurningAngles, stream
+from .streaming import LengthToChord, StepNorms, StreamMetric, TurningAngles, stream
 from .trajectory import Trajectories, record_trajectories
-from .nulls import CurvatureReport, compare_to_nulls, curvature_test
+from .nulls import compare_to_nulls, curvature_test
+from .deflection import ContextEdit, deflection
+from .patching import patch_attribution
+from .layernorm import sphere_report
+from .circuits import noun_probe, singular_directions
+from .projection import project_trajectory
+from .riemann import christoffel_symbols, pullback_metric, scalar_curvature
+from .heat import attention_vs_heat_kernel, heat_kernel
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # errors and models
     "TlgeomError",
     "load_model",
+    # trajectories and streaming
     "record_trajectories",
     "Trajectories",
     "stream",
     "StreamMetric",
-    "StepMetric",
-    "StepNorms",
     "TurningAngles",
+    "StepNorms",
     "LengthToChord",
+    # curvature (2511.03060 (i), (ii))
     "turning_angles",
-    "interior_angles",
     "length_to_chord",
-    "step_norms",
-    "sharp_flat_counts",
     "curvature_landscape",
-    "Landscape",
     "compare_to_nulls",
     "curvature_test",
-    "CurvatureReport",
+    # eclipse experiment (2511.03060 (iii))
+    "ContextEdit",
+    "deflection",
+    "patch_attribution",
+    # Traveling Words (2309.07315)
+    "sphere_report",
+    "singular_directions",
+    "noun_probe",
+    "project_trajectory",
+    # Riemannian geometry and heat kernels (Hamam)
+    "pullback_metric",
+    "christoffel_symbols",
+    "scalar_curvature",
+    "heat_kernel",
+    "attention_vs_heat_kernel",
 ]

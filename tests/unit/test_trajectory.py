@@ -128,7 +128,7 @@ def test_stream_equals_tensor_path(tiny_any):
     texts = ["the old man saw the big red car", "a dog ran"]
     out = tlgeom.stream(m, texts)
     t = tlgeom.record_trajectories(m, texts)
-    for key, fn in [("turning_angles", tlgeom.turning_angles), ("step_norms", tlgeom.step_norms),
+    for key, fn in [("turning_angles", tlgeom.turning_angles), ("step_norms", tlgeom.curvature.step_norms),
                     ("length_to_chord", tlgeom.length_to_chord)]:
         torch.testing.assert_close(out[key], fn(t), equal_nan=True, rtol=1e-10, atol=1e-10)
     assert torch.isnan(out["turning_angles"][1, 5:]).all()  # padding is NaN, never 0
