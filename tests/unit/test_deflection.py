@@ -20,6 +20,7 @@ from tlgeom.deflection import (
     _sign_flip_pvalue,
     align_tokens,
     control_edits,
+    control_words,
     deflection,
     deflection_measures,
     find_word,
@@ -237,7 +238,7 @@ def test_control_edits_seeded_and_in_place():
     assert [x.edited for x in a] == [x.edited for x in b]
     assert [x.edited for x in a] != [x.edited for x in control_edits(e, 5, seed=1)]
     (cs, ce), _, _ = e.changed_region()
-    pool = {w["word"]: w for w in tlgeom.deflection.control_words()}
+    pool = {w["word"]: w for w in control_words()}
     words = [x.info["words"][0] for x in a]
     assert len(set(words)) == 5  # distinct while the pool lasts
     for x, w in zip(a, words):
