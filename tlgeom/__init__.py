@@ -9,7 +9,7 @@ Quick start::
 
 The top level holds the main entry points; every analysis lives in its own module with its
 pure tensor functions and result classes: ``tlgeom.trajectory``, ``tlgeom.streaming``,
-``tlgeom.curvature``, ``tlgeom.nulls``, ``tlgeom.deflection``, ``tlgeom.patching``,
+``tlgeom.curvature``, ``tlgeom.nulls``, ``tlgeom.eclipse``, ``tlgeom.patching``,
 ``tlgeom.layernorm``, ``tlgeom.circuits``, ``tlgeom.projection``, ``tlgeom.riemann``,
 ``tlgeom.heat``, ``tlgeom.structure``, ``tlgeom.models``.
 """
@@ -24,7 +24,7 @@ from .models import load_model
 from .streaming import LengthToChord, StepNorms, StreamMetric, TurningAngles, stream
 from .trajectory import Trajectories, record_trajectories
 from .nulls import compare_to_nulls, curvature_test
-from .deflection import ContextEdit, deflection
+from .eclipse import ContextEdit, deflection, meaning_vs_control
 from .patching import patch_attribution
 from .layernorm import sphere_report
 from .circuits import noun_probe, singular_directions
@@ -55,6 +55,7 @@ __all__ = [
     # eclipse experiment (2511.03060 (iii))
     "ContextEdit",
     "deflection",
+    "meaning_vs_control",
     "patch_attribution",
     # Traveling Words (2309.07315)
     "sphere_report",

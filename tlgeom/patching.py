@@ -20,7 +20,7 @@ so with the same metric the results agree with them (tested to 1e-5).
 
 Positions. TransformerLens needs clean and corrupted prompts of equal length and patches
 position by position. Here the texts may differ in length (insertions, deletions): each edited
-position is paired with its clean counterpart by token alignment (:func:`~tlgeom.deflection.align_tokens`
+position is paired with its clean counterpart by token alignment (:func:`~tlgeom.eclipse.align_tokens`
 with ``pair_replaced=True``: difflib over token ids, matching blocks pair up, and a replaced
 block of the same length on both sides pairs position by position). Only paired positions are
 patched; inserted tokens and tokens of unequal replaced blocks have no clean counterpart and
@@ -54,7 +54,7 @@ from jaxtyping import Float
 
 from . import _compat
 from ._errors import TlgeomError, bad_arg
-from .deflection import ContextEdit, _resolve, _short, align_tokens
+from .eclipse import ContextEdit, _resolve, _short, align_tokens
 
 COMPONENTS = {
     "resid_pre": "blocks.{l}.hook_resid_pre",
@@ -244,7 +244,7 @@ def patch_attribution(
         model: a TransformerBridge, HookedTransformer or HookedEncoder.
         clean: the clean text, or a :class:`ContextEdit` (then ``edited``/``target``/``occurrence`` are unused).
         edited: the edited text. target: the target word or its character span in the clean text.
-        occurrence, subtoken: as in :func:`tlgeom.deflection` (last sub-token by default).
+        occurrence, subtoken: as in :func:`tlgeom.eclipse` (last sub-token by default).
         component: ``"resid_pre"``, ``"attn_out"``, ``"mlp_out"`` or ``"head"`` (see module docs).
         metric: ``"restored"`` or ``"projection"`` (see :func:`restored_fraction`).
         layers: None (all) or an iterable of layer indices to sweep.

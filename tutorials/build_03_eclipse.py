@@ -24,7 +24,7 @@ cells = [
     nbf.v4.new_code_cell(
         "import torch\n"
         "import tlgeom\n"
-        "from tlgeom.deflection import deflection, minimal_pairs, sense_contexts, meaning_vs_control\n"
+        "from tlgeom.eclipse import deflection, minimal_pairs, sense_contexts, meaning_vs_control\n"
         "from tlgeom.patching import patch_attribution\n\n"
         "model = tlgeom.load_model('smollm2-135m')          # SmolLM2-135M-Instruct, 30 layers\n"
         "pair = minimal_pairs('homonym')[0]                 # bundled: 18 homonym pairs, mass insertions, controls\n"

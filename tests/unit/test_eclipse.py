@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import tlgeom
 from tlgeom import _compat
 from tlgeom._errors import TlgeomError
-from tlgeom.deflection import (
+from tlgeom.eclipse import (
     ContextEdit,
     _sign_flip_pvalue,
     align_tokens,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tlgeom import _compat
-from tlgeom.deflection import (
+from tlgeom.eclipse import (
     _sign_flip_pvalue,
     control_edits,
     deflection,
