@@ -205,6 +205,28 @@ def forward_kwargs(model: Any, mask: torch.Tensor, info: ModelInfo) -> dict:
     return {"attention_mask": m}
 
 
+def storing_hooks(out: dict, names: Sequence[str], take=lambda act: act.detach()) -> list:
+    """``(name, hook)`` pairs that store ``take(activation)`` in ``out[name]`` (keyed by the name
+    asked for: a Bridge fires one HookPoint under several alias names)."""
+
+    def make(name: str):
+        def hook(act, hook=None):
+            out[name] = take(act)
+            return act
+
+        return hook
+
+    return [(n, make(n)) for n in dict.fromkeys(names)]
+
+
+def capture(model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo,
+            names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The activations at ``names`` from one forward pass (detached, not copied)."""
+    out: dict[str, torch.Tensor] = {}
+    run_with_point_hooks(model, tokens, mask, info, storing_hooks(out, names))
+    return out
+
+
 def run_with_point_hooks(model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo,
                          fwd_hooks: list) -> None:
     """One forward pass with ``fwd_hooks`` attached; every hook is removed on every path."""

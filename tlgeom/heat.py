@@ -378,16 +378,7 @@ def _qk_and_pattern(model: Any, tokens: torch.Tensor, layer: int, info) -> tuple
     names = [base + "hook_rot_q", base + "hook_rot_k", base + "hook_q", base + "hook_k", base + "hook_pattern"]
     names = [n for n in names if n in model.hook_dict]
     _compat.check_hook_names(model, [base + "hook_q", base + "hook_k", base + "hook_pattern"])
-    got: dict[str, torch.Tensor] = {}
-
-    def make(name):
-        def hook(act, hook=None):
-            got[name] = act.detach()
-            return act
-        return hook
-
-    _compat.run_with_point_hooks(model, tokens, torch.ones_like(tokens, dtype=torch.bool), info,
-                                 [(n, make(n)) for n in names])
+    got = _compat.capture(model, tokens, torch.ones_like(tokens, dtype=torch.bool), info, names)
     # rotary models: the rotated q/k (what the scores use) when the API fires those hooks
     qn = base + "hook_rot_q" if base + "hook_rot_q" in got else base + "hook_q"
     q, k = got[qn][0].to(torch.float64), got[qn.replace("_q", "_k")][0].to(torch.float64)  # [pos, head, d]

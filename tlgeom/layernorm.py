@@ -461,16 +461,7 @@ def sphere_report(model: Any, texts: Any) -> SphereReport:
         if l.output_hook:
             wanted.add(l.output_hook)
     _compat.check_hook_names(model, sorted(wanted))
-    acts: dict[str, torch.Tensor] = {}
-
-    # a Bridge registers aliases under several names; key by the name we asked for
-    def make(name):
-        def h(act, hook=None):
-            acts[name] = act.detach()
-            return act
-        return h
-
-    _compat.run_with_point_hooks(model, tokens, mask, info, [(n, make(n)) for n in sorted(wanted)])
+    acts = _compat.capture(model, tokens, mask, info, sorted(wanted))
     valid = mask.to(next(iter(acts.values())).device)
     d = info.d_model
     root = math.sqrt(d)

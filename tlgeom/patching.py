@@ -210,15 +210,9 @@ def _run_until(model, tokens, info, hooks, final: str, on_final) -> None:
 def _capture(model, tokens, info, names, final) -> dict[str, torch.Tensor]:
     """One forward pass of ``tokens`` [pos]; the activations at ``names`` and ``final`` (batch row 0)."""
     out: dict[str, torch.Tensor] = {}
-
-    def make(name):
-        def hook(act, hook=None):
-            out[name] = act[0].detach().clone()
-            return act
-        return hook
-
-    _run_until(model, tokens[None], info, [(n, make(n)) for n in dict.fromkeys(names)], final,
-               lambda act: out.__setitem__(final, act[0].detach().clone()))
+    row0 = lambda act: act[0].detach().clone()  # noqa: E731
+    _run_until(model, tokens[None], info, _compat.storing_hooks(out, names, row0), final,
+               lambda act: out.__setitem__(final, row0(act)))
     return out
 
 
