@@ -164,12 +164,16 @@ def interior_angles(x: Any, space: str = "raw", norm: str = "rms", eps: float = 
     return math.pi - turning_angles(x, space, norm, eps)
 
 
+def chord_ratio(length: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
+    """``length / chord``, NaN where the chord is ~zero (``chord ≤ ZERO_STEP_RTOL · length``)."""
+    return torch.where(chord > ZERO_STEP_RTOL * length, length / chord, torch.full_like(chord, float("nan")))
+
+
 def length_to_chord(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, "..."]:
     """Path length over chord: ``Σ_l ‖Δ_l‖ / ‖x_last − x_0‖`` (≥ 1; NaN for a zero chord)."""
     x = _space(x, space, norm, eps)
     length = step_norms(x).sum(-1)
-    chord = torch.linalg.vector_norm(x[..., -1, :] - x[..., 0, :], dim=-1)
-    return torch.where(chord > ZERO_STEP_RTOL * length, length / chord, torch.full_like(length, float("nan")))
+    return chord_ratio(length, torch.linalg.vector_norm(x[..., -1, :] - x[..., 0, :], dim=-1))
 
 
 class SharpFlat(NamedTuple):
@@ -277,7 +281,7 @@ def straightening(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e
 
 
 # ---------------------------------------------------------------------------------------------
-# Streaming metrics (the streaming module imports angle_between/ZERO_STEP_RTOL from here, so it
+# Streaming metrics (the streaming module imports angle_between/chord_ratio from here, so it
 # is imported only now that those exist; tlgeom/__init__ imports curvature before streaming).
 
 from .streaming import LengthToChord, StepMetric, StepNorms, StreamMetric, TurningAngles  # noqa: E402

@@ -56,10 +56,13 @@ from .curvature import (
     SPACES,
     angle_between,
     as_states,
+    chord_ratio,
+    length_to_chord,
     model_normalization,
     normalize_states,
     null_sd_thresholds,
     sharp_flat_counts,
+    turning_angles,
 )
 
 NULLS = ("gaussian", "shuffle", "rotation", "dimension")
@@ -573,12 +576,7 @@ def _flatten_states(states: Any) -> tuple[torch.Tensor, list[str] | None]:
 
 def _angles_ltc(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Turning angles [..., V] and LTC [...] of states [..., P, D] (float64)."""
-    d = x[..., 1:, :] - x[..., :-1, :]
-    ang = angle_between(d[..., :-1, :], d[..., 1:, :])
-    length = torch.linalg.vector_norm(d, dim=-1).sum(-1)
-    chord = torch.linalg.vector_norm(x[..., -1, :] - x[..., 0, :], dim=-1)
-    ltc = torch.where(chord > 1e-12 * length, length / chord, torch.full_like(length, float("nan")))
-    return ang, ltc
+    return turning_angles(x), length_to_chord(x)
 
 
 def _cos_uniform(m: int | float, shape: Sequence[int], device) -> torch.Tensor:
@@ -669,8 +667,7 @@ def null_statistics(
 
 
 def _ltc(length: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
-    chord = r2.sqrt()
-    return torch.where(chord > 1e-12 * length, length / chord, torch.full_like(chord, float("nan")))
+    return chord_ratio(length, r2.sqrt())
 
 
 def _simulate(name: str, x: torch.Tensor, n_sims: int, seed: int | None, d_eff: int | None,

@@ -22,7 +22,7 @@ from jaxtyping import Float
 
 from . import _compat
 from ._errors import bad_arg
-from .curvature import ZERO_STEP_RTOL, angle_between
+from .curvature import angle_between, chord_ratio
 
 
 class StreamMetric:
@@ -125,9 +125,7 @@ class LengthToChord(StepMetric):
         self.length = n if self.length is None else self.length + n
 
     def result(self) -> torch.Tensor:
-        chord = torch.linalg.vector_norm(self.prev - self.first, dim=-1)
-        ok = chord > ZERO_STEP_RTOL * self.length
-        return torch.where(ok, self.length / chord, torch.full_like(chord, float("nan")))
+        return chord_ratio(self.length, torch.linalg.vector_norm(self.prev - self.first, dim=-1))
 
 
 def stream(
