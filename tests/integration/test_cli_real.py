@@ -42,3 +42,17 @@ def test_bad_input_one_line_exit_2_no_traceback(tlgeom_cli, tmp_path, argv, need
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_report_on_the_encoder(tlgeom_cli, tmp_path):
+    """The same report on a post-LN BERT encoder (bidirectional: patching runs cells after the target too)."""
+    out = tmp_path / "minilm"
+    proc = tlgeom_cli("report", "--model", "minilm-l6", "--n-sims", "99", "--controls", "4", "--no-progress",
+                      "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("*.png")) == FIGURES
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert doc["meta"]["model"]["n_layers"] == 6 and doc["meta"]["model"]["d_model"] == 384
+    assert doc["sections"]["sphere"]["results"]["kind"] == "LayerNorm"
+    assert doc["sections"]["sphere"]["results"]["ones_cos_max"] < 1e-6  # LayerNorm's hyperplane
+    assert doc["sections"]["deflection"]["results"]["n_controls"] == 4
