@@ -50,6 +50,11 @@ class Section:
     results: dict = field(default_factory=dict)
     seconds: float = 0.0
 
+    def add(self, out: Path, stem: str, figure: Any, frame: Any, dpi: int = 110) -> None:
+        """Save ``figure`` as ``out/stem.png`` and ``frame`` as ``out/stem.csv`` and list both."""
+        self.figures.append(_save(figure, out / f"{stem}.png", dpi=dpi))
+        self.tables.append(_csv(frame, out / f"{stem}.csv"))
+
 
 def _save(fig_or_ax: Any, path: Path, dpi: int = 110) -> Path:
     import matplotlib.pyplot as plt
@@ -122,8 +127,7 @@ def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") ->
                  "null-model test: a landscape indistinguishable from random-direction walks has no structured curvature."),
         results=res,
     )
-    sec.figures.append(_save(land.plot(), out / "landscape.png", dpi=120))
-    sec.tables.append(_csv(land.to_frame(), out / "landscape.csv"))
+    sec.add(out, "landscape", land.plot(), land.to_frame(), dpi=120)
     sec.seconds = time.perf_counter() - t0
     return sec
 
@@ -170,8 +174,7 @@ def curvature_section(model: Any, text: str, out: Any, *, n_sims: int = 999, see
                  "chord ratio that is not longer than the nulls says the paths are not more winding than chance."),
         results=res,
     )
-    sec.figures.append(_save(report.plot(), out / "curvature_test.png"))
-    sec.tables.append(_csv(frame, out / "curvature_test.csv"))
+    sec.add(out, "curvature_test", report.plot(), frame)
     sec.seconds = time.perf_counter() - t0
     return sec
 
@@ -199,8 +202,7 @@ def sphere_section(model: Any, text: str, out: Any) -> Section:
                  "the next weights see."),
         results=res,
     )
-    sec.figures.append(_save(rep.plot(), out / "sphere.png"))
-    sec.tables.append(_csv(f, out / "sphere.csv"))
+    sec.add(out, "sphere", rep.plot(), f)
     sec.seconds = time.perf_counter() - t0
     return sec
 
@@ -267,8 +269,7 @@ def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, se
                  "tlgeom.meaning_vs_control (one pair is an illustration, not a test)."),
         results=res,
     )
-    sec.figures.append(_save(d.plot(), out / "deflection.png"))
-    sec.tables.append(_csv(d.to_frame(), out / "deflection.csv"))
+    sec.add(out, "deflection", d.plot(), d.to_frame())
     if patch:
         att = patch_attribution(model, edit, progress=progress)
         v = att.values
@@ -281,8 +282,7 @@ def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, se
         sec.summary += (f"\npatching ({att.component}): {p['n_run']} of {p['n_cells']} cells run in {p['n_batches']} "
                         f"batched pass(es); largest restored fraction {p['best_restored']:.2f} at layer "
                         f"{p['best_layer']}, token {p['best_token']!r} (pos {pos})")
-        sec.figures.append(_save(att.plot(), out / "patching.png"))
-        sec.tables.append(_csv(att.to_frame(), out / "patching.csv"))
+        sec.add(out, "patching", att.plot(), att.to_frame())
     sec.seconds = time.perf_counter() - t0
     return sec
 
