@@ -143,8 +143,13 @@ def verdict_line(report: Any) -> str:
         details = ([", ".join(yes)] if yes else []) + (["not " + ", ".join(no)] if no else [])
         return f"{len(yes)}/{len(tested)} testable nulls" + (f" ({'; '.join(details)})" if details else "")
 
-    return (f"curvature verdict (α = {report.alpha}): sharp+flat turns exceed {part('sharp+flat exceeds')}; "
+    line = (f"curvature verdict (α = {report.alpha}): sharp+flat turns exceed {part('sharp+flat exceeds')}; "
             f"length-to-chord is longer than {part('ltc longer')}.")
+    p_min = 1 / (1 + report.n_sims)
+    if p_min >= report.alpha:
+        line += (f" Caution: with {report.n_sims} simulations the smallest p-value is {p_min:.3g} ≥ α, so no null "
+                 f"can be exceeded; use at least {math.ceil(1 / report.alpha)} simulations.")
+    return line
 
 
 def curvature_section(model: Any, text: str, out: Any, *, n_sims: int = 999, seed: int = 0,

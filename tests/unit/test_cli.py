@@ -160,6 +160,7 @@ def test_jsonable_and_verdict_line():
 
     class Fake:
         alpha = 0.05
+        n_sims = 999
 
         def verdicts(self):
             return {"gaussian": {"sharp+flat exceeds": True, "ltc longer": False},
@@ -167,4 +168,6 @@ def test_jsonable_and_verdict_line():
 
     line = R.verdict_line(Fake())
     assert "exceed 1/2 testable nulls (gaussian; not shuffle)" in line
-    assert "longer than 0/1 testable nulls (not gaussian)" in line
+    assert "longer than 0/1 testable nulls (not gaussian)" in line and "Caution" not in line
+    Fake.n_sims = 19  # smallest p = 1/20 = α: nothing can be significant, and the line says so
+    assert "smallest p-value is 0.05 ≥ α" in R.verdict_line(Fake())
