@@ -640,6 +640,7 @@ class HeadSignature:
         pos_mass: ``[layer, head]`` ``Σ λ₊ / Σ |λ|`` (1 = positive semi-definite, an inner
             product; 0.5 = balanced indefinite form; 0 = negative).
         d_head, rtol: as used.
+        layers: the model layer of each row (default: all layers, in order).
     """
 
     eigenvalues: torch.Tensor
@@ -648,13 +649,18 @@ class HeadSignature:
     pos_mass: torch.Tensor
     d_head: int
     rtol: float
+    layers: list[int] | None = None
+
+    @property
+    def layer_ids(self) -> list[int]:
+        return list(range(self.n_pos.shape[0])) if self.layers is None else list(self.layers)
 
     def to_frame(self):
         import numpy as np
         import pandas as pd
 
         L, H = self.n_pos.shape
-        l, h = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
+        l, h = np.meshgrid(np.asarray(self.layer_ids), np.arange(H), indexing="ij")
         lam = self.eigenvalues
         return pd.DataFrame({
             "layer": l.ravel(), "head": h.ravel(), "n_pos": self.n_pos.numpy().ravel(),
@@ -671,6 +677,10 @@ class HeadSignature:
         im = ax.imshow(self.pos_mass.numpy(), aspect="auto", cmap="RdBu_r", vmin=0, vmax=1)
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
+        ids = self.layer_ids
+        step = max(1, len(ids) // 15)
+        ax.set_yticks(range(0, len(ids), step))
+        ax.set_yticklabels([str(i) for i in ids[::step]])
         ax.set_title("positive mass of sym(W_Q W_Kᵀ)  (1 = inner product, 0.5 = balanced)")
         ax.figure.colorbar(im, ax=ax)
         return ax
@@ -686,6 +696,7 @@ def head_metric_signature(model: Any, layers: Sequence[int] | None = None, rtol:
     """
     _compat.check_model(model)
     W_Q, W_K = _expanded_qk(model)
+    idx = list(range(W_Q.shape[0]))
     if layers is not None:
         idx = list(layers)
         if not idx or not all(isinstance(l, int) and 0 <= l < W_Q.shape[0] for l in idx):
@@ -699,4 +710,4 @@ def head_metric_signature(model: Any, layers: Sequence[int] | None = None, rtol:
     n_neg = (lam < -tol).sum(-1)
     pos_mass = lam.clamp_min(0).sum(-1) / lam.abs().sum(-1)
     return HeadSignature(eigenvalues=lam, n_pos=n_pos, n_neg=n_neg, pos_mass=pos_mass,
-                         d_head=int(W_Q.shape[-1]), rtol=rtol)
+                         d_head=int(W_Q.shape[-1]), rtol=rtol, layers=idx)

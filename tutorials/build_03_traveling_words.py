@@ -85,9 +85,10 @@ cells = [
       "tp.plot(tokens=words);"),
     md("## What would count as evidence against the paper\n\n"
        "* **Normalised states off the √d sphere**: a departure that ε does not explain, i.e. the error "
-       "*after the exact ε correction* well above float rounding (~1e-6). The uncorrected shortfall is ε's "
-       "doing and grows when the raw residual is short (`sphere_report` may then say `NOT within 1e-3` for "
-       "the first layer); for LayerNorm, |cos(n, 1)| well above rounding (off the hyperplane ⊥ 1).\n"
+       "*after the exact ε correction* above float rounding (`sphere_report` says `NOT on` the sphere beyond "
+       "its per-dtype tolerance, 1e-5 in float32). The uncorrected shortfall is ε's doing and grows when the "
+       "raw residual is short, as in the first layers; for LayerNorm, |cos(n, 1)| well above rounding (off "
+       "the hyperplane ⊥ 1).\n"
        "* **Top OV directions that do not map to related tokens**: the nearest tokens of the top singular "
        "directions look like an arbitrary sample of the vocabulary rather than groups of related words "
        "(this one is a judgement call; read the table above).\n"

@@ -60,11 +60,9 @@ cells = [
        "positive, an indefinite form; 0 (blue) = negative."),
     c("sig_layers = list(range(0, cfg.n_layers, SIG_EVERY))\n"
       "sig = R.head_metric_signature(model, layers=sig_layers)\n"
-      "sf = sig.to_frame()\n"
-      "sf['layer'] = [sig_layers[i] for i in sf.layer]   # to_frame numbers the selected layers 0, 1, ...\n"
+      "sf = sig.to_frame()   # rows keep the model's layer numbers\n"
       "print(sf.groupby('layer').pos_mass.describe()[['mean', 'min', 'max']].round(3))\n"
-      "ax = sig.plot()\n"
-      "ax.set_yticks(range(len(sig_layers))); ax.set_yticklabels(sig_layers);"),
+      "sig.plot();"),
     md("## Attention vs heat kernel\n\n"
        "For each head: a graph Laplacian on the head's query/key cloud, its heat kernel exp(−tL) (fitted "
        "bandwidth ε and time t), restricted to query rows × key columns with the causal mask, against the "

@@ -88,6 +88,9 @@ def test_report_on_every_tiny_model(tiny_any):
     if len(rms):  # RMSNorm has no hyperplane: measured, not asserted to vanish
         assert "RMSNorm" in r.summary()
     assert "√d" in r.summary() and len(r.embedding_frame()) == 4
+    assert r.dtype == "float32" and "ON the √d sphere to float32 rounding" in r.summary()
+    r.tol = 1e-300  # a tolerance nothing meets: the verdict must flip, not be hard-wired
+    assert "NOT on the √d sphere" in r.summary()
 
 
 def test_gain_and_bias_make_a_displaced_ellipsoid():

@@ -234,6 +234,10 @@ def test_head_metric_signature_models(tiny_any):
     assert ((sig.pos_mass >= 0) & (sig.pos_mass <= 1)).all()
     df = sig.to_frame()
     assert len(df) == L * H
+    # a subset of layers keeps the model's layer numbers, and equals those rows of the full result
+    sub = R.head_metric_signature(tiny_any, layers=[L - 1])
+    assert sub.to_frame().layer.unique().tolist() == [L - 1]
+    torch.testing.assert_close(sub.pos_mass[0], sig.pos_mass[L - 1])
 
 
 def test_head_signature_gqa_pairs_query_with_its_key_head(tiny_llama):
