@@ -17,7 +17,6 @@ with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -124,19 +123,19 @@ def _read_text(args: argparse.Namespace) -> str | None:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from .models import KNOWN_MODELS, check_device, hub_available, load_model
-
-    name = args.model
-    if not name or not name.strip():
-        raise bad_arg("--model", name, f"a model name: {', '.join(KNOWN_MODELS)} or a hub name such as gpt2")
-    check_device(args.device)
-    if name.lower() not in KNOWN_MODELS and not os.path.isdir(name) and not hub_available():
-        raise bad_arg("--model", name, f"one of {', '.join(KNOWN_MODELS)} (offline), a local model folder, or a "
-                                       f"hub name when the Hugging Face hub is reachable (it is not)")
     import torch
 
+    from .models import load_model
+
     torch.manual_seed(args.seed)
-    return load_model(name, device=args.device)
+    try:
+        return load_model(args.model, device=args.device)
+    except TlgeomError as exc:  # name the command-line option, not load_model's argument
+        msg = str(exc)
+        for arg, option in (("name=", "--model="), ("device=", "--device=")):
+            if msg.startswith(arg):
+                raise TlgeomError(option + msg[len(arg):]) from exc
+        raise
 
 
 def _check_min(value: int, arg: str, minimum: int) -> None:
@@ -158,26 +157,9 @@ def _edit(args: argparse.Namespace, text: str | None):
     return ContextEdit(text, args.edited, args.target, name="cli")
 
 
-class _Stages:
-    """A progress bar over a command's stages (tqdm on stderr)."""
-
-    def __init__(self, stages: Sequence[str], enabled: bool):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=len(stages), disable=not enabled, file=sys.stderr, unit="stage",
-                        bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]")
-
-    def start(self, name: str) -> None:
-        self.bar.set_description(name)
-
-    def done(self) -> None:
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from . import report as R
     from .data import PARAGRAPH
 
@@ -197,15 +179,16 @@ def _run(args: argparse.Namespace) -> int:
 
     stages = {"landscape": ["landscape"], "curvature-test": ["null models"], "sphere": ["hypersphere"],
               "deflect": ["deflection"], "report": ["landscape", "null models", "hypersphere", "deflection"]}[cmd]
-    bar = _Stages(["load model"] + stages, progress)
+    bar = tqdm(total=1 + len(stages), disable=not progress, file=sys.stderr,
+               bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]")
     t0 = time.perf_counter()
     try:
-        bar.start(f"loading {args.model}")
+        bar.set_description(f"loading {args.model}")
         model = _load(args)
-        bar.done()
+        bar.update()
         sections = []
         for stage in stages:
-            bar.start(stage)
+            bar.set_description(stage)
             if stage == "landscape":
                 sections.append(R.landscape_section(model, text, out, space=getattr(args, "space", "raw")))
             elif stage == "null models":
@@ -217,7 +200,7 @@ def _run(args: argparse.Namespace) -> int:
                 e = edit if cmd == "deflect" else R.bundled_pair(args.pair)
                 sections.append(R.deflection_section(model, e, out, controls=args.controls, seed=args.seed,
                                                      patch=not args.no_patch, progress=progress))
-            bar.done()
+            bar.update()
     finally:
         bar.close()
 

