@@ -165,15 +165,13 @@ def _run(args: argparse.Namespace) -> int:
 
     cmd = args.command
     text = _read_text(args)
-    if cmd == "deflect":
-        edit = _edit(args, text)
+    # every check before the slow work
+    edit = _edit(args, text) if cmd == "deflect" else R.bundled_pair(args.pair) if cmd == "report" else None
+    if edit is not None:
         _check_min(args.controls, "--controls", 0)
     if hasattr(args, "n_sims"):
         _check_min(args.n_sims, "--n-sims", 1)
-    if cmd == "report":
-        R.bundled_pair(args.pair)  # check before the slow work
-        _check_min(args.controls, "--controls", 0)
-    out = R._outdir(args.out)
+    out = R.output_dir(args.out)
     text = text if text is not None else PARAGRAPH
     progress = not args.no_progress
 
@@ -197,8 +195,7 @@ def _run(args: argparse.Namespace) -> int:
             elif stage == "hypersphere":
                 sections.append(R.sphere_section(model, text, out))
             else:
-                e = edit if cmd == "deflect" else R.bundled_pair(args.pair)
-                sections.append(R.deflection_section(model, e, out, controls=args.controls, seed=args.seed,
+                sections.append(R.deflection_section(model, edit, out, controls=args.controls, seed=args.seed,
                                                      patch=not args.no_patch, progress=progress))
             bar.update()
     finally:

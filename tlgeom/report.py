@@ -72,7 +72,7 @@ def _csv(frame: Any, path: Path) -> Path:
     return path
 
 
-def _outdir(out: Any) -> Path:
+def output_dir(out: Any) -> Path:
     if not isinstance(out, (str, Path)) or not str(out).strip():
         raise bad_arg("out", out, "a directory path")
     path = Path(out)
@@ -90,7 +90,7 @@ def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") ->
     """Curvature landscape (tokens × layer vertices) of ``text`` from one streamed pass."""
     from .curvature import curvature_landscape
 
-    out = _outdir(out)
+    out = output_dir(out)
     t0 = time.perf_counter()
     land = curvature_landscape(model, text, space=space)
     deg = land.degrees
@@ -153,7 +153,7 @@ def curvature_section(model: Any, text: str, out: Any, *, n_sims: int = 999, see
     """Sharp/flat counts and length-to-chord of ``text``'s trajectories against every null model."""
     from .nulls import curvature_test
 
-    out = _outdir(out)
+    out = output_dir(out)
     t0 = time.perf_counter()
     report = curvature_test(model, [text], n_sims=n_sims, seed=seed, space=space)
     verdict = verdict_line(report)
@@ -184,7 +184,7 @@ def sphere_section(model: Any, text: str, out: Any) -> Section:
     """Traveling Words: how exactly normalised states lie on the √d hypersphere, layer by layer."""
     from .layernorm import sphere_report
 
-    out = _outdir(out)
+    out = output_dir(out)
     t0 = time.perf_counter()
     rep = sphere_report(model, text)
     f = rep.to_frame()
@@ -226,7 +226,7 @@ def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, se
 
     if not isinstance(edit, ContextEdit):
         raise bad_arg("edit", edit, "a tlgeom.ContextEdit")
-    out = _outdir(out)
+    out = output_dir(out)
     t0 = time.perf_counter()
     prototypes = None
     senses = edit.info.get("clean_sense"), edit.info.get("edited_sense")
