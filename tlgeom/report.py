@@ -59,9 +59,9 @@ class Section:
 def _save(fig_or_ax: Any, path: Path, dpi: int = 110) -> Path:
     import matplotlib.pyplot as plt
 
+    if isinstance(fig_or_ax, (list, tuple)) or hasattr(fig_or_ax, "flat"):  # an array of axes: any one
+        fig_or_ax = next(iter(getattr(fig_or_ax, "flat", fig_or_ax)))
     fig = getattr(fig_or_ax, "figure", fig_or_ax)
-    if isinstance(fig_or_ax, (list, tuple)) or hasattr(fig_or_ax, "flat"):  # an array of axes
-        fig = next(iter(getattr(fig_or_ax, "flat", fig_or_ax))).figure
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
