@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import torch
 CHILD = r"""
 import json, resource, sys, torch, tlgeom
 from tlgeom.data import PARAGRAPH
-from tlgeom.curvature import curvature_landscape
+from tlgeom.experiments.landscape import curvature_landscape
 variant = sys.argv[1]
 model = tlgeom.load_model("smollm2-135m")
 toks = model.to_tokens(PARAGRAPH)
@@ -64,8 +63,8 @@ def _median_time(fn, reps=1):
 
 def part1(reps: int = 5) -> None:
     import tlgeom
-    from tlgeom.curvature import curvature_landscape
     from tlgeom.data import PARAGRAPH
+    from tlgeom.experiments.landscape import curvature_landscape
 
     torch.set_grad_enabled(False)
     model = tlgeom.load_model("smollm2-135m")
@@ -83,21 +82,25 @@ def part1(reps: int = 5) -> None:
         for k, f in fns.items():
             times[k].append(_median_time(f))
     base = statistics.median(times["forward"])
-    print(f"1. smollm2-135m, {toks.shape[1]} tokens, median of {reps} interleaved runs "
-          f"(forward = {base * 1e3:.0f} ms here); targets: landscape ≤ 1.10× wall, ≤ 1.20× memory")
+    print(
+        f"1. smollm2-135m, {toks.shape[1]} tokens, median of {reps} interleaved runs "
+        f"(forward = {base * 1e3:.0f} ms here); targets: landscape ≤ 1.10× wall, ≤ 1.20× memory"
+    )
     print(f"   {'variant':24s} {'wall / forward':>15s} {'extra peak RSS (MiB)':>22s}")
     mem = {}
     for k in fns:
         out = subprocess.run([sys.executable, "-c", CHILD, k], capture_output=True, text=True, check=True)
         mem[k] = json.loads(out.stdout.strip().splitlines()[-1])["extra_peak_mib"]
         print(f"   {k:24s} {statistics.median(times[k]) / base:15.2f} {mem[k]:22.1f}")
-    print(f"   (extra peak RSS = peak during the call − RSS just before it, after loading and a warm-up pass;"
-          f" the model's weights and a forward's own activations are in both; a few MiB is allocator noise)")
+    print(
+        "   (extra peak RSS = peak during the call − RSS just before it, after loading and a warm-up pass;"
+        " the model's weights and a forward's own activations are in both; a few MiB is allocator noise)"
+    )
 
 
 def _loop_walks(norms: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The naive baseline: one walk at a time in R^d, then its angles and LTC."""
-    from tlgeom.curvature import angle_between
+    from tlgeom.geometry.curvature import angle_between
 
     angles, ltcs = [], []
     for n in norms:  # [K]
@@ -108,9 +111,11 @@ def _loop_walks(norms: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor
     return torch.stack(angles), torch.stack(ltcs)
 
 
-def part2(n_walks: int = 100_000, K: int = 30, d: int = 576, loop_subset: int = 1000, direct_subset: int = 10_000) -> None:
-    from tlgeom.curvature import length_to_chord, turning_angles
-    from tlgeom.nulls import gaussian_walk, null_statistics, seeded
+def part2(
+    n_walks: int = 100_000, K: int = 30, d: int = 576, loop_subset: int = 1000, direct_subset: int = 10_000
+) -> None:
+    from tlgeom.geometry.curvature import length_to_chord, turning_angles
+    from tlgeom.stats.nulls import gaussian_walk, null_statistics, seeded
 
     torch.manual_seed(0)
     norms = torch.rand(n_walks, K, dtype=torch.float64) + 0.5
@@ -118,20 +123,21 @@ def part2(n_walks: int = 100_000, K: int = 30, d: int = 576, loop_subset: int = 
 
     def direct(m):
         for c in range(0, m, 2000):  # chunks keep memory at ~30 MiB per 1k walks
-            w = gaussian_walk(norms[c:c + 2000], 1, d, method="direct")
+            w = gaussian_walk(norms[c : c + 2000], 1, d, method="direct")
             turning_angles(w), length_to_chord(w)
 
     t_direct = _median_time(lambda: direct(direct_subset)) * n_walks / direct_subset
 
     def reduced():
         for c in range(0, n_walks, 20_000):
-            w = gaussian_walk(norms[c:c + 20_000], 1, d)
+            w = gaussian_walk(norms[c : c + 20_000], 1, d)
             turning_angles(w), length_to_chord(w)
 
     t_reduced = _median_time(reduced)
     # null_statistics: 1000 "observed" tokens × 100 simulations = 100k walks
-    x = torch.cat([torch.zeros(1000, 1, d, dtype=torch.float64),
-                   torch.randn(1000, K, d, dtype=torch.float64).cumsum(1)], 1)
+    x = torch.cat(
+        [torch.zeros(1000, 1, d, dtype=torch.float64), torch.randn(1000, K, d, dtype=torch.float64).cumsum(1)], 1
+    )
 
     def stats():
         with seeded(0):
@@ -141,39 +147,47 @@ def part2(n_walks: int = 100_000, K: int = 30, d: int = 576, loop_subset: int = 
     t_stats = _median_time(stats, reps=5)
     print(f"\n2. {n_walks:,} Gaussian null walks, {K} steps, d = {d} (angles + LTC each); target ≥ 50× over the loop")
     print(f"   {'method':46s} {'seconds':>9s} {'speed-up vs loop':>17s}")
-    rows = [(f"per-walk Python loop (timed on {loop_subset:,}, ×{n_walks // loop_subset})", t_loop),
-            (f"vectorised, walks in R^{d} (timed on {direct_subset:,}, ×{n_walks // direct_subset})", t_direct),
-            (f"vectorised, reduced walks in R^{min(K, d)} (Bartlett)", t_reduced),
-            ("null_statistics (compare_to_nulls' sampler)", t_stats)]
+    rows = [
+        (f"per-walk Python loop (timed on {loop_subset:,}, ×{n_walks // loop_subset})", t_loop),
+        (f"vectorised, walks in R^{d} (timed on {direct_subset:,}, ×{n_walks // direct_subset})", t_direct),
+        (f"vectorised, reduced walks in R^{min(K, d)} (Bartlett)", t_reduced),
+        ("null_statistics (compare_to_nulls' sampler)", t_stats),
+    ]
     for name, t in rows:
         print(f"   {name:46s} {t:9.2f} {t_loop / t:16.0f}×")
 
 
 def part3(S: int = 10_000, K: int = 30, d: int = 576) -> None:
-    from tlgeom.curvature import length_to_chord, turning_angles
-    from tlgeom.nulls import gaussian_walk, null_statistics, seeded
+    from tlgeom.geometry.curvature import length_to_chord, turning_angles
+    from tlgeom.stats.nulls import gaussian_walk, null_statistics, seeded
 
     def cost(method, s, k, dd):
         norms = torch.rand(s, k, dtype=torch.float64) + 0.5
         if method == "null_statistics":
-            x = torch.cat([torch.zeros(100, 1, dd, dtype=torch.float64),
-                           torch.randn(100, k, dd, dtype=torch.float64).cumsum(1)], 1)
+            x = torch.cat(
+                [torch.zeros(100, 1, dd, dtype=torch.float64), torch.randn(100, k, dd, dtype=torch.float64).cumsum(1)],
+                1,
+            )
 
             def f():
                 with seeded(0):
                     null_statistics("gaussian", x, s // 100)
         else:
+
             def f():
                 w = gaussian_walk(norms, 1, dd, method=method)
                 turning_angles(w), length_to_chord(w)
+
         f()
         return min(_median_time(f) for _ in range(3))
 
     print(f"\n3. cost growth (time ratio when one factor doubles; base {S:,} sims × {K} steps × d {d})")
     print(f"   {'sampler':18s} {'base s':>8s} {'2×sims':>8s} {'2×steps':>8s} {'2×d':>8s}   expected")
-    for method, base_s, exp in (("direct", S // 10, "2, 2, 2 (sims·steps·d)"),
-                                ("reduced", S, "2, ~4, 1 (sims·steps², d-free)"),
-                                ("null_statistics", S, "2, 2, 1 (sims·steps)")):
+    for method, base_s, exp in (
+        ("direct", S // 10, "2, 2, 2 (sims·steps·d)"),
+        ("reduced", S, "2, ~4, 1 (sims·steps², d-free)"),
+        ("null_statistics", S, "2, 2, 1 (sims·steps)"),
+    ):
         b = cost(method, base_s, K, d)
         r = [cost(method, 2 * base_s, K, d) / b, cost(method, base_s, 2 * K, d) / b, cost(method, base_s, K, 2 * d) / b]
         label = method if method != "direct" else f"direct ({base_s:,})"

@@ -33,9 +33,11 @@ import torch
 
 CLEAN = "The old fisherman slowly walked down to the river bank."
 EDITED = "The old fisherman slowly walked down to the savings bank."
-LONG_CLEAN = ("The river was quiet this morning, and after a long and peaceful walk past the old stone mill, "
-              "the broken wooden fence, the tall green reeds, the little white chapel and a family of sleeping "
-              "ducks, the tired old fisherman finally sat down to rest for a little while on the soft grassy bank")
+LONG_CLEAN = (
+    "The river was quiet this morning, and after a long and peaceful walk past the old stone mill, "
+    "the broken wooden fence, the tall green reeds, the little white chapel and a family of sleeping "
+    "ducks, the tired old fisherman finally sat down to rest for a little while on the soft grassy bank"
+)
 MEM_LAYERS = [10, 20]
 LIMIT_GIB = 2.0
 
@@ -65,8 +67,8 @@ def vm_rss_gib() -> float:
 def memory_child(full: bool, threads: int) -> None:
     torch.set_num_threads(threads)
     import tlgeom
-    from tlgeom import _compat
-    from tlgeom.patching import patch_attribution
+    from tlgeom.experiments.patching import patch_attribution
+    from tlgeom.models import _compat
 
     model = tlgeom.load_model("smollm2-135m")
     after_load, hwm_load = vm_rss_gib(), vm_hwm_gib()
@@ -75,16 +77,31 @@ def memory_child(full: bool, threads: int) -> None:
     layers = None if full else MEM_LAYERS
     t = time.perf_counter()
     res = patch_attribution(model, LONG_CLEAN, edited, "bank", layers=layers, progress=False)
-    print(json.dumps({"tokens": n_tok, "batch_size": res.batch_size, "n_batches": res.n_batches,
-                      "n_run": res.n_run, "layers": len(res.layers), "seconds": time.perf_counter() - t,
-                      "rss_after_load_gib": after_load, "hwm_after_load_gib": hwm_load,
-                      "peak_rss_gib": vm_hwm_gib()}))
+    print(
+        json.dumps(
+            {
+                "tokens": n_tok,
+                "batch_size": res.batch_size,
+                "n_batches": res.n_batches,
+                "n_run": res.n_run,
+                "layers": len(res.layers),
+                "seconds": time.perf_counter() - t,
+                "rss_after_load_gib": after_load,
+                "hwm_after_load_gib": hwm_load,
+                "peak_rss_gib": vm_hwm_gib(),
+            }
+        )
+    )
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1: on a shared 2-core machine 2 threads can run 20x slower)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a shared 2-core machine 2 threads can run 20x slower)",
+    )
     ap.add_argument("--tl-layers", type=int, default=3, help="layers on which TransformerLens' loop is timed")
     ap.add_argument("--full-mem", action="store_true", help="memory check over all 30 layers")
     ap.add_argument("--mem-child", action="store_true", help=argparse.SUPPRESS)
@@ -97,8 +114,8 @@ def main():
     from transformer_lens.patching import get_act_patch_resid_pre
 
     import tlgeom
-    from tlgeom import _compat
-    from tlgeom.patching import MAX_BATCH, TOKEN_BUDGET, patch_attribution, restored_fraction
+    from tlgeom.experiments.patching import MAX_BATCH, TOKEN_BUDGET, patch_attribution, restored_fraction
+    from tlgeom.models import _compat
 
     model = tlgeom.load_model("smollm2-135m")
     info = _compat.check_model(model)
@@ -107,8 +124,10 @@ def main():
     et, _ = _compat.tokenize(model, EDITED, info)
     L, P = model.cfg.n_layers, et.shape[1]
     tlgeom.record_trajectories(model, CLEAN)  # warm-up
-    print(f"smollm2-135m, {P}-token pair, torch threads {torch.get_num_threads()}; "
-          f"target ' bank', edit 'river' → 'savings'\n")
+    print(
+        f"smollm2-135m, {P}-token pair, torch threads {torch.get_num_threads()}; "
+        f"target ' bank', edit 'river' → 'savings'\n"
+    )
 
     pruned, tp, cp = timed(lambda: patch_attribution(model, CLEAN, EDITED, "bank", progress=False))
     full, tf, cf = timed(lambda: patch_attribution(model, CLEAN, EDITED, "bank", prune=False, progress=False))
@@ -129,8 +148,9 @@ def main():
     import io
 
     with model.hooks(fwd_hooks=[(final, cap)]), contextlib.redirect_stderr(io.StringIO()):  # silence tqdm
-        ref, tt, ct_ = timed(lambda: get_act_patch_resid_pre(model, et, cache, metric,
-                                                             index_axis_names=None, index_df=df))
+        ref, tt, ct_ = timed(
+            lambda: get_act_patch_resid_pre(model, et, cache, metric, index_axis_names=None, index_df=df)
+        )
     per_pass_w, per_pass_c = tt / len(df), ct_ / len(df)
     tl_full_w, tl_full_c = tc + per_pass_w * L * P, cc + per_pass_c * L * P
     li, pi = torch.tensor(df.layer.tolist()), torch.tensor(df.pos.tolist())
@@ -138,24 +158,38 @@ def main():
     err_pruned = float((pruned.values[li, pi] - ref.double()).abs().max())
 
     rows = [
-        (f"TransformerLens loop (timed on layers {tl_layers}, x{L / len(tl_layers):.1f})", L * P, L * P, tl_full_w, tl_full_c),
+        (
+            f"TransformerLens loop (timed on layers {tl_layers}, x{L / len(tl_layers):.1f})",
+            L * P,
+            L * P,
+            tl_full_w,
+            tl_full_c,
+        ),
         ("tlgeom batched, prune=False", full.n_run, full.n_batches, tf, cf),
         ("tlgeom batched, pruned (default)", pruned.n_run, pruned.n_batches, tp, cp),
     ]
     print(f"{'full resid_pre sweep':<58} {'cells run':>9} {'passes':>7} {'wall s':>8} {'cpu s':>8} {'speed-up':>9}")
     for name, cells, passes, w, c in rows:
         print(f"{name:<58} {cells:>9} {passes:>7} {w:>8.2f} {c:>8.2f} {tl_full_w / w:>8.1f}x")
-    print(f"\nTransformerLens per pass: {per_pass_w * 1e3:.0f} ms wall (clean cache {tc:.2f} s); "
-          f"tlgeom batch size {full.batch_size} (= min({MAX_BATCH}, {TOKEN_BUDGET} // {P} tokens)); "
-          f"pruned run truncated to {pruned.target_pos + 1} tokens")
-    print(f"agreement with get_act_patch_resid_pre on the {len(df)} timed cells: max |Δ| = {err_full:.1e} "
-          f"(prune=False), {err_pruned:.1e} (pruned)")
+    print(
+        f"\nTransformerLens per pass: {per_pass_w * 1e3:.0f} ms wall (clean cache {tc:.2f} s); "
+        f"tlgeom batch size {full.batch_size} (= min({MAX_BATCH}, {TOKEN_BUDGET} // {P} tokens)); "
+        f"pruned run truncated to {pruned.target_pos + 1} tokens"
+    )
+    print(
+        f"agreement with get_act_patch_resid_pre on the {len(df)} timed cells: max |Δ| = {err_full:.1e} "
+        f"(prune=False), {err_pruned:.1e} (pruned)"
+    )
     verdict = "meets" if tl_full_w / tp >= 5 else "does NOT meet"
-    print(f"speed-up of the default sweep: {tl_full_w / tp:.1f}x wall ({tl_full_c / cp:.1f}x CPU) -> {verdict} the 5x target; "
-          f"batching alone: {tl_full_w / tf:.1f}x wall")
+    print(
+        f"speed-up of the default sweep: {tl_full_w / tp:.1f}x wall ({tl_full_c / cp:.1f}x CPU) -> {verdict} the 5x target; "
+        f"batching alone: {tl_full_w / tf:.1f}x wall"
+    )
 
     print("\nmemory: 60-token pair in a fresh subprocess (model load included) ...")
-    cmd = [sys.executable, __file__, "--mem-child", "--threads", str(args.threads)] + (["--full-mem"] if args.full_mem else [])
+    cmd = [sys.executable, __file__, "--mem-child", "--threads", str(args.threads)] + (
+        ["--full-mem"] if args.full_mem else []
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     line = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if out.returncode or not line:
@@ -163,12 +197,19 @@ def main():
         return
     m = json.loads(line[-1])
     verdict = "under" if m["peak_rss_gib"] < LIMIT_GIB else "OVER"
-    scope = "all 30 layers" if args.full_mem else (f"layers {MEM_LAYERS} (peak memory is one batch's; "
-                                                   "--full-mem sweeps all 30)")
-    print(f"  {m['tokens']} tokens, batch size {m['batch_size']}, {m['n_run']} cells in {m['n_batches']} batches "
-          f"over {scope}, {m['seconds']:.1f} s")
-    print(f"  RSS after loading the model {m['rss_after_load_gib']:.2f} GiB (peak during load "
-          f"{m['hwm_after_load_gib']:.2f}); peak RSS (VmHWM) {m['peak_rss_gib']:.2f} GiB -> {verdict} {LIMIT_GIB} GiB")
+    scope = (
+        "all 30 layers"
+        if args.full_mem
+        else (f"layers {MEM_LAYERS} (peak memory is one batch's; --full-mem sweeps all 30)")
+    )
+    print(
+        f"  {m['tokens']} tokens, batch size {m['batch_size']}, {m['n_run']} cells in {m['n_batches']} batches "
+        f"over {scope}, {m['seconds']:.1f} s"
+    )
+    print(
+        f"  RSS after loading the model {m['rss_after_load_gib']:.2f} GiB (peak during load "
+        f"{m['hwm_after_load_gib']:.2f}); peak RSS (VmHWM) {m['peak_rss_gib']:.2f} GiB -> {verdict} {LIMIT_GIB} GiB"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-import tlgeom.riemann as R
+import tlgeom.experiments.riemann as ER
+import tlgeom.geometry.riemann as R
 
 torch.set_num_threads(2)
 DIM = 8
@@ -27,6 +28,7 @@ def make_metric(dim: int, seed: int = 0):
     def metric(x):  # a smooth positive-definite metric on R^dim
         A = torch.tanh(W @ x).reshape(dim, dim)
         return torch.eye(dim, dtype=x.dtype) + A @ A.T
+
     return metric
 
 
@@ -77,7 +79,7 @@ class MemoryTracker(TorchDispatchMode):
         return out
 
 
-D_MODEL = 10 ** 9
+D_MODEL = 10**9
 
 
 def main():
@@ -96,14 +98,16 @@ def main():
     t_vec = (time.perf_counter() - t0) / reps
     err = (G_vec - G_loop).abs().max().item()
     print(f"Christoffel symbols, chart dim {DIM} (float64), one point:")
-    print(f"  triple loop of scalar autograd.grad ({3 * DIM ** 3} calls): {t_loop * 1e3:9.1f} ms")
+    print(f"  triple loop of scalar autograd.grad ({3 * DIM**3} calls): {t_loop * 1e3:9.1f} ms")
     print(f"  tlgeom.christoffel_symbols (jacrev):             {t_vec * 1e3:9.2f} ms")
     print(f"  speed-up {t_loop / t_vec:7.0f}x   max |ΔΓ| = {err:.1e}")
     xb = torch.randn(64, DIM, dtype=torch.float64) * 0.3
     t0 = time.perf_counter()
     R.christoffel_symbols(metric, xb)
     t_b = time.perf_counter() - t0
-    print(f"  batch of 64 points in one vmapped call: {t_b * 1e3:.1f} ms ({t_loop * 64 / t_b:.0f}x vs looping the loop)")
+    print(
+        f"  batch of 64 points in one vmapped call: {t_b * 1e3:.1f} ms ({t_loop * 64 / t_b:.0f}x vs looping the loop)"
+    )
 
     # 2. Pullback metric of a smollm2 layer map at k = 8, no d_model × d_model tensor
     import tlgeom
@@ -112,7 +116,7 @@ def main():
     model = tlgeom.load_model("smollm2-135m")
     D_MODEL = model.cfg.d_model
     toks = model.to_tokens(PARAGRAPH)[:, :100]
-    chart = R.model_chart(model, toks, pos=60, l0=10, l1=11, basis="embedding", k=8)
+    chart = ER.model_chart(model, toks, pos=60, l0=10, l1=11, basis="embedding", k=8)
     chart.metric()  # warm-up
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracker = MemoryTracker()
@@ -123,14 +127,20 @@ def main():
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     eig = torch.linalg.eigvalsh(g)
     dd = D_MODEL * D_MODEL * 8
-    print(f"\nPullback metric of smollm2-135m, token 60 of a 100-token paragraph, point 10 -> 11 (block 10), k = 8:")
+    print("\nPullback metric of smollm2-135m, token 60 of a 100-token paragraph, point 10 -> 11 (block 10), k = 8:")
     print(f"  time {t_m:.2f} s (8 JVPs as one batched forward pass with dual numbers, blocks 0-10)")
-    print(f"  peak live tensor memory during the call: {tracker.peak / 2 ** 20:.1f} MiB "
-          f"(process max-RSS growth {max(rss1 - rss0, 0) / 1024:.1f} MiB)")
-    print(f"  largest tensor allocated: {tracker.largest[1]} ({tracker.largest[0] * 4 / 2 ** 20:.1f} MiB at 4 B)")
-    print(f"  tensors with two dims == d_model={D_MODEL} allocated: {len(tracker.square_dd)} "
-          f"(a d×d float64 matrix would be {dd / 2 ** 20:.1f} MiB)")
-    print(f"  g eigenvalues: min {eig.min():.3g}, max {eig.max():.3g} (symmetric positive definite: {bool(eig.min() > 0)})")
+    print(
+        f"  peak live tensor memory during the call: {tracker.peak / 2**20:.1f} MiB "
+        f"(process max-RSS growth {max(rss1 - rss0, 0) / 1024:.1f} MiB)"
+    )
+    print(f"  largest tensor allocated: {tracker.largest[1]} ({tracker.largest[0] * 4 / 2**20:.1f} MiB at 4 B)")
+    print(
+        f"  tensors with two dims == d_model={D_MODEL} allocated: {len(tracker.square_dd)} "
+        f"(a d×d float64 matrix would be {dd / 2**20:.1f} MiB)"
+    )
+    print(
+        f"  g eigenvalues: min {eig.min():.3g}, max {eig.max():.3g} (symmetric positive definite: {bool(eig.min() > 0)})"
+    )
 
 
 if __name__ == "__main__":

@@ -81,8 +81,11 @@ def main(reps: int = 7) -> None:
     print(f"smollm2-135m, {toks.shape[1]} tokens, median of {reps} interleaved runs")
     print(f"{'variant':24s} {'wall / forward':>15s} {'extra peak RSS (MiB)':>22s}")
     for k in VARIANTS:
-        mem = json.loads(subprocess.run([sys.executable, "-c", CHILD, k], capture_output=True, text=True,
-                                        check=True).stdout.strip().splitlines()[-1])["extra_peak_mib"]
+        mem = json.loads(
+            subprocess.run([sys.executable, "-c", CHILD, k], capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )["extra_peak_mib"]
         print(f"{k:24s} {statistics.median(times[k]) / base:15.2f} {mem:22.1f}")
 
 

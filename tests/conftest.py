@@ -32,7 +32,7 @@ def _seed():
 
 def _warm(model):
     """One forward pass: a Bridge attaches a few permanent hooks of its own on its first forward,
-    so hook-leak checks (tlgeom._compat.count_hooks before/after) must start after it."""
+    so hook-leak checks (tlgeom.models._compat.count_hooks before/after) must start after it."""
     import tlgeom
 
     tlgeom.record_trajectories(model, "the cat")

@@ -15,22 +15,20 @@ pure tensor functions and result classes: ``tlgeom.trajectory``, ``tlgeom.stream
 """
 
 from ._errors import TlgeomError
-from .curvature import (  # curvature before streaming's users: it subclasses the streaming metrics
-    curvature_landscape,
-    length_to_chord,
-    turning_angles,
-)
+from .experiments.circuits import noun_probe, singular_directions
+from .experiments.curvature import compare_to_nulls, curvature_test
+from .experiments.eclipse import ContextEdit, deflection, meaning_vs_control
+from .experiments.heat import attention_vs_heat_kernel
+from .experiments.landscape import curvature_landscape
+from .experiments.patching import patch_attribution
+from .experiments.projection import project_trajectory
+from .experiments.sphere import sphere_report
+from .geometry.curvature import length_to_chord, turning_angles
+from .geometry.heat import heat_kernel
+from .geometry.riemann import christoffel_symbols, pullback_metric, scalar_curvature
 from .models import load_model
-from .streaming import LengthToChord, StepNorms, StreamMetric, TurningAngles, stream
-from .trajectory import Trajectories, record_trajectories
-from .nulls import compare_to_nulls, curvature_test
-from .eclipse import ContextEdit, deflection, meaning_vs_control
-from .patching import patch_attribution
-from .layernorm import sphere_report
-from .circuits import noun_probe, singular_directions
-from .projection import project_trajectory
-from .riemann import christoffel_symbols, pullback_metric, scalar_curvature
-from .heat import attention_vs_heat_kernel, heat_kernel
+from .models.streaming import LengthToChord, StepNorms, StreamMetric, TurningAngles, stream
+from .models.trajectory import Trajectories, record_trajectories
 
 __version__ = "0.1.0"
 

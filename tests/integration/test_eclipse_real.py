@@ -11,15 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from tlgeom import _compat
-from tlgeom.eclipse import (
-    _sign_flip_pvalue,
-    control_edits,
-    deflection,
-    meaning_vs_control,
-    minimal_pairs,
-)
-from tlgeom.patching import patch_attribution, restored_fraction
+from tlgeom.experiments.eclipse import _sign_flip_pvalue, control_edits, deflection, meaning_vs_control, minimal_pairs
+from tlgeom.experiments.patching import patch_attribution, restored_fraction
+from tlgeom.models import _compat
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +28,10 @@ def test_decoder_edit_after_target_leaves_trajectory_unchanged(smollm2):
     before = [deflection(smollm2, p) for p in minimal_pairs("homonym")[:6]]
     worst_after = max(float(d.relative_distance.max()) for d in after)
     least_before = min(float(d.relative_distance.max()) for d in before)
-    print(f"\nsmollm2: edits after the target: max ‖e−c‖/‖c‖ over points and pairs = {worst_after:.2e}; "
-          f"edits before it: smallest per-pair max = {least_before:.3f}")
+    print(
+        f"\nsmollm2: edits after the target: max ‖e−c‖/‖c‖ over points and pairs = {worst_after:.2e}; "
+        f"edits before it: smallest per-pair max = {least_before:.3f}"
+    )
     assert worst_after < CAUSAL_RTOL
     assert least_before > 1e-2
     for d in before:  # the target's own embedding is untouched by an edit elsewhere
@@ -45,8 +41,10 @@ def test_decoder_edit_after_target_leaves_trajectory_unchanged(smollm2):
 def test_encoder_sees_edits_after_the_target(minilm):
     after = [deflection(minilm, p) for p in minimal_pairs("after_target")]
     vals = [float(d.relative_distance[-1]) for d in after]
-    print(f"\nminilm (bidirectional): edits after the target move its last-layer state by ‖e−c‖/‖c‖ = "
-          f"{np.round(vals, 3).tolist()}")
+    print(
+        f"\nminilm (bidirectional): edits after the target move its last-layer state by ‖e−c‖/‖c‖ = "
+        f"{np.round(vals, 3).tolist()}"
+    )
     assert min(vals) > 1e-3
 
 
@@ -68,8 +66,14 @@ def _tl_subset(model, res, layers):
 
     df = pd.DataFrame([(l, p) for l in layers for p in range(et.shape[1])], columns=["layer", "pos"])
     with model.hooks(fwd_hooks=[(final, cap)]):
-        ref = get_act_patch_resid_pre(model, et, cache, lambda logits: restored_fraction(
-            grab["x"], res.clean_final, res.edited_final), index_axis_names=None, index_df=df)
+        ref = get_act_patch_resid_pre(
+            model,
+            et,
+            cache,
+            lambda logits: restored_fraction(grab["x"], res.clean_final, res.edited_final),
+            index_axis_names=None,
+            index_df=df,
+        )
     return ref.double(), df
 
 
@@ -82,8 +86,10 @@ def test_patching_equals_transformer_lens_smollm2(fixture, request):
     ref, df = _tl_subset(model, res, [5, 20])
     ours = res.values[df.layer.to_numpy(), df.pos.to_numpy()]
     err = float((ours - ref).abs().max())
-    print(f"\n{fixture}: batched sweep vs get_act_patch_resid_pre on {len(df)} cells: max |Δ| = {err:.2e} "
-          f"({res.n_run} of {res.values.numel()} cells run in {res.n_batches} batch(es))")
+    print(
+        f"\n{fixture}: batched sweep vs get_act_patch_resid_pre on {len(df)} cells: max |Δ| = {err:.2e} "
+        f"({res.n_run} of {res.values.numel()} cells run in {res.n_batches} batch(es))"
+    )
     assert err < PATCH_TOL
     # the edited word at layer 0 carries the whole deflection: patching it back restores the clean run
     assert float(res.values[0, res.str_tokens.index(" savings")]) == pytest.approx(1.0, abs=PATCH_TOL)

@@ -16,8 +16,17 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def _need_browser():
@@ -47,7 +56,8 @@ def open_in_browser(page: Path, profile: Path) -> tuple[list[dict], list[dict]]:
         WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
         images = driver.execute_script(
             "return Array.from(document.images).map(i => ({alt: i.alt, complete: i.complete, "
-            "width: i.naturalWidth, height: i.naturalHeight}))")
+            "width: i.naturalWidth, height: i.naturalHeight}))"
+        )
         console = driver.get_log("browser")
     finally:
         driver.quit()
@@ -83,7 +93,9 @@ def test_browser_check_catches_a_broken_page(tmp_path):
         "<!DOCTYPE html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'></head><body>"
         f"<img alt='good' src='data:image/png;base64,{good}'>"
         "<img alt='bad' src='data:image/png;base64,bm90IGEgcG5n'>"
-        "<script>console.error('tlgeom-test-error')</script></body></html>", encoding="utf-8")
+        "<script>console.error('tlgeom-test-error')</script></body></html>",
+        encoding="utf-8",
+    )
     images, console = open_in_browser(page, tmp_path / "profile")
     by_alt = {i["alt"]: i for i in images}
     assert by_alt["good"]["width"] > 0

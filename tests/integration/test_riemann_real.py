@@ -7,9 +7,9 @@ import time
 import pytest
 import torch
 
-import tlgeom.riemann as R
-from tlgeom.heat import attention_vs_heat_kernel
-from tlgeom.structure import curvature_vs_structure
+import tlgeom.experiments.riemann as ER
+from tlgeom.experiments.heat import attention_vs_heat_kernel
+from tlgeom.experiments.structure import curvature_vs_structure
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ def _first_100(model, paragraph):
 
 def test_pullback_metric_k8_smollm2(smollm2, paragraph):
     toks = _first_100(smollm2, paragraph)
-    chart = R.model_chart(smollm2, toks, pos=60, l0=2, l1=3, basis="embedding", k=8)
+    chart = ER.model_chart(smollm2, toks, pos=60, l0=2, l1=3, basis="embedding", k=8)
     g = chart.metric()
     assert g.shape == (8, 8) and torch.allclose(g, g.T)
     eig = torch.linalg.eigvalsh(g)
@@ -38,25 +38,27 @@ def test_pullback_metric_k8_smollm2(smollm2, paragraph):
 
 def test_chart_same_on_hooked_transformer(smollm2, smollm2_hooked, paragraph):
     toks = _first_100(smollm2, paragraph)[:, :40]
-    B = R.chart_basis(smollm2, "embedding", 4)
-    gb = R.model_chart(smollm2, toks, pos=20, l0=3, l1=5, basis=B).metric()
-    gh = R.model_chart(smollm2_hooked, toks, pos=20, l0=3, l1=5, basis=B).metric()
+    B = ER.chart_basis(smollm2, "embedding", 4)
+    gb = ER.model_chart(smollm2, toks, pos=20, l0=3, l1=5, basis=B).metric()
+    gh = ER.model_chart(smollm2_hooked, toks, pos=20, l0=3, l1=5, basis=B).metric()
     torch.testing.assert_close(gb, gh, rtol=2e-3, atol=2e-3)
 
 
 def test_head_signature_smollm2(smollm2):
-    sig = R.head_metric_signature(smollm2)
+    sig = ER.head_metric_signature(smollm2)
     assert sig.n_pos.shape == (30, 9)
     pm = sig.pos_mass
-    print(f"\nsmollm2 sym(W_Q W_K^T): positive mass per head median {pm.median():.3f}, "
-          f"range {pm.min():.3f}..{pm.max():.3f}; heads with pos_mass > 0.6: {int((pm > 0.6).sum())}/270, "
-          f"< 0.4: {int((pm < 0.4).sum())}/270; n_pos median {sig.n_pos.float().median():.0f}, "
-          f"n_neg median {sig.n_neg.float().median():.0f} of {2 * sig.d_head}")
+    print(
+        f"\nsmollm2 sym(W_Q W_K^T): positive mass per head median {pm.median():.3f}, "
+        f"range {pm.min():.3f}..{pm.max():.3f}; heads with pos_mass > 0.6: {int((pm > 0.6).sum())}/270, "
+        f"< 0.4: {int((pm < 0.4).sum())}/270; n_pos median {sig.n_pos.float().median():.0f}, "
+        f"n_neg median {sig.n_neg.float().median():.0f} of {2 * sig.d_head}"
+    )
 
 
 def test_head_signature_bridge_equals_hooked(smollm2, smollm2_hooked):
-    a = R.head_metric_signature(smollm2, layers=[0, 15])
-    b = R.head_metric_signature(smollm2_hooked, layers=[0, 15])
+    a = ER.head_metric_signature(smollm2, layers=[0, 15])
+    b = ER.head_metric_signature(smollm2_hooked, layers=[0, 15])
     torch.testing.assert_close(a.eigenvalues, b.eigenvalues, rtol=1e-4, atol=1e-5)
 
 

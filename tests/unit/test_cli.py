@@ -52,9 +52,22 @@ def test_curvature_test_command(tiny_cli, tmp_path, capsys):
 
 
 def test_deflect_command_with_own_edit(tiny_cli, tmp_path):
-    assert tiny_cli("deflect", "--text", "the cat sat on the river bank .", "--edited",
-                    "the cat sat on the money bank .", "--target", "bank", "--controls", "0",
-                    "--out", str(tmp_path)) == 0
+    assert (
+        tiny_cli(
+            "deflect",
+            "--text",
+            "the cat sat on the river bank .",
+            "--edited",
+            "the cat sat on the money bank .",
+            "--target",
+            "bank",
+            "--controls",
+            "0",
+            "--out",
+            str(tmp_path),
+        )
+        == 0
+    )
     assert _pngs(tmp_path) == ["deflection.png", "patching.png"]
     res = json.loads((tmp_path / "deflection.json").read_text())["sections"]["deflection"]["results"]
     assert res["target"].strip() == "bank" and res["final_distance"] > 0
@@ -63,8 +76,23 @@ def test_deflect_command_with_own_edit(tiny_cli, tmp_path):
 
 def test_deflect_identical_texts_is_zero(tiny_cli, tmp_path):
     text = "the cat sat on the river bank ."
-    assert tiny_cli("deflect", "--text", text, "--edited", text, "--target", "bank", "--controls", "0",
-                    "--no-patch", "--out", str(tmp_path)) == 0
+    assert (
+        tiny_cli(
+            "deflect",
+            "--text",
+            text,
+            "--edited",
+            text,
+            "--target",
+            "bank",
+            "--controls",
+            "0",
+            "--no-patch",
+            "--out",
+            str(tmp_path),
+        )
+        == 0
+    )
     res = json.loads((tmp_path / "deflection.json").read_text())["sections"]["deflection"]["results"]
     assert res["final_distance"] == 0.0
 
@@ -73,8 +101,9 @@ def test_report_html_embeds_every_figure(tiny_cli, tmp_path, capsys):
     text_file = tmp_path / "in.txt"
     text_file.write_text(TINY_TEXT + "\n", encoding="utf-8")
     out = tmp_path / "rep"
-    assert tiny_cli("report", "--text-file", str(text_file), "--n-sims", "19", "--controls", "2",
-                    "--out", str(out)) == 0
+    assert (
+        tiny_cli("report", "--text-file", str(text_file), "--n-sims", "19", "--controls", "2", "--out", str(out)) == 0
+    )
     html = (out / "report.html").read_text(encoding="utf-8")
     figures = _pngs(out)
     assert figures == ["curvature_test.png", "deflection.png", "landscape.png", "patching.png", "sphere.png"]
@@ -86,14 +115,17 @@ def test_report_html_embeds_every_figure(tiny_cli, tmp_path, capsys):
     assert "curvature verdict" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["landscape", "--text", "   "], "--text="),
-    (["landscape", "--text-file", "/nonexistent/tlgeom.txt"], "--text-file='/nonexistent/tlgeom.txt'"),
-    (["curvature-test", "--n-sims", "0"], "--n-sims=0"),
-    (["deflect", "--text", "the cat sat"], "--edited=None"),
-    (["deflect", "--pair", "999"], "pair=999"),
-    (["report", "--controls", "-1"], "--controls=-1"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["landscape", "--text", "   "], "--text="),
+        (["landscape", "--text-file", "/nonexistent/tlgeom.txt"], "--text-file='/nonexistent/tlgeom.txt'"),
+        (["curvature-test", "--n-sims", "0"], "--n-sims=0"),
+        (["deflect", "--text", "the cat sat"], "--edited=None"),
+        (["deflect", "--pair", "999"], "pair=999"),
+        (["report", "--controls", "-1"], "--controls=-1"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tiny_cli, tmp_path, capsys, argv, needle):
     assert tiny_cli(*argv, "--out", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err
@@ -115,8 +147,15 @@ def test_out_is_a_file(tiny_cli, tmp_path, capsys):
     assert f.read_text() == "x"  # nothing lost
 
 
-@pytest.mark.parametrize("argv", [["nope"], ["landscape", "--space", "curved"], ["landscape", "--seed", "x"],
-                                  ["landscape", "--text", "a", "--text-file", "b"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["nope"],
+        ["landscape", "--space", "curved"],
+        ["landscape", "--seed", "x"],
+        ["landscape", "--text", "a", "--text-file", "b"],
+    ],
+)
 def test_usage_errors_are_one_line(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
@@ -155,16 +194,21 @@ def test_device_and_pick_model(monkeypatch):
 
 
 def test_jsonable_and_verdict_line():
-    assert R._jsonable({"a": float("nan"), "b": [float("inf"), -math.inf], "c": torch.tensor([1.5])}) == \
-        {"a": None, "b": ["inf", "-inf"], "c": [1.5]}
+    assert R._jsonable({"a": float("nan"), "b": [float("inf"), -math.inf], "c": torch.tensor([1.5])}) == {
+        "a": None,
+        "b": ["inf", "-inf"],
+        "c": [1.5],
+    }
 
     class Fake:
         alpha = 0.05
         n_sims = 999
 
         def verdicts(self):
-            return {"gaussian": {"sharp+flat exceeds": True, "ltc longer": False},
-                    "shuffle": {"sharp+flat exceeds": False, "ltc longer": None}}
+            return {
+                "gaussian": {"sharp+flat exceeds": True, "ltc longer": False},
+                "shuffle": {"sharp+flat exceeds": False, "ltc longer": None},
+            }
 
     line = R.verdict_line(Fake())
     assert "exceed 1/2 testable nulls (gaussian; not shuffle)" in line

@@ -19,17 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tlgeom
-from tlgeom import _compat
-from tlgeom.curvature import (
-    Landscape,
-    NormalizedLengthToChord,
-    NormalizedStepNorms,
-    NormalizedTurningAngles,
-    SequenceTurningAngles,
-    curvature_landscape,
+from tlgeom.experiments.landscape import curvature_landscape
+from tlgeom.geometry.curvature import (
     interior_angles,
     length_to_chord,
-    model_normalization,
     normalize_states,
     null_sd_thresholds,
     sequence_curvature,
@@ -38,6 +31,14 @@ from tlgeom.curvature import (
     step_norms,
     straightening,
     turning_angles,
+)
+from tlgeom.models import _compat
+from tlgeom.models.conventions import model_normalization
+from tlgeom.models.streaming import (
+    NormalizedLengthToChord,
+    NormalizedStepNorms,
+    NormalizedTurningAngles,
+    SequenceTurningAngles,
 )
 
 
@@ -105,8 +106,13 @@ def test_interior_is_pi_minus_turning():
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), d=st.integers(2, 12), n=st.integers(3, 9),
-       scale=st.floats(1e-3, 1e3), shift=st.floats(-100, 100))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    d=st.integers(2, 12),
+    n=st.integers(3, 9),
+    scale=st.floats(1e-3, 1e3),
+    shift=st.floats(-100, 100),
+)
 def test_invariant_under_rotation_translation_scale(seed, d, n, scale, shift):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(2, n, d, generator=gen, dtype=torch.float64)
@@ -187,7 +193,9 @@ def test_null_sd_thresholds_closed_form():
 
 def test_normalize_states_matches_torch():
     x = torch.randn(3, 5, 16, dtype=torch.float64) * 4 + 1
-    torch.testing.assert_close(normalize_states(x, "layernorm", 1e-5), torch.nn.functional.layer_norm(x, (16,), eps=1e-5))
+    torch.testing.assert_close(
+        normalize_states(x, "layernorm", 1e-5), torch.nn.functional.layer_norm(x, (16,), eps=1e-5)
+    )
     torch.testing.assert_close(normalize_states(x, "rms", 1e-6), torch.nn.functional.rms_norm(x, (16,), eps=1e-6))
 
 
@@ -211,8 +219,11 @@ def test_normalized_equals_the_models_own_normalisation(fixture, request):
 def test_sequence_curvature_closed_forms():
     gen = torch.Generator().manual_seed(3)
     # layer 0: tokens on a polygon turning 60°, layer 1: on a straight line, layer 2: 150°
-    layers = [_polygon(math.radians(60), 9, 6, gen), torch.arange(10, dtype=torch.float64)[:, None] * torch.ones(6),
-              _polygon(math.radians(150), 9, 6, gen)]
+    layers = [
+        _polygon(math.radians(60), 9, 6, gen),
+        torch.arange(10, dtype=torch.float64)[:, None] * torch.ones(6),
+        _polygon(math.radians(150), 9, 6, gen),
+    ]
     x = torch.stack(layers, dim=1)  # [pos=10, point=3, d=6]
     a = sequence_turning_angles(x)
     assert a.shape == (3, 8)
@@ -234,9 +245,17 @@ def test_streaming_metrics_equal_tensor_functions(tiny_any):
         norm, eps = model_normalization(m)
     except tlgeom.TlgeomError:
         norm, eps = "layernorm", 1e-5
-    out = tlgeom.stream(m, texts, [NormalizedTurningAngles(norm, eps), NormalizedStepNorms(norm, eps),
-                                   NormalizedLengthToChord(norm, eps), SequenceTurningAngles(),
-                                   SequenceTurningAngles(norm, eps)])
+    out = tlgeom.stream(
+        m,
+        texts,
+        [
+            NormalizedTurningAngles(norm, eps),
+            NormalizedStepNorms(norm, eps),
+            NormalizedLengthToChord(norm, eps),
+            SequenceTurningAngles(),
+            SequenceTurningAngles(norm, eps),
+        ],
+    )
     kw = dict(space="normalized", norm=norm, eps=eps)
     torch.testing.assert_close(out["normalized_turning_angles"], turning_angles(t, **kw), equal_nan=True)
     torch.testing.assert_close(out["normalized_step_norms"], step_norms(t, **kw), equal_nan=True)

@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tlgeom
-from tlgeom import _compat
 from tlgeom._errors import TlgeomError
-from tlgeom.eclipse import (
+from tlgeom.experiments.eclipse import (
     ContextEdit,
     _sign_flip_pvalue,
     align_tokens,
@@ -43,6 +42,7 @@ def _rot(theta: float, d: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- closed forms (float64)
 
+
 @settings(max_examples=30, deadline=None)
 @given(theta=st.floats(0.01, 3.0), n=st.integers(3, 7), d=st.integers(2, 9), seed=st.integers(0, 10_000))
 def test_rotated_trajectory_closed_form(theta, n, d, seed):
@@ -54,8 +54,12 @@ def test_rotated_trajectory_closed_form(theta, n, d, seed):
     m = deflection_measures(c, e)
     torch.testing.assert_close(m["angle"], torch.full((n,), theta, dtype=torch.float64), rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(m["distance"], 2 * c.norm(dim=-1) * math.sin(theta / 2), rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(m["step_deflection"], torch.full((n - 1,), theta, dtype=torch.float64), rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(m["cumulative_bending"], theta * torch.arange(n, dtype=torch.float64), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        m["step_deflection"], torch.full((n - 1,), theta, dtype=torch.float64), rtol=1e-9, atol=1e-9
+    )
+    torch.testing.assert_close(
+        m["cumulative_bending"], theta * torch.arange(n, dtype=torch.float64), rtol=1e-9, atol=1e-9
+    )
     torch.testing.assert_close(m["relative_distance"], m["distance"] / c.norm(dim=-1), **F64)
 
 
@@ -84,7 +88,9 @@ def test_toward_sense_closed_form(alpha, seed):
     u = pt - pf
     z = torch.randn(4, 6, generator=g, dtype=torch.float64)
     z = z - (z * u).sum(-1, keepdim=True) / (u * u).sum(-1, keepdim=True) * u
-    torch.testing.assert_close(toward_sense(c, c + z, pf, pt)[0], torch.zeros(4, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        toward_sense(c, c + z, pf, pt)[0], torch.zeros(4, dtype=torch.float64), rtol=0, atol=1e-12
+    )
 
 
 def test_sign_flip_pvalue_is_exact_enumeration():
@@ -96,6 +102,7 @@ def test_sign_flip_pvalue_is_exact_enumeration():
 
 
 # ---------------------------------------------------------------- alignment and targets
+
 
 def test_align_tokens():
     a = [1, 2, 3, 4, 5]
@@ -131,15 +138,18 @@ def test_target_errors_name_the_text():
         ContextEdit("a cat", "a dog cat", "cat", occurrence=1).target_span("clean")
 
 
-@pytest.mark.parametrize("kwargs,arg", [
-    (dict(clean="", edited="x", target="x"), "clean"),
-    (dict(clean="x", edited=3, target="x"), "edited"),
-    (dict(clean="x y", edited="x y", target=" y"), "target"),
-    (dict(clean="x y", edited="x y", target=(2, 9)), "target"),
-    (dict(clean="x y", edited="x y", target=1.5), "target"),
-    (dict(clean="x y", edited="x y", target="y", occurrence=-1), "occurrence"),
-    (dict(clean="x y", edited="x y", target=(2, 3), edited_span=(0, 99)), "edited_span"),
-])
+@pytest.mark.parametrize(
+    "kwargs,arg",
+    [
+        (dict(clean="", edited="x", target="x"), "clean"),
+        (dict(clean="x", edited=3, target="x"), "edited"),
+        (dict(clean="x y", edited="x y", target=" y"), "target"),
+        (dict(clean="x y", edited="x y", target=(2, 9)), "target"),
+        (dict(clean="x y", edited="x y", target=1.5), "target"),
+        (dict(clean="x y", edited="x y", target="y", occurrence=-1), "occurrence"),
+        (dict(clean="x y", edited="x y", target=(2, 3), edited_span=(0, 99)), "edited_span"),
+    ],
+)
 def test_context_edit_validation(kwargs, arg):
     with pytest.raises(TlgeomError, match=arg):
         ContextEdit(**kwargs)
@@ -175,6 +185,7 @@ def test_multi_token_target_last_subtoken_by_default(tiny_gpt2):
 
 
 # ---------------------------------------------------------------- deflection on tiny models
+
 
 def test_identical_texts_give_exact_zero(tiny_any):
     d = deflection(tiny_any, "the cat sat on the mat .", "the cat sat on the mat .", "mat")
@@ -213,20 +224,28 @@ def test_encoder_sees_edits_after_the_target(tiny_bert):
 def test_controls_band_onset_and_prototypes(tiny_gpt2):
     m = tiny_gpt2
     # an identical "control" has zero deflection: the band is 0 and the onset is the first point > 0
-    d = deflection(m, "the cat sat on the mat .", "the dog sat on the mat .", "mat",
-                   controls=["the cat sat on the mat ."])
+    d = deflection(
+        m, "the cat sat on the mat .", "the dog sat on the mat .", "mat", controls=["the cat sat on the mat ."]
+    )
     assert torch.equal(d.band()[1], torch.zeros(d.n_points, dtype=torch.float64))
     assert d.onset == int((d.distance > 0).nonzero()[0]) == 1  # the embedding of 'mat' is unchanged
     assert d.onset_label == "L0"
     # prototypes equal to the two runs' own states: the edit moves the whole way, straight toward them
-    d2 = deflection(m, "the cat sat on the mat .", "the dog sat on the mat .", "mat",
-                    prototypes=(d.clean_states, d.edited_states))
+    d2 = deflection(
+        m, "the cat sat on the mat .", "the dog sat on the mat .", "mat", prototypes=(d.clean_states, d.edited_states)
+    )
     torch.testing.assert_close(d2.toward[1:], torch.ones(d.n_points - 1, dtype=torch.float64), **F64)
     torch.testing.assert_close(d2.toward_cosine[1:], torch.ones(d.n_points - 1, dtype=torch.float64), rtol=0, atol=1e-7)
     assert math.isnan(float(d2.toward[0]))  # identical embeddings: no prototype difference
     # text prototypes = the mean of sense_prototypes over the contexts
-    d3 = deflection(m, "the cat sat on the mat .", "the dog sat on the mat .", "mat",
-                    prototypes=(["a cat on the mat", "the old cat sat on the mat"], ["a dog on the mat"]), controls=3)
+    d3 = deflection(
+        m,
+        "the cat sat on the mat .",
+        "the dog sat on the mat .",
+        "mat",
+        prototypes=(["a cat on the mat", "the old cat sat on the mat"], ["a dog on the mat"]),
+        controls=3,
+    )
     assert d3.toward.shape == (d.n_points,) and d3.control_toward.shape == (3, d.n_points)
     f = d3.to_frame()
     assert len(f) == d.n_points and {"distance", "angle_deg", "control_distance_hi", "toward"} <= set(f.columns)
@@ -281,6 +300,7 @@ def test_plot_and_bad_args(tiny_gpt2):
 
 # ---------------------------------------------------------------- bundled data
 
+
 def test_bundled_minimal_pairs():
     pairs = minimal_pairs()
     assert len(pairs) >= 20 and len({p.name for p in pairs}) == len(pairs)
@@ -309,9 +329,16 @@ def test_meaning_vs_control_computation(tiny_gpt2):
     """The paired tests are computed from the frame (Wilcoxon = scipy's; permutation = enumeration)."""
     from scipy.stats import wilcoxon
 
-    pairs = [ContextEdit(f"the {a} sat on the mat .", f"the {b} sat on the mat .", "mat", name=f"{a}-{b}",
-                         info={"slot": {"pos": "noun"}})
-             for a, b in [("cat", "dog"), ("boy", "girl"), ("man", "woman"), ("sun", "moon"), ("car", "tree")]]
+    pairs = [
+        ContextEdit(
+            f"the {a} sat on the mat .",
+            f"the {b} sat on the mat .",
+            "mat",
+            name=f"{a}-{b}",
+            info={"slot": {"pos": "noun"}},
+        )
+        for a, b in [("cat", "dog"), ("boy", "girl"), ("man", "woman"), ("sun", "moon"), ("car", "tree")]
+    ]
     r = meaning_vs_control(tiny_gpt2, pairs, n_controls=3, model_name="tiny")
     f = r.frame
     assert len(f) == 5 and r.n_pairs == 5

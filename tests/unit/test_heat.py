@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tlgeom import TlgeomError
-from tlgeom._compat import count_hooks
-from tlgeom.heat import (GraphLaplacian, attention_vs_heat_kernel, bandwidth, graph_laplacian, heat_kernel,
-                         residual_laplacian, row_spearman)
+from tlgeom.experiments.heat import attention_vs_heat_kernel, residual_laplacian, row_spearman
+from tlgeom.geometry.heat import GraphLaplacian, bandwidth, graph_laplacian, heat_kernel
+from tlgeom.models._compat import count_hooks
 
 
 def _circle(n, seed=0):
@@ -150,7 +150,7 @@ def test_attention_vs_heat_kernel_tiny(kind, request):
 
 def test_attention_heat_recovers_a_heat_kernel(tiny_gpt2):
     """Plant an attention pattern that IS a heat kernel on the head's q/k cloud: the fit must find it."""
-    import tlgeom.heat as heat_mod
+    import tlgeom.experiments.heat as heat_mod
 
     r = attention_vs_heat_kernel(tiny_gpt2, TEXT, 0, heads=[0], n_t=12, n_sigma=11)
     # rebuild the cloud and plant H_t at the grid's chosen ε, τ

@@ -26,8 +26,15 @@ def gpt2_dir(tmp_path_factory):
 
     tok = tiny_tokenizer()
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=D_MODEL, n_layer=N_LAYERS, n_head=N_HEADS,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=64,
+        n_embd=D_MODEL,
+        n_layer=N_LAYERS,
+        n_head=N_HEADS,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     hf = GPT2LMHeadModel(cfg).eval()
     path = tmp_path_factory.mktemp("tiny-gpt2")
     hf.save_pretrained(path)
@@ -49,7 +56,7 @@ def test_trajectories_equal_hf_hidden_states(gpt2_dir, gpt2_bridge):
     ids = traj.tokens[:1]
     with torch.no_grad():
         hs = hf(ids, output_hidden_states=True).hidden_states  # embed, block outputs (last one after ln_f)
-    ref = torch.stack(hs[:-1], dim=1)[0].double()   # points 0 .. L-1 before the final LayerNorm
+    ref = torch.stack(hs[:-1], dim=1)[0].double()  # points 0 .. L-1 before the final LayerNorm
     got = traj.states[0, :, :N_LAYERS].permute(1, 0, 2).double()
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
     # the last point is the last block's raw output: HF's last hidden state is ln_f of it
@@ -66,8 +73,25 @@ def test_sphere_report_is_layernorm_on_the_hyperplane(gpt2_bridge):
 
 def test_cli_report_on_a_local_gpt2_folder(gpt2_dir, tmp_path):
     out = tmp_path / "rep"
-    assert cli.main(["report", "--model", str(gpt2_dir[0]), "--text", "the cat sat on the mat . the dog ran .",
-                     "--n-sims", "19", "--controls", "2", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "--model",
+                str(gpt2_dir[0]),
+                "--text",
+                "the cat sat on the mat . the dog ran .",
+                "--n-sims",
+                "19",
+                "--controls",
+                "2",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads((out / "results.json").read_text())
     assert doc["meta"]["model"]["n_layers"] == N_LAYERS
     assert len(list(out.glob("*.png"))) == 5

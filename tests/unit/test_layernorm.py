@@ -6,13 +6,14 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tlgeom
-from tlgeom import _compat
-from tlgeom.layernorm import (apply_norm, ellipsoid_geometry, embedding_check, expected_radius, norm_layers,
-                              normalize, sphere_report)
-from tlgeom.models import tiny_model
+from tlgeom.experiments.sphere import sphere_report
+from tlgeom.geometry.sphere import apply_norm, ellipsoid_geometry, embedding_check, expected_radius, normalize
+from tlgeom.models import _compat, tiny_model
+from tlgeom.models.conventions import norm_layers
 
 F32 = dict(rtol=1e-5, atol=1e-6)  # float32 activations vs float64 recomputation
 
@@ -31,8 +32,12 @@ def test_normalize_closed_forms(d, eps, shift, seed):
     torch.testing.assert_close(rms, x / s[:, None], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(rms.norm(dim=-1), expected_radius(s, d, eps), rtol=1e-10, atol=1e-12)
     g, b = torch.rand(d, dtype=torch.float64) + 0.5, torch.randn(d, dtype=torch.float64)
-    torch.testing.assert_close(apply_norm(x, "LayerNorm", g, b, eps),
-                               torch.nn.functional.layer_norm(x, (d,), g, b, eps), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        apply_norm(x, "LayerNorm", g, b, eps),
+        torch.nn.functional.layer_norm(x, (d,), g, b, eps),
+        rtol=1e-10,
+        atol=1e-10,
+    )
 
 
 def test_ellipsoid_and_embedding_closed_forms():
@@ -132,12 +137,24 @@ def test_no_normalisation_and_bad_input():
     except ImportError:
         from transformer_lens.config.TransformerBridgeConfig import TransformerBridgeConfig
     from transformer_lens.model_bridge import TransformerBridge
+
     from tlgeom.models import tiny_tokenizer
 
     tok = tiny_tokenizer()
-    bare = TransformerBridge.boot_native(TransformerBridgeConfig(
-        n_layers=1, d_model=16, d_head=4, n_heads=4, d_mlp=32, n_ctx=16, d_vocab=len(tok), act_fn="relu",
-        normalization_type=None), tokenizer=tok)
+    bare = TransformerBridge.boot_native(
+        TransformerBridgeConfig(
+            n_layers=1,
+            d_model=16,
+            d_head=4,
+            n_heads=4,
+            d_mlp=32,
+            n_ctx=16,
+            d_vocab=len(tok),
+            act_fn="relu",
+            normalization_type=None,
+        ),
+        tokenizer=tok,
+    )
     with pytest.raises(tlgeom.TlgeomError, match="normalisation"):
         sphere_report(bare, "the cat")
     with pytest.raises(tlgeom.TlgeomError, match="model"):

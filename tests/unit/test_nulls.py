@@ -19,24 +19,21 @@ import torch
 from scipy import stats
 
 import tlgeom
-from tlgeom import _compat
-from tlgeom.curvature import length_to_chord, sharp_flat_counts, step_norms, turning_angles
-from tlgeom.nulls import (
+from tlgeom.experiments.curvature import CurvatureReport, compare_to_nulls, curvature_test, untrained_model
+from tlgeom.geometry.curvature import length_to_chord, sharp_flat_counts, step_norms, turning_angles
+from tlgeom.models import _compat
+from tlgeom.stats.nulls import (
     NULLS,
-    CurvatureReport,
     angle_preserving_walk,
-    compare_to_nulls,
-    curvature_test,
     dimension_matched_walk,
     effective_dimension,
     gaussian_walk,
     null_statistics,
     participation_ratio,
-    permutation_p,
     seeded,
     step_shuffle,
-    untrained_model,
 )
+from tlgeom.stats.pvalues import permutation_p
 
 
 def _ks(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -71,7 +68,9 @@ def test_reduced_and_direct_walks_agree_in_distribution():
     assert _ks(turning_angles(r), turning_angles(dct)) > 1e-3
     assert _ks(length_to_chord(r), length_to_chord(dct)) > 1e-3
     # the whole Gram matrix, not only consecutive angles: the cosine between steps 0 and 9
-    cos = lambda w: torch.nn.functional.cosine_similarity(w[..., 1, :] - w[..., 0, :], w[..., 10, :] - w[..., 9, :], dim=-1)
+    cos = lambda w: torch.nn.functional.cosine_similarity(
+        w[..., 1, :] - w[..., 0, :], w[..., 10, :] - w[..., 9, :], dim=-1
+    )
     assert _ks(cos(r), cos(dct)) > 1e-3
 
 
@@ -213,7 +212,9 @@ def test_calibration_gaussian_walk_gives_uniform_p_values():
     for name, pv in p.items():
         assert pv.shape == (R,)
         fpr = (pv <= 0.05).double().mean().item()
-        print(f"calibration {name}: FPR at 0.05 = {fpr:.3f}, KS vs U(0,1) p = {stats.kstest(pv.numpy(), 'uniform').pvalue:.3f}")
+        print(
+            f"calibration {name}: FPR at 0.05 = {fpr:.3f}, KS vs U(0,1) p = {stats.kstest(pv.numpy(), 'uniform').pvalue:.3f}"
+        )
         assert 0.02 <= fpr <= 0.08, (name, fpr)
     assert stats.kstest(p["ltc median"].numpy(), "uniform").pvalue > 1e-3
     # compare_to_nulls computes exactly this p-value from its own simulations
@@ -267,7 +268,9 @@ def test_report_counts_equal_direct_recount_and_formats():
     assert "n/a" in text and "not the paper's" in text
     f = rep.to_frame()
     assert set(f.null) == set(NULLS)
-    assert {"null", "statistic", "vertex", "observed", "reference", "null_mean", "null_sd", "excess", "z", "p"} <= set(f.columns)
+    assert {"null", "statistic", "vertex", "observed", "reference", "null_mean", "null_sd", "excess", "z", "p"} <= set(
+        f.columns
+    )
     assert ((f.p > 0) & (f.p <= 1)).all()
     fig = rep.plot()
     assert len(fig.axes) == 2
@@ -289,10 +292,15 @@ def test_bad_input():
     x = _obs()
     with pytest.raises(tlgeom.TlgeomError, match="curvature_test"):
         compare_to_nulls(x, nulls=["untrained"])
-    for kw, match in ((dict(nulls=["brownian"]), "nulls"), (dict(n_sims=0), "n_sims"),
-                      (dict(thresholds="quantile"), "thresholds"), (dict(space="curved"), "space"),
-                      (dict(sharp_deg=60.0, flat_deg=70.0), "sharp_deg"), (dict(alpha=5), "alpha"),
-                      (dict(seed="x"), "seed")):
+    for kw, match in (
+        (dict(nulls=["brownian"]), "nulls"),
+        (dict(n_sims=0), "n_sims"),
+        (dict(thresholds="quantile"), "thresholds"),
+        (dict(space="curved"), "space"),
+        (dict(sharp_deg=60.0, flat_deg=70.0), "sharp_deg"),
+        (dict(alpha=5), "alpha"),
+        (dict(seed="x"), "seed"),
+    ):
         with pytest.raises(tlgeom.TlgeomError, match=match):
             compare_to_nulls(x, **kw)
     with pytest.raises(tlgeom.TlgeomError, match="at least 3 points"):

@@ -14,17 +14,9 @@ import pytest
 import torch
 
 import tlgeom
-from tlgeom import _compat
 from tlgeom._errors import TlgeomError
-from tlgeom.models import tiny_model
-from tlgeom.patching import (
-    CAUSAL,
-    NOOP,
-    UNPAIRED,
-    default_batch_size,
-    patch_attribution,
-    restored_fraction,
-)
+from tlgeom.experiments.patching import CAUSAL, NOOP, UNPAIRED, default_batch_size, patch_attribution, restored_fraction
+from tlgeom.models import _compat, tiny_model
 
 TOL = 1e-5
 CLEAN, EDITED, TARGET = "cat sat on the mat .", "dog sat on the mat .", "sat"
@@ -37,7 +29,8 @@ def _tl_major() -> int:
 
 
 KINDS64 = [("gpt2", "bridge"), ("llama", "bridge"), ("bert", "bridge")] + (
-    [("gpt2", "hooked"), ("llama", "hooked"), ("bert", "hooked")] if _tl_major() < 4 else [])
+    [("gpt2", "hooked"), ("llama", "hooked"), ("bert", "hooked")] if _tl_major() < 4 else []
+)
 _CACHE64: dict = {}
 
 
@@ -103,12 +96,17 @@ def test_equals_get_act_patch_resid_pre_float32(tiny_llama):
     torch.testing.assert_close(res.values, _tl_sweep(m, res, CLEAN, EDITED, get_act_patch_resid_pre), rtol=0, atol=TOL)
 
 
-FN = {"attn_out": "get_act_patch_attn_out", "mlp_out": "get_act_patch_mlp_out",
-      "head": "get_act_patch_attn_head_out_by_pos"}
+FN = {
+    "attn_out": "get_act_patch_attn_out",
+    "mlp_out": "get_act_patch_mlp_out",
+    "head": "get_act_patch_attn_head_out_by_pos",
+}
 
 
-@pytest.mark.parametrize("component,kind", [("attn_out", "gpt2"), ("attn_out", "bert"), ("mlp_out", "llama"),
-                                            ("head", "llama"), ("head", "bert")])
+@pytest.mark.parametrize(
+    "component,kind",
+    [("attn_out", "gpt2"), ("attn_out", "bert"), ("mlp_out", "llama"), ("head", "llama"), ("head", "bert")],
+)
 def test_components_equal_transformer_lens(component, kind):
     import transformer_lens.patching as tlp
 
@@ -137,14 +135,15 @@ def test_pruning_batching_and_closed_forms(kind):
     # positions before the edit carry nothing (identical prefix; decoders also after the target)
     assert float(full.values[:, :edit_pos].abs().max()) < TOL
     if not _compat.check_model(m).encoder:
-        assert bool((pruned.status[:, pruned.target_pos + 1:] == CAUSAL).all())
+        assert bool((pruned.status[:, pruned.target_pos + 1 :] == CAUSAL).all())
         proj = patch_attribution(m, CLEAN, EDITED, TARGET, metric="projection", progress=False)
         assert float(proj.values[0, edit_pos]) == pytest.approx(1.0, abs=TOL)
 
 
 def test_insertion_pairs_aligned_positions_only(tiny_llama):
-    res = patch_attribution(tiny_llama, "the cat sat on the mat .", "the big red cat sat on the mat .", "mat",
-                            progress=False)
+    res = patch_attribution(
+        tiny_llama, "the cat sat on the mat .", "the big red cat sat on the mat .", "mat", progress=False
+    )
     toks = res.str_tokens
     ins = [toks.index("big"), toks.index("red")]
     assert bool(torch.isnan(res.values[:, ins]).all()) and bool((res.status[:, ins] == UNPAIRED).all())
@@ -164,7 +163,9 @@ def test_restored_fraction_closed_form():
         assert float(restored_fraction(c, c, e, metric)) == pytest.approx(1.0, abs=1e-15)
     mid = torch.stack([e + t * (c - e) for t in (0.25, 0.5)])  # on the segment: both metrics = t
     torch.testing.assert_close(restored_fraction(mid, c, e), torch.tensor([0.25, 0.5], dtype=torch.float64))
-    torch.testing.assert_close(restored_fraction(mid, c, e, "projection"), torch.tensor([0.25, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(
+        restored_fraction(mid, c, e, "projection"), torch.tensor([0.25, 0.5], dtype=torch.float64)
+    )
     with pytest.raises(TlgeomError, match="metric"):
         restored_fraction(c, c, e, "logit")
 
@@ -172,16 +173,22 @@ def test_restored_fraction_closed_form():
 def test_default_batch_size():
     assert default_batch_size(8) == 256 and default_batch_size(60) == 2048 // 60
     assert default_batch_size(10_000) == 1
-    assert [default_batch_size(n) for n in (10, 20, 40, 80)] == sorted([default_batch_size(n) for n in (10, 20, 40, 80)], reverse=True)
+    assert [default_batch_size(n) for n in (10, 20, 40, 80)] == sorted(
+        [default_batch_size(n) for n in (10, 20, 40, 80)], reverse=True
+    )
 
 
 def test_bad_input_and_no_deflection(tiny_gpt2):
     m = tiny_gpt2
     with pytest.raises(TlgeomError, match="does not move the target"):
         patch_attribution(m, CLEAN, "cat sat on the big mat .", "sat", progress=False)  # edit after target
-    for kwargs, arg in [(dict(component="q"), "component"), (dict(metric="kl"), "metric"),
-                        (dict(layers=[5]), "layers"), (dict(batch_size=0), "batch_size"),
-                        (dict(token_budget=0), "token_budget")]:
+    for kwargs, arg in [
+        (dict(component="q"), "component"),
+        (dict(metric="kl"), "metric"),
+        (dict(layers=[5]), "layers"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(token_budget=0), "token_budget"),
+    ]:
         with pytest.raises(TlgeomError, match=arg):
             patch_attribution(m, CLEAN, EDITED, TARGET, progress=False, **kwargs)
     sub = patch_attribution(m, CLEAN, EDITED, TARGET, layers=[1], progress=False)
@@ -190,7 +197,7 @@ def test_bad_input_and_no_deflection(tiny_gpt2):
 
 
 def test_hooks_removed_after_exception(tiny_gpt2, monkeypatch):
-    import tlgeom.patching as P
+    import tlgeom.experiments.patching as P
 
     m = tiny_gpt2
     real = P._capture

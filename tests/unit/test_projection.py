@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tlgeom
-from tlgeom import _compat
-from tlgeom.layernorm import norm_layers
-from tlgeom.projection import Projection, fit_projection, pca, project_trajectory
+from tlgeom.experiments.projection import Projection, fit_projection, pca, project_trajectory
+from tlgeom.models import _compat
+from tlgeom.models.conventions import norm_layers
 
 
 def test_pca_closed_form_ellipse():

@@ -6,11 +6,13 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import tlgeom.riemann as R
+import tlgeom.experiments.riemann as ER
+import tlgeom.geometry.riemann as R
 from tlgeom import TlgeomError
-from tlgeom._compat import count_hooks
+from tlgeom.models._compat import count_hooks
 
 TOL = 1e-8  # float64 closed forms
 
@@ -19,11 +21,12 @@ def sphere_embed(r):
     def f(x):
         th, ph = x[0], x[1]
         return r * torch.stack([th.sin() * ph.cos(), th.sin() * ph.sin(), th.cos()])
+
     return f
 
 
 def sphere_metric(r):
-    return lambda x: torch.diag(torch.stack([torch.full_like(x[0], r ** 2), r ** 2 * x[0].sin() ** 2]))
+    return lambda x: torch.diag(torch.stack([torch.full_like(x[0], r**2), r**2 * x[0].sin() ** 2]))
 
 
 def polar_metric(x):
@@ -46,8 +49,9 @@ def test_sphere_closed_forms(r):
     x = _pts()
     th = x[:, 0]
     g = R.pullback_metric(sphere_embed(r), x)
-    torch.testing.assert_close(g, torch.diag_embed(torch.stack([torch.full_like(th, r * r), r * r * th.sin() ** 2], -1)),
-                               rtol=0, atol=TOL)
+    torch.testing.assert_close(
+        g, torch.diag_embed(torch.stack([torch.full_like(th, r * r), r * r * th.sin() ** 2], -1)), rtol=0, atol=TOL
+    )
     for metric in (sphere_metric(r), lambda z: R.pullback_metric(sphere_embed(r), z)):
         G = R.christoffel_symbols(metric, x)
         torch.testing.assert_close(G[:, 0, 1, 1], -th.sin() * th.cos(), rtol=0, atol=TOL)
@@ -56,8 +60,8 @@ def test_sphere_closed_forms(r):
         for k, i, j in [(0, 0, 0), (0, 0, 1), (1, 0, 0), (1, 1, 1)]:
             assert G[:, k, i, j].abs().max() < TOL
         c = R.curvature(metric, x)
-        torch.testing.assert_close(c.scalar, torch.full_like(th, 2 / r ** 2), rtol=0, atol=TOL)
-        torch.testing.assert_close(c.ricci, c.g / r ** 2, rtol=0, atol=TOL)  # Einstein: Ric = K g
+        torch.testing.assert_close(c.scalar, torch.full_like(th, 2 / r**2), rtol=0, atol=TOL)
+        torch.testing.assert_close(c.ricci, c.g / r**2, rtol=0, atol=TOL)  # Einstein: Ric = K g
 
 
 def test_plane_polar_and_hyperbolic():
@@ -68,8 +72,9 @@ def test_plane_polar_and_hyperbolic():
     torch.testing.assert_close(G[:, 0, 1, 1], -x[:, 0], rtol=0, atol=TOL)
     torch.testing.assert_close(G[:, 1, 0, 1], 1 / x[:, 0], rtol=0, atol=TOL)
     y = torch.stack([x[:, 1], x[:, 0]], -1)  # (x, y) with y > 0
-    torch.testing.assert_close(R.scalar_curvature(halfplane_metric, y), torch.full((len(y),), -2.0, dtype=torch.float64),
-                               rtol=0, atol=TOL)
+    torch.testing.assert_close(
+        R.scalar_curvature(halfplane_metric, y), torch.full((len(y),), -2.0, dtype=torch.float64), rtol=0, atol=TOL
+    )
 
 
 def test_riemann_symmetries_and_batching():
@@ -77,8 +82,13 @@ def test_riemann_symmetries_and_batching():
     A = torch.randn(3, 3, dtype=torch.float64)
 
     def metric(x):  # a generic smooth metric on R^3
-        M = torch.eye(3, dtype=x.dtype) + 0.3 * torch.outer(torch.sin(A @ x), torch.sin(A @ x)) + 0.1 * torch.diag(x.cos())
+        M = (
+            torch.eye(3, dtype=x.dtype)
+            + 0.3 * torch.outer(torch.sin(A @ x), torch.sin(A @ x))
+            + 0.1 * torch.diag(x.cos())
+        )
         return M @ M.T
+
     x = torch.randn(4, 3, dtype=torch.float64) * 0.5
     c = R.curvature(metric, x)
     Rm = c.riemann
@@ -100,7 +110,10 @@ def test_christoffel_vs_finite_differences(th, ph):
 
     def metric(x):
         u = A @ x
-        return torch.stack([torch.stack([2 + u[0].sin(), 0.3 * u[1].cos()]), torch.stack([0.3 * u[1].cos(), 2 + u[0] * u[1] * 0.1])])
+        return torch.stack(
+            [torch.stack([2 + u[0].sin(), 0.3 * u[1].cos()]), torch.stack([0.3 * u[1].cos(), 2 + u[0] * u[1] * 0.1])]
+        )
+
     x = torch.tensor([th, ph], dtype=torch.float64)
     G = R.christoffel_symbols(metric, x)
     h = 1e-5
@@ -118,12 +131,23 @@ def test_geodesic_great_circle_and_transport_holonomy():
     r = 1.5
     g = sphere_metric(r)
     # start on the equator heading north: stays on the meridian φ = 0 with constant speed
-    geo = R.geodesic(g, torch.tensor([math.pi / 2, 0.0], dtype=torch.float64), torch.tensor([0.7, 0.0], dtype=torch.float64), t1=2.0, n_steps=20)
+    geo = R.geodesic(
+        g,
+        torch.tensor([math.pi / 2, 0.0], dtype=torch.float64),
+        torch.tensor([0.7, 0.0], dtype=torch.float64),
+        t1=2.0,
+        n_steps=20,
+    )
     assert geo.x[:, 1].abs().max() < 1e-12  # along a meridian the geodesic equation is θ'' = 0: RK4 is exact
     torch.testing.assert_close(geo.x[:, 0], math.pi / 2 + 0.7 * geo.t, rtol=0, atol=1e-9)
     # oblique start: a great circle, i.e. the embedded curve lies in a plane through the centre
-    geo = R.geodesic(g, torch.tensor([[1.0, 0.2], [0.8, -1.0]], dtype=torch.float64),
-                     torch.tensor([[0.3, 0.5], [-0.2, 0.9]], dtype=torch.float64), t1=3.0, n_steps=60)
+    geo = R.geodesic(
+        g,
+        torch.tensor([[1.0, 0.2], [0.8, -1.0]], dtype=torch.float64),
+        torch.tensor([[0.3, 0.5], [-0.2, 0.9]], dtype=torch.float64),
+        t1=3.0,
+        n_steps=60,
+    )
     sp = geo.speed(g)  # RK4, h = 0.05: global error O(h⁴) ~ 1e-7
     assert (sp - sp[..., :1]).abs().max() < 1e-6
     E = R._batched(sphere_embed(r), geo.x)  # [2, T, 3]
@@ -131,9 +155,12 @@ def test_geodesic_great_circle_and_transport_holonomy():
     assert (E @ normal[:, :, None]).abs().max() < 1e-6
     # parallel transport around the latitude θ0: rotation by 2π(1 − cos θ0), length kept
     th0 = 0.6
-    w = R.parallel_transport(g, lambda t: torch.stack([torch.full_like(t, th0), t]), torch.tensor([1.0, 0.0]),
-                             t1=2 * math.pi, n_steps=60)  # RK4 h ≈ 0.1: error ~ 3e-6
-    lengths = torch.einsum("ti,ij,tj->t", w, torch.diag(torch.tensor([r * r, (r * math.sin(th0)) ** 2], dtype=torch.float64)), w)
+    w = R.parallel_transport(
+        g, lambda t: torch.stack([torch.full_like(t, th0), t]), torch.tensor([1.0, 0.0]), t1=2 * math.pi, n_steps=60
+    )  # RK4 h ≈ 0.1: error ~ 3e-6
+    lengths = torch.einsum(
+        "ti,ij,tj->t", w, torch.diag(torch.tensor([r * r, (r * math.sin(th0)) ** 2], dtype=torch.float64)), w
+    )
     assert (lengths - r * r).abs().max() < 1e-5
     angle = math.atan2(float(w[-1, 1]) * r * math.sin(th0), float(w[-1, 0]) * r)
     assert abs(angle - 2 * math.pi * (1 - math.cos(th0))) < 1e-5
@@ -158,7 +185,7 @@ def test_bad_input():
 
 def test_layer_chart_metric_matches_generic_pullback(tiny_any):
     m = tiny_any
-    chart = R.model_chart(m, "the cat sat on the mat .", pos=3, l0=1, l1=2, basis="context", k=3)
+    chart = ER.model_chart(m, "the cat sat on the mat .", pos=3, l0=1, l1=2, basis="context", k=3)
     g_jvp = chart.metric()
     g_gen = R.pullback_metric(chart, torch.zeros(3, dtype=torch.float64))
     torch.testing.assert_close(g_jvp, g_gen, rtol=1e-5, atol=1e-6)  # float32 model
@@ -170,17 +197,17 @@ def test_layer_chart_metric_matches_generic_pullback(tiny_any):
 
 
 def test_layer_chart_reads_clean_state_at_origin(tiny_gpt2):
-    from tlgeom.trajectory import record_trajectories
+    from tlgeom.models.trajectory import record_trajectories
 
     text = "a big red dog ran up the road"
-    chart = R.model_chart(tiny_gpt2, text, pos=-2, l0=0, l1=2, basis=["dog", "cat"])
+    chart = ER.model_chart(tiny_gpt2, text, pos=-2, l0=0, l1=2, basis=["dog", "cat"])
     assert chart.k == 2
     tr = record_trajectories(tiny_gpt2, text)
     torch.testing.assert_close(chart(torch.zeros(2)), tr.states[0, -2, 2].double(), rtol=0, atol=1e-5)
 
 
 def test_layer_chart_hooks_removed(tiny_llama):
-    chart = R.model_chart(tiny_llama, "the cat sat", pos=1, l0=0, l1=1, k=2)
+    chart = ER.model_chart(tiny_llama, "the cat sat", pos=1, l0=0, l1=1, k=2)
     tiny_llama(tiny_llama.to_tokens("the cat sat"))  # a Bridge adds 4 permanent hooks on its first forward
     n = count_hooks(tiny_llama)
     chart.metric()
@@ -188,22 +215,22 @@ def test_layer_chart_hooks_removed(tiny_llama):
         chart(torch.zeros(5))
     assert count_hooks(tiny_llama) == n
     chart._B = None  # forces an error inside the forward pass
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 -- any error raised mid-forward; the point is the hooks
         chart(torch.zeros(2))
     assert count_hooks(tiny_llama) == n
 
 
 def test_model_chart_bad_args(tiny_gpt2):
     with pytest.raises(TlgeomError, match="l1="):
-        R.model_chart(tiny_gpt2, "the cat", pos=0, l0=1, l1=1)
+        ER.model_chart(tiny_gpt2, "the cat", pos=0, l0=1, l1=1)
     with pytest.raises(TlgeomError, match="pos="):
-        R.model_chart(tiny_gpt2, "the cat", pos=9, l0=0, l1=1)
+        ER.model_chart(tiny_gpt2, "the cat", pos=9, l0=0, l1=1)
     with pytest.raises(TlgeomError, match="basis="):
-        R.model_chart(tiny_gpt2, "the cat", pos=0, l0=0, l1=1, basis="pca?")
+        ER.model_chart(tiny_gpt2, "the cat", pos=0, l0=0, l1=1, basis="pca?")
 
 
 def test_chart_curvature_finite(tiny_gpt2):
-    chart = R.model_chart(tiny_gpt2, "the cat sat on the mat", pos=2, l0=1, l1=2, basis="context", k=2)
+    chart = ER.model_chart(tiny_gpt2, "the cat sat on the mat", pos=2, l0=1, l1=2, basis="context", k=2)
     c = R.curvature(chart.metric_fn, torch.zeros(2, dtype=torch.float64))
     assert torch.isfinite(c.scalar) and c.riemann.shape == (2, 2, 2, 2)
 
@@ -227,7 +254,7 @@ def test_head_effective_metric_vs_dense():
 
 
 def test_head_metric_signature_models(tiny_any):
-    sig = R.head_metric_signature(tiny_any)
+    sig = ER.head_metric_signature(tiny_any)
     L, H = tiny_any.cfg.n_layers, tiny_any.cfg.n_heads
     assert sig.n_pos.shape == (L, H) and sig.eigenvalues.shape == (L, H, 2 * tiny_any.cfg.d_head)
     assert ((sig.n_pos + sig.n_neg) <= 2 * sig.d_head).all()
@@ -235,13 +262,13 @@ def test_head_metric_signature_models(tiny_any):
     df = sig.to_frame()
     assert len(df) == L * H
     # a subset of layers keeps the model's layer numbers, and equals those rows of the full result
-    sub = R.head_metric_signature(tiny_any, layers=[L - 1])
+    sub = ER.head_metric_signature(tiny_any, layers=[L - 1])
     assert sub.to_frame().layer.unique().tolist() == [L - 1]
     torch.testing.assert_close(sub.pos_mass[0], sig.pos_mass[L - 1])
 
 
 def test_head_signature_gqa_pairs_query_with_its_key_head(tiny_llama):
-    WQ, WK = R._expanded_qk(tiny_llama)
+    WQ, WK = ER._expanded_qk(tiny_llama)
     n_kv = tiny_llama.W_K.shape[1]
     assert WK.shape == WQ.shape
     group = WQ.shape[1] // n_kv
@@ -252,8 +279,12 @@ def test_gauss_equation_scalar_equals_intrinsic():
     """Scalar curvature from the second fundamental form (Gauss) = from differentiating g twice."""
     r = 1.7
     x = _pts(4)
-    torch.testing.assert_close(R.pullback_scalar_curvature(sphere_embed(r), x), torch.full((4,), 2 / r ** 2, dtype=torch.float64),
-                               rtol=0, atol=TOL)
+    torch.testing.assert_close(
+        R.pullback_scalar_curvature(sphere_embed(r), x),
+        torch.full((4,), 2 / r**2, dtype=torch.float64),
+        rtol=0,
+        atol=TOL,
+    )
     g = torch.Generator().manual_seed(0)
     W1, W2 = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(5, 6, generator=g, dtype=torch.float64)
     f = lambda z: W2 @ torch.tanh(W1 @ z) + 0.1 * z.pow(2).sum()

@@ -6,16 +6,21 @@ import pytest
 import torch
 
 from tlgeom import TlgeomError
-from tlgeom.structure import (classify_tokens, curvature_vs_structure, function_words, permutation_effect,
-                              permutation_spearman)
+from tlgeom.experiments.structure import (
+    classify_tokens,
+    curvature_vs_structure,
+    function_words,
+    permutation_effect,
+    permutation_spearman,
+)
 
 
 def test_function_word_list_and_classes():
     fw = function_words()
     assert {"the", "of", "and", "is", "which"} <= fw and "cat" not in fw
-    assert classify_tokens([" The", "cat", ",", " of", "ing", "<|im_start|>", "...", " 42"],
-                           special=("<|im_start|>",)) == \
-        ["function", "content", "punct", "function", "content", "special", "punct", "content"]
+    assert classify_tokens(
+        [" The", "cat", ",", " of", "ing", "<|im_start|>", "...", " 42"], special=("<|im_start|>",)
+    ) == ["function", "content", "punct", "function", "content", "special", "punct", "content"]
 
 
 def test_permutation_effect_against_scipy():

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import tlgeom
-from tlgeom import _compat
-from tlgeom.models import tiny_model
+from tlgeom.models import _compat, tiny_model
 
 
 def _cache(model, tokens, names):
@@ -65,7 +64,10 @@ def test_bridge_bert_resid_mid_trap(tiny_bert):
     t = tlgeom.record_trajectories(tiny_bert, "the sea and the sky", points="sublayer")
     seen = {}
     names = ["blocks.0.hook_mlp_in", "blocks.0.hook_resid_mid", "blocks.0.ln1.hook_out"]
-    with torch.no_grad(), tiny_bert.hooks(fwd_hooks=[(n, lambda a, hook, n=n: seen.__setitem__(n, a.clone())) for n in names]):
+    with (
+        torch.no_grad(),
+        tiny_bert.hooks(fwd_hooks=[(n, lambda a, hook, n=n: seen.__setitem__(n, a.clone())) for n in names]),
+    ):
         tiny_bert(t.tokens)
     cache = seen
     torch.testing.assert_close(t.states[:, :, 1], cache["blocks.0.hook_mlp_in"], rtol=0, atol=0)
@@ -128,8 +130,11 @@ def test_stream_equals_tensor_path(tiny_any):
     texts = ["the old man saw the big red car", "a dog ran"]
     out = tlgeom.stream(m, texts)
     t = tlgeom.record_trajectories(m, texts)
-    for key, fn in [("turning_angles", tlgeom.turning_angles), ("step_norms", tlgeom.curvature.step_norms),
-                    ("length_to_chord", tlgeom.length_to_chord)]:
+    for key, fn in [
+        ("turning_angles", tlgeom.turning_angles),
+        ("step_norms", tlgeom.geometry.curvature.step_norms),
+        ("length_to_chord", tlgeom.length_to_chord),
+    ]:
         torch.testing.assert_close(out[key], fn(t), equal_nan=True, rtol=1e-10, atol=1e-10)
     assert torch.isnan(out["turning_angles"][1, 5:]).all()  # padding is NaN, never 0
 
@@ -236,9 +241,17 @@ def test_bridge_bert_attn_scores_trap(tiny_bert):
     """On a Bridge BERT, hook_attn_scores holds the post-softmax pattern: scores must be
     recomputed from hook_q / hook_k (q·k/√d_head), whose softmax is the pattern."""
     seen = {}
-    names = ["blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_pattern", "blocks.0.attn.hook_attn_scores"]
+    names = [
+        "blocks.0.attn.hook_q",
+        "blocks.0.attn.hook_k",
+        "blocks.0.attn.hook_pattern",
+        "blocks.0.attn.hook_attn_scores",
+    ]
     toks = tiny_bert.to_tokens("the cat sat on the mat")
-    with torch.no_grad(), tiny_bert.hooks(fwd_hooks=[(n, lambda a, hook, n=n: seen.__setitem__(n, a.clone())) for n in names]):
+    with (
+        torch.no_grad(),
+        tiny_bert.hooks(fwd_hooks=[(n, lambda a, hook, n=n: seen.__setitem__(n, a.clone())) for n in names]),
+    ):
         tiny_bert(toks)
     q, k = seen["blocks.0.attn.hook_q"], seen["blocks.0.attn.hook_k"]  # [batch, pos, head, d_head]
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / q.shape[-1] ** 0.5

@@ -23,13 +23,14 @@ attention and MLP sublayers: ``hook_resid_mid`` on decoders; on a Bridge BERT, w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Int
 
-from ._errors import TlgeomError, bad_arg
+from tlgeom._errors import bad_arg
 
 POINT_KINDS = ("resid", "sublayer")
 
@@ -55,7 +56,8 @@ def check_model(model: Any, arg: str = "model") -> ModelInfo:
     cfg = getattr(model, "cfg", None)
     if not isinstance(model, torch.nn.Module) or not isinstance(hook_dict, dict) or cfg is None:
         raise bad_arg(
-            arg, model,
+            arg,
+            model,
             "a TransformerLens model (TransformerBridge, HookedTransformer or HookedEncoder; "
             f"a HookedRootModule with hook_dict and cfg), got {type(model).__name__}",
         )
@@ -66,8 +68,9 @@ def check_model(model: Any, arg: str = "model") -> ModelInfo:
         api, encoder = "bridge", "embed_ln.hook_out" in hook_dict
     else:
         api, encoder = "hooked_transformer", False
-    return ModelInfo(api=api, encoder=encoder, n_layers=int(cfg.n_layers), d_model=int(cfg.d_model),
-                     n_ctx=int(cfg.n_ctx))
+    return ModelInfo(
+        api=api, encoder=encoder, n_layers=int(cfg.n_layers), d_model=int(cfg.d_model), n_ctx=int(cfg.n_ctx)
+    )
 
 
 def point_hook_names(model: Any, points: str = "resid", info: ModelInfo | None = None) -> list[str]:
@@ -78,8 +81,12 @@ def point_hook_names(model: Any, points: str = "resid", info: ModelInfo | None =
     L = info.n_layers
     if info.api == "hooked_encoder":
         if points == "sublayer":
-            raise bad_arg("points", points, "'resid' on a HookedEncoder (its LN1 output has no hook; "
-                          "a TransformerBridge exposes it as ln1.hook_out)")
+            raise bad_arg(
+                "points",
+                points,
+                "'resid' on a HookedEncoder (its LN1 output has no hook; "
+                "a TransformerBridge exposes it as ln1.hook_out)",
+            )
         names = ["hook_full_embed"] + [f"blocks.{l}.hook_normalized_resid_post" for l in range(L)]
     elif points == "resid":
         names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(L)]
@@ -108,8 +115,12 @@ def check_hook_names(model: Any, names: Sequence[str], arg: str = "hook point") 
     for name in names:
         if name not in hook_dict:
             similar = [k for k in hook_dict if k.split(".")[-1] == name.split(".")[-1]][:4]
-            raise bad_arg(arg, name, f"a hook point of this {type(model).__name__} "
-                          f"(e.g. {similar or list(hook_dict)[:4]}; {len(hook_dict)} in model.hook_dict)")
+            raise bad_arg(
+                arg,
+                name,
+                f"a hook point of this {type(model).__name__} "
+                f"(e.g. {similar or list(hook_dict)[:4]}; {len(hook_dict)} in model.hook_dict)",
+            )
 
 
 def count_hooks(model: torch.nn.Module) -> int:
@@ -134,8 +145,9 @@ def _tokenize_one(model: Any, text: str, arg: str, n_ctx: int) -> torch.Tensor:
         toks = toks[0]
     toks = toks[0].long().cpu()
     if toks.numel() > n_ctx:
-        raise bad_arg(arg, f"{text[:40]}…" if len(text) > 40 else text,
-                      f"at most n_ctx={n_ctx} tokens, got {toks.numel()}")
+        raise bad_arg(
+            arg, f"{text[:40]}…" if len(text) > 40 else text, f"at most n_ctx={n_ctx} tokens, got {toks.numel()}"
+        )
     return toks
 
 
@@ -167,18 +179,23 @@ def tokenize(
         return toks, mask
     if isinstance(inputs, torch.Tensor):
         if inputs.dtype.is_floating_point or inputs.dtype == torch.bool or inputs.dim() not in (1, 2):
-            raise bad_arg(arg, f"Tensor(shape={tuple(inputs.shape)}, dtype={inputs.dtype})",
-                          "integer token ids of shape [pos] or [batch, pos]")
+            raise bad_arg(
+                arg,
+                f"Tensor(shape={tuple(inputs.shape)}, dtype={inputs.dtype})",
+                "integer token ids of shape [pos] or [batch, pos]",
+            )
         toks = (inputs[None] if inputs.dim() == 1 else inputs).long().cpu()
         if toks.shape[-1] == 0 or toks.shape[0] == 0:
             raise bad_arg(arg, f"Tensor(shape={tuple(inputs.shape)})", "at least one token")
         if toks.shape[-1] > info.n_ctx:
-            raise bad_arg(arg, f"Tensor(shape={tuple(inputs.shape)})",
-                          f"at most n_ctx={info.n_ctx} positions, got {toks.shape[-1]}")
+            raise bad_arg(
+                arg,
+                f"Tensor(shape={tuple(inputs.shape)})",
+                f"at most n_ctx={info.n_ctx} positions, got {toks.shape[-1]}",
+            )
         d_vocab = int(getattr(model.cfg, "d_vocab", 0) or 0)
         if d_vocab and (toks.min() < 0 or toks.max() >= d_vocab):
-            raise bad_arg(arg, f"token ids in [{int(toks.min())}, {int(toks.max())}]",
-                          f"ids in [0, d_vocab={d_vocab})")
+            raise bad_arg(arg, f"token ids in [{int(toks.min())}, {int(toks.max())}]", f"ids in [0, d_vocab={d_vocab})")
         return toks, torch.ones_like(toks, dtype=torch.bool)
     raise bad_arg(arg, inputs, "a string, a non-empty list of strings, or a LongTensor [batch, pos]")
 
@@ -219,16 +236,18 @@ def storing_hooks(out: dict, names: Sequence[str], take=lambda act: act.detach()
     return [(n, make(n)) for n in dict.fromkeys(names)]
 
 
-def capture(model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo,
-            names: Sequence[str]) -> dict[str, torch.Tensor]:
+def capture(
+    model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo, names: Sequence[str]
+) -> dict[str, torch.Tensor]:
     """The activations at ``names`` from one forward pass (detached, not copied)."""
     out: dict[str, torch.Tensor] = {}
     run_with_point_hooks(model, tokens, mask, info, storing_hooks(out, names))
     return out
 
 
-def run_with_point_hooks(model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo,
-                         fwd_hooks: list) -> None:
+def run_with_point_hooks(
+    model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo, fwd_hooks: list
+) -> None:
     """One forward pass with ``fwd_hooks`` attached; every hook is removed on every path."""
     kwargs = forward_kwargs(model, mask, info)
     if info.api != "hooked_encoder":

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ._errors import bad_arg
+from tlgeom._errors import bad_arg
 
 
 @dataclass
@@ -88,7 +88,7 @@ def output_dir(out: Any) -> Path:
 
 def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") -> Section:
     """Curvature landscape (tokens × layer vertices) of ``text`` from one streamed pass."""
-    from .curvature import curvature_landscape
+    from tlgeom.experiments.landscape import curvature_landscape
 
     out = output_dir(out)
     t0 = time.perf_counter()
@@ -97,10 +97,15 @@ def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") ->
     ok = ~torch.isnan(deg)
     d = int(model.cfg.d_model)
     res = {
-        "n_tokens": int(deg.shape[0]), "n_vertices": int(deg.shape[1]), "space": space,
-        "median_angle_deg": float(deg[ok].median()), "mean_angle_deg": float(deg[ok].mean()),
-        "q05_angle_deg": float(deg[ok].quantile(0.05)), "q95_angle_deg": float(deg[ok].quantile(0.95)),
-        "random_directions_deg": 90.0, "random_directions_sd_deg": math.degrees(1 / math.sqrt(d)),
+        "n_tokens": int(deg.shape[0]),
+        "n_vertices": int(deg.shape[1]),
+        "space": space,
+        "median_angle_deg": float(deg[ok].median()),
+        "mean_angle_deg": float(deg[ok].mean()),
+        "q05_angle_deg": float(deg[ok].quantile(0.05)),
+        "q95_angle_deg": float(deg[ok].quantile(0.95)),
+        "random_directions_deg": 90.0,
+        "random_directions_sd_deg": math.degrees(1 / math.sqrt(d)),
         "median_length_to_chord": float(land.length_to_chord.nanmedian()),
     }
     per_vertex = deg.nanmedian(0).values
@@ -112,15 +117,22 @@ def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") ->
         f"{res['q95_angle_deg']:.1f}°; random directions in R^{d}: 90 ± {res['random_directions_sd_deg']:.1f}°); "
         f"sharpest layer vertex {land.vertex_labels[hi]} (median {per_vertex[hi]:.1f}°), flattest "
         f"{land.vertex_labels[lo]} ({per_vertex[lo]:.1f}°); median length-to-chord "
-        f"{res['median_length_to_chord']:.2f}")
+        f"{res['median_length_to_chord']:.2f}"
+    )
     sec = Section(
-        "landscape", "Curvature landscape", summary,
-        meaning=("Each cell is the turning angle between a token's layer step into a vertex and the step out of it: "
-                 "0° = straight on, 90° = orthogonal, 180° = reversal. Length-to-chord is path length / straight-line "
-                 "distance from the embedding to the last layer (1 = straight). Independent random directions in "
-                 f"R^{d} would turn by about 90°, so the landscape alone does not show 'bending': see the null-model test."),
-        against=("The landscape is descriptive. It speaks against the curved-spacetime reading only together with the "
-                 "null-model test: a landscape indistinguishable from random-direction walks has no structured curvature."),
+        "landscape",
+        "Curvature landscape",
+        summary,
+        meaning=(
+            "Each cell is the turning angle between a token's layer step into a vertex and the step out of it: "
+            "0° = straight on, 90° = orthogonal, 180° = reversal. Length-to-chord is path length / straight-line "
+            "distance from the embedding to the last layer (1 = straight). Independent random directions in "
+            f"R^{d} would turn by about 90°, so the landscape alone does not show 'bending': see the null-model test."
+        ),
+        against=(
+            "The landscape is descriptive. It speaks against the curved-spacetime reading only together with the "
+            "null-model test: a landscape indistinguishable from random-direction walks has no structured curvature."
+        ),
         results=res,
     )
     sec.add(out, "landscape", land.plot(), land.to_frame(), dpi=120)
@@ -139,19 +151,24 @@ def verdict_line(report: Any) -> str:
         details = ([", ".join(yes)] if yes else []) + (["not " + ", ".join(no)] if no else [])
         return f"{len(yes)}/{len(tested)} testable nulls" + (f" ({'; '.join(details)})" if details else "")
 
-    line = (f"curvature verdict (α = {report.alpha}): sharp+flat turns exceed {part('sharp+flat exceeds')}; "
-            f"length-to-chord is longer than {part('ltc longer')}.")
+    line = (
+        f"curvature verdict (α = {report.alpha}): sharp+flat turns exceed {part('sharp+flat exceeds')}; "
+        f"length-to-chord is longer than {part('ltc longer')}."
+    )
     p_min = 1 / (1 + report.n_sims)
     if p_min >= report.alpha:
-        line += (f" Caution: with {report.n_sims} simulations the smallest p-value is {p_min:.3g} ≥ α, so no null "
-                 f"can be exceeded; use at least {math.ceil(1 / report.alpha)} simulations.")
+        line += (
+            f" Caution: with {report.n_sims} simulations the smallest p-value is {p_min:.3g} ≥ α, so no null "
+            f"can be exceeded; use at least {math.ceil(1 / report.alpha)} simulations."
+        )
     return line
 
 
-def curvature_section(model: Any, text: str, out: Any, *, n_sims: int = 999, seed: int = 0,
-                      space: str = "raw") -> Section:
+def curvature_section(
+    model: Any, text: str, out: Any, *, n_sims: int = 999, seed: int = 0, space: str = "raw"
+) -> Section:
     """Sharp/flat counts and length-to-chord of ``text``'s trajectories against every null model."""
-    from .nulls import curvature_test
+    from tlgeom.experiments.curvature import curvature_test
 
     out = output_dir(out)
     t0 = time.perf_counter()
@@ -159,20 +176,34 @@ def curvature_section(model: Any, text: str, out: Any, *, n_sims: int = 999, see
     verdict = verdict_line(report)
     frame = report.to_frame()
     pooled = frame[frame.vertex == "all"]
-    res = {"verdict": verdict, "verdicts": report.verdicts(), "n_sims": n_sims, "seed": seed, "space": space,
-           "alpha": report.alpha, "sharp_deg": report.sharp_deg, "flat_deg": report.flat_deg,
-           "pooled": pooled.drop(columns=[c for c in ("vertex",) if c in pooled]).to_dict(orient="records")}
+    res = {
+        "verdict": verdict,
+        "verdicts": report.verdicts(),
+        "n_sims": n_sims,
+        "seed": seed,
+        "space": space,
+        "alpha": report.alpha,
+        "sharp_deg": report.sharp_deg,
+        "flat_deg": report.flat_deg,
+        "pooled": pooled.drop(columns=[c for c in ("vertex",) if c in pooled]).to_dict(orient="records"),
+    }
     sec = Section(
-        "curvature_test", "Curvature against null models", verdict + "\n\n" + report.summary(),
-        meaning=(f"Sharp turns (θ ≥ {report.sharp_deg:g}°) and flat turns (θ ≤ {report.flat_deg:g}°) are counted over "
-                 "all token × layer vertices and compared with null models: a norm-matched Gaussian walk in R^d, each "
-                 "token's own steps in a random layer order, random turn planes with the same angles, a Gaussian walk "
-                 "in the cloud's participation-ratio dimension, and the same architecture re-initialised. p-values are "
-                 f"one-sided permutation p-values with the +1 correction ({n_sims} simulations: the smallest is "
-                 f"{1 / (n_sims + 1):.3g}). Thresholds and nulls are tlgeom's documented choices, not the paper's."),
-        against=("Evidence against 'curved spacetime': sharp+flat counts that do not exceed the Gaussian, shuffle and "
-                 "untrained nulls, or excess made only of one kind of turn (see the sharp and flat lines); a length-to-"
-                 "chord ratio that is not longer than the nulls says the paths are not more winding than chance."),
+        "curvature_test",
+        "Curvature against null models",
+        verdict + "\n\n" + report.summary(),
+        meaning=(
+            f"Sharp turns (θ ≥ {report.sharp_deg:g}°) and flat turns (θ ≤ {report.flat_deg:g}°) are counted over "
+            "all token × layer vertices and compared with null models: a norm-matched Gaussian walk in R^d, each "
+            "token's own steps in a random layer order, random turn planes with the same angles, a Gaussian walk "
+            "in the cloud's participation-ratio dimension, and the same architecture re-initialised. p-values are "
+            f"one-sided permutation p-values with the +1 correction ({n_sims} simulations: the smallest is "
+            f"{1 / (n_sims + 1):.3g}). Thresholds and nulls are tlgeom's documented choices, not the paper's."
+        ),
+        against=(
+            "Evidence against 'curved spacetime': sharp+flat counts that do not exceed the Gaussian, shuffle and "
+            "untrained nulls, or excess made only of one kind of turn (see the sharp and flat lines); a length-to-"
+            "chord ratio that is not longer than the nulls says the paths are not more winding than chance."
+        ),
         results=res,
     )
     sec.add(out, "curvature_test", report.plot(), frame)
@@ -182,25 +213,39 @@ def curvature_section(model: Any, text: str, out: Any, *, n_sims: int = 999, see
 
 def sphere_section(model: Any, text: str, out: Any) -> Section:
     """Traveling Words: how exactly normalised states lie on the √d hypersphere, layer by layer."""
-    from .layernorm import sphere_report
+    from tlgeom.experiments.sphere import sphere_report
 
     out = output_dir(out)
     t0 = time.perf_counter()
     rep = sphere_report(model, text)
     f = rep.to_frame()
-    res = {"kind": rep.kind, "d_model": rep.d_model, "sqrt_d": math.sqrt(rep.d_model), "n_tokens": rep.n_tokens,
-           "n_norm_layers": len(rep.layers), "radius_rel_err_max": float(f.radius_rel_err_max.max()),
-           "eps_rel_err_max": float(f.eps_rel_err_max.max()), "ones_cos_max": float(f.ones_cos_max.max()),
-           "raw_norm_first": float(f.raw_norm_mean.iloc[0]), "raw_norm_last": float(f.raw_norm_mean.iloc[-1])}
+    res = {
+        "kind": rep.kind,
+        "d_model": rep.d_model,
+        "sqrt_d": math.sqrt(rep.d_model),
+        "n_tokens": rep.n_tokens,
+        "n_norm_layers": len(rep.layers),
+        "radius_rel_err_max": float(f.radius_rel_err_max.max()),
+        "eps_rel_err_max": float(f.eps_rel_err_max.max()),
+        "ones_cos_max": float(f.ones_cos_max.max()),
+        "raw_norm_first": float(f.raw_norm_mean.iloc[0]),
+        "raw_norm_last": float(f.raw_norm_mean.iloc[-1]),
+    }
     sec = Section(
-        "sphere", "The normalisation hypersphere (Traveling Words)", rep.summary(),
-        meaning=("Every LayerNorm/RMSNorm output before its affine part should have norm √d (up to ε, corrected "
-                 "exactly); LayerNorm outputs also lie on the hyperplane orthogonal to the all-ones vector. γ and β "
-                 "then stretch and shift the sphere into an ellipsoid. The raw residual norm entering each norm shows "
-                 "how much the stream grows with depth."),
-        against=("Normalised states off the √d sphere beyond float rounding (after the ε correction) would contradict "
-                 "the hypersphere picture; a γ/β ellipsoid with extreme axis ratios weakens the 'sphere' reading of what "
-                 "the next weights see."),
+        "sphere",
+        "The normalisation hypersphere (Traveling Words)",
+        rep.summary(),
+        meaning=(
+            "Every LayerNorm/RMSNorm output before its affine part should have norm √d (up to ε, corrected "
+            "exactly); LayerNorm outputs also lie on the hyperplane orthogonal to the all-ones vector. γ and β "
+            "then stretch and shift the sphere into an ellipsoid. The raw residual norm entering each norm shows "
+            "how much the stream grows with depth."
+        ),
+        against=(
+            "Normalised states off the √d sphere beyond float rounding (after the ε correction) would contradict "
+            "the hypersphere picture; a γ/β ellipsoid with extreme axis ratios weakens the 'sphere' reading of what "
+            "the next weights see."
+        ),
         results=res,
     )
     sec.add(out, "sphere", rep.plot(), f)
@@ -210,7 +255,7 @@ def sphere_section(model: Any, text: str, out: Any) -> Section:
 
 def bundled_pair(index: int = 0):
     """The ``index``-th bundled homonym minimal pair (:func:`tlgeom.eclipse.minimal_pairs`)."""
-    from .eclipse import minimal_pairs
+    from tlgeom.experiments.eclipse import minimal_pairs
 
     pairs = minimal_pairs("homonym")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(pairs):
@@ -218,11 +263,12 @@ def bundled_pair(index: int = 0):
     return pairs[index]
 
 
-def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, seed: int = 0,
-                       patch: bool = True, progress: bool = True) -> Section:
+def deflection_section(
+    model: Any, edit: Any, out: Any, *, controls: int = 8, seed: int = 0, patch: bool = True, progress: bool = True
+) -> Section:
     """Eclipse experiment on one context edit: deflection vs control edits, then patching attribution."""
-    from .eclipse import ContextEdit, deflection, sense_contexts
-    from .patching import patch_attribution
+    from tlgeom.experiments.eclipse import ContextEdit, deflection, sense_contexts
+    from tlgeom.experiments.patching import patch_attribution
 
     if not isinstance(edit, ContextEdit):
         raise bad_arg("edit", edit, "a tlgeom.ContextEdit")
@@ -235,39 +281,57 @@ def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, se
         prototypes = (contexts[senses[0]], contexts[senses[1]])
     d = deflection(model, edit, controls=controls, seed=seed, prototypes=prototypes)
     last = d.n_points - 1
-    res = {"clean": edit.clean, "edited": edit.edited, "target": d.target_token,
-           "final_distance": float(d.distance[last]), "final_relative_distance": float(d.relative_distance[last]),
-           "final_angle_deg": float(d.angle[last].rad2deg()), "max_relative_distance": float(d.relative_distance.max()),
-           "onset": d.onset_label, "n_controls": len(d.control_texts)}
-    lines = [f"edit: {edit.clean!r} → {edit.edited!r}; target {d.target_token!r} "
-             f"(pos {d.clean_pos} → {d.edited_pos})",
-             f"final layer: distance {res['final_distance']:.3g} ({res['final_relative_distance']:.3f} of ‖clean‖), "
-             f"angle {res['final_angle_deg']:.1f}°"]
+    res = {
+        "clean": edit.clean,
+        "edited": edit.edited,
+        "target": d.target_token,
+        "final_distance": float(d.distance[last]),
+        "final_relative_distance": float(d.relative_distance[last]),
+        "final_angle_deg": float(d.angle[last].rad2deg()),
+        "max_relative_distance": float(d.relative_distance.max()),
+        "onset": d.onset_label,
+        "n_controls": len(d.control_texts),
+    }
+    lines = [
+        f"edit: {edit.clean!r} → {edit.edited!r}; target {d.target_token!r} (pos {d.clean_pos} → {d.edited_pos})",
+        f"final layer: distance {res['final_distance']:.3g} ({res['final_relative_distance']:.3f} of ‖clean‖), "
+        f"angle {res['final_angle_deg']:.1f}°",
+    ]
     if d.control_distance is not None:
         cd = d.control_distance[:, last]
         res["control_final_distance_mean"] = float(cd.mean())
         res["control_final_distance_max"] = float(cd.max())
         res["exceeds_all_controls_at_last_layer"] = bool(d.distance[last] > cd.max())
-        lines.append(f"controls ({len(d.control_texts)} same-slot edits): final distance mean {cd.mean():.3g}, max "
-                     f"{cd.max():.3g} → the edit {'EXCEEDS every' if res['exceeds_all_controls_at_last_layer'] else 'does NOT exceed every'} "
-                     f"control; onset (first point above all controls): {d.onset_label or 'never'}")
+        lines.append(
+            f"controls ({len(d.control_texts)} same-slot edits): final distance mean {cd.mean():.3g}, max "
+            f"{cd.max():.3g} → the edit {'EXCEEDS every' if res['exceeds_all_controls_at_last_layer'] else 'does NOT exceed every'} "
+            f"control; onset (first point above all controls): {d.onset_label or 'never'}"
+        )
     if d.toward is not None:
         res["toward_final"] = float(d.toward[last])
         if d.control_toward is not None:
             res["control_toward_final_mean"] = float(d.control_toward[:, last].mean())
-        lines.append(f"toward the other sense's prototype at the last layer: {res['toward_final']:.2f}"
-                     + (f" (controls {res['control_toward_final_mean']:.2f})" if "control_toward_final_mean" in res else ""))
+        lines.append(
+            f"toward the other sense's prototype at the last layer: {res['toward_final']:.2f}"
+            + (f" (controls {res['control_toward_final_mean']:.2f})" if "control_toward_final_mean" in res else "")
+        )
     sec = Section(
-        "deflection", "Eclipse experiment: deflection by a context edit", "\n".join(lines),
-        meaning=("The target word's trajectory is recorded in the clean and in the edited text and compared point by "
-                 "point (distance, angle). Control edits put random words of similar length and frequency in the same "
-                 "slot; the onset is the first layer where the edit deflects the target more than every control. "
-                 "'Toward' is the fraction of the way the edit moved the target toward the other sense's prototype "
-                 "(mean state over bundled contexts of that sense). Patching writes the clean activation at one "
-                 "(layer, position) into the edited run and measures how much of the final deflection it restores."),
-        against=("Evidence against the eclipse reading: meaning-changing edits that deflect no more than matched "
-                 "control edits, or no movement toward the other sense; over many pairs use "
-                 "tlgeom.meaning_vs_control (one pair is an illustration, not a test)."),
+        "deflection",
+        "Eclipse experiment: deflection by a context edit",
+        "\n".join(lines),
+        meaning=(
+            "The target word's trajectory is recorded in the clean and in the edited text and compared point by "
+            "point (distance, angle). Control edits put random words of similar length and frequency in the same "
+            "slot; the onset is the first layer where the edit deflects the target more than every control. "
+            "'Toward' is the fraction of the way the edit moved the target toward the other sense's prototype "
+            "(mean state over bundled contexts of that sense). Patching writes the clean activation at one "
+            "(layer, position) into the edited run and measures how much of the final deflection it restores."
+        ),
+        against=(
+            "Evidence against the eclipse reading: meaning-changing edits that deflect no more than matched "
+            "control edits, or no movement toward the other sense; over many pairs use "
+            "tlgeom.meaning_vs_control (one pair is an illustration, not a test)."
+        ),
         results=res,
     )
     sec.add(out, "deflection", d.plot(), d.to_frame())
@@ -276,13 +340,22 @@ def deflection_section(model: Any, edit: Any, out: Any, *, controls: int = 8, se
         v = att.values
         best = torch.nan_to_num(v, nan=-math.inf).flatten().argmax()
         layer, pos = divmod(int(best), v.shape[1])
-        res["patching"] = {"component": att.component, "n_cells": int(v.numel()), "n_run": att.n_run,
-                           "n_batches": att.n_batches, "best_layer": att.layers[layer], "best_pos": pos,
-                           "best_token": att.str_tokens[pos], "best_restored": float(v[layer, pos])}
+        res["patching"] = {
+            "component": att.component,
+            "n_cells": int(v.numel()),
+            "n_run": att.n_run,
+            "n_batches": att.n_batches,
+            "best_layer": att.layers[layer],
+            "best_pos": pos,
+            "best_token": att.str_tokens[pos],
+            "best_restored": float(v[layer, pos]),
+        }
         p = res["patching"]
-        sec.summary += (f"\npatching ({att.component}): {p['n_run']} of {p['n_cells']} cells run in {p['n_batches']} "
-                        f"batched pass(es); largest restored fraction {p['best_restored']:.2f} at layer "
-                        f"{p['best_layer']}, token {p['best_token']!r} (pos {pos})")
+        sec.summary += (
+            f"\npatching ({att.component}): {p['n_run']} of {p['n_cells']} cells run in {p['n_batches']} "
+            f"batched pass(es); largest restored fraction {p['best_restored']:.2f} at layer "
+            f"{p['best_layer']}, token {p['best_token']!r} (pos {pos})"
+        )
         sec.add(out, "patching", att.plot(), att.to_frame())
     sec.seconds = time.perf_counter() - t0
     return sec
@@ -320,7 +393,7 @@ def environment(model: Any = None, model_name: str | None = None) -> dict:
     """Versions, model config and time: what a reader needs to reproduce a result."""
     import importlib.metadata as md
 
-    from . import __version__
+    from tlgeom import __version__
 
     def version(pkg: str) -> str | None:
         try:
@@ -328,22 +401,43 @@ def environment(model: Any = None, model_name: str | None = None) -> dict:
         except md.PackageNotFoundError:
             return None
 
-    env = {"tlgeom": __version__, "transformer_lens": version("transformer-lens"), "torch": torch.__version__,
-           "python": platform.python_version(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    env = {
+        "tlgeom": __version__,
+        "transformer_lens": version("transformer-lens"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     if model is not None:
         cfg = model.cfg
-        env["model"] = {"name": model_name, "class": type(model).__name__, "n_layers": int(cfg.n_layers),
-                        "d_model": int(cfg.d_model), "n_heads": int(getattr(cfg, "n_heads", 0) or 0),
-                        "device": str(next(model.parameters()).device)}
+        env["model"] = {
+            "name": model_name,
+            "class": type(model).__name__,
+            "n_layers": int(cfg.n_layers),
+            "d_model": int(cfg.d_model),
+            "n_heads": int(getattr(cfg, "n_heads", 0) or 0),
+            "device": str(next(model.parameters()).device),
+        }
     return env
 
 
 def write_json(sections: list[Section], meta: dict, path: Any) -> Path:
     """``results.json``: meta plus, per section, its headline results, files and time."""
     path = Path(path)
-    doc = {"meta": meta, "sections": {
-        s.key: {"title": s.title, "summary": s.summary, "results": s.results, "seconds": round(s.seconds, 3),
-                "figures": [p.name for p in s.figures], "tables": [p.name for p in s.tables]} for s in sections}}
+    doc = {
+        "meta": meta,
+        "sections": {
+            s.key: {
+                "title": s.title,
+                "summary": s.summary,
+                "results": s.results,
+                "seconds": round(s.seconds, 3),
+                "figures": [p.name for p in s.figures],
+                "tables": [p.name for p in s.tables],
+            }
+            for s in sections
+        },
+    }
     path.write_text(json.dumps(_jsonable(doc), indent=2, ensure_ascii=False), encoding="utf-8")
     return path
 
@@ -366,8 +460,9 @@ def _img(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def write_html(sections: list[Section], meta: dict, path: Any, *, title: str = "tlgeom report",
-               verdict: str | None = None) -> Path:
+def write_html(
+    sections: list[Section], meta: dict, path: Any, *, title: str = "tlgeom report", verdict: str | None = None
+) -> Path:
     """Write one self-contained HTML file: every figure inline (``data:`` URIs), no scripts, no network.
 
     Args:
@@ -378,27 +473,36 @@ def write_html(sections: list[Section], meta: dict, path: Any, *, title: str = "
     path = Path(path)
     m = meta.get("model", {})
     esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             '<link rel="icon" href="data:,">',  # no favicon request
-             f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{esc(title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',  # no favicon request
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
     settings = {k: v for k, v in meta.items() if k not in ("model", "text")}
     line = ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
     if m:
-        parts.append(f'<p class="meta">model <b>{esc(str(m.get("name")))}</b> ({esc(m.get("class", ""))}, '
-                     f'{m.get("n_layers")} layers, d_model {m.get("d_model")}, {esc(m.get("device", ""))}); '
-                     f'{esc(line)}</p>')
+        parts.append(
+            f'<p class="meta">model <b>{esc(str(m.get("name")))}</b> ({esc(m.get("class", ""))}, '
+            f"{m.get('n_layers')} layers, d_model {m.get('d_model')}, {esc(m.get('device', ''))}); "
+            f"{esc(line)}</p>"
+        )
     else:
         parts.append(f'<p class="meta">{esc(line)}</p>')
-    parts.append("<p class=\"meta\">Thresholds and null models are tlgeom's documented defaults, not any paper's "
-                 "exact protocol. CSV and JSON files with every number sit next to this file.</p>")
+    parts.append(
+        "<p class=\"meta\">Thresholds and null models are tlgeom's documented defaults, not any paper's "
+        "exact protocol. CSV and JSON files with every number sit next to this file.</p>"
+    )
     if verdict:
         parts.append(f'<p class="verdict">{esc(verdict)}</p>')
     parts.append("<nav>" + "".join(f'<a href="#{s.key}">{esc(s.title)}</a>' for s in sections) + "</nav>")
     if meta.get("text"):
         text = str(meta["text"])
-        parts.append(f"<details><summary>Text analysed ({len(text)} characters)</summary><pre>{esc(text)}</pre></details>")
+        parts.append(
+            f"<details><summary>Text analysed ({len(text)} characters)</summary><pre>{esc(text)}</pre></details>"
+        )
     for s in sections:
         parts.append(f'<section id="{esc(s.key)}"><h2>{esc(s.title)}</h2>')
         parts.append(f"<pre>{esc(s.summary)}</pre>")

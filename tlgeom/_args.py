@@ -1,0 +1,114 @@
+"""One argument vocabulary for the whole public API, validated in one place.
+
+Every public function takes its arguments from this list, with these meanings, and checks them
+here before any slow work:
+
+=============  ====================================================================================
+``model``      a TransformerLens model (TransformerBridge, HookedTransformer, HookedEncoder)
+``inputs``     a string, a list of strings, or token ids ``[pos]`` / ``[batch, pos]``
+``layers``     an int or a sequence of ints (the model's own layer numbers); None = all
+``points``     ``"resid"`` (block inputs/outputs) or ``"sublayer"`` (adds mid-block points)
+``space``      ``"raw"`` or ``"normalized"`` (what the next LayerNorm/RMSNorm reads, on √d)
+``seed``       an int in [0, 2**63) or None; randomness only through it / a ``torch.Generator``
+``device``     a torch device string or object; None = the model's / tensors' device
+``progress``   bool: show a tqdm bar on stderr
+``alpha``      a float in (0, 1): the level of every test
+``correction`` ``"holm"`` (default) or ``"bh"`` (Benjamini–Hochberg) across a family of tests
+=============  ====================================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from tlgeom._errors import bad_arg
+
+SPACES = ("raw", "normalized")
+POINTS = ("resid", "sublayer")
+CORRECTIONS = ("holm", "bh", "none")
+SEED_MAX = 2**63
+
+
+def check_choice(arg: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``, else a TlgeomError naming them."""
+    if not isinstance(value, str) or value not in choices:
+        raise bad_arg(arg, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+def check_space(space: Any) -> str:
+    return check_choice("space", space, SPACES)
+
+
+def check_points(points: Any) -> str:
+    return check_choice("points", points, POINTS)
+
+
+def check_correction(correction: Any) -> str:
+    return check_choice("correction", correction, CORRECTIONS)
+
+
+def check_seed(seed: Any, arg: str = "seed", allow_none: bool = True) -> int | None:
+    """An int in [0, 2**63) (what ``torch.Generator.manual_seed`` and numpy accept), or None."""
+    if seed is None and allow_none:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_MAX:
+        raise bad_arg(arg, seed, "an int in [0, 2**63)" + (" or None" if allow_none else ""))
+    return seed
+
+
+def generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` on ``device`` seeded with ``seed`` (None: from the OS entropy)."""
+    g = torch.Generator(device=torch.device(device))
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(check_seed(seed))
+    return g
+
+
+def check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < float(alpha) < 1:
+        raise bad_arg("alpha", alpha, "a float in (0, 1)")
+    return float(alpha)
+
+
+def check_int(arg: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise bad_arg(arg, value, f"an int {rng}")
+    return value
+
+
+def check_layers(layers: Any, n_layers: int, arg: str = "layers") -> list[int]:
+    """An int or a sequence of ints in ``[0, n_layers)`` (negative counts from the end) → a sorted list.
+
+    None means every layer.
+    """
+    if layers is None:
+        return list(range(n_layers))
+    items = [layers] if isinstance(layers, int) and not isinstance(layers, bool) else layers
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or len(items) == 0:
+        raise bad_arg(arg, layers, f"an int or a non-empty sequence of ints in [-{n_layers}, {n_layers})")
+    out = []
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, int) or not -n_layers <= v < n_layers:
+            raise bad_arg(arg, layers, f"ints in [-{n_layers}, {n_layers}) (the model has {n_layers} layers)")
+        out.append(v % n_layers)
+    if len(set(out)) != len(out):
+        raise bad_arg(arg, layers, "distinct layers")
+    return sorted(out)
+
+
+def check_bool(arg: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise bad_arg(arg, value, "True or False")
+    return value

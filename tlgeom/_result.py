@@ -1,0 +1,119 @@
+"""The one protocol every tlgeom result follows.
+
+Every result object has:
+
+* ``summary() -> str``: a human-readable paragraph (``str(result)`` is the same);
+* ``to_frame() -> pandas.DataFrame``: a tidy table (one row per observation);
+* ``headline() -> dict``: the JSON-ready numbers that the CLI, the HTML report and the README use;
+* ``plot(ax=None) -> matplotlib.figure.Figure``: draws on ``ax`` (or a new figure) and returns the figure;
+* ``save(directory, name=None) -> dict[str, Path]``: writes ``<name>.png``, ``<name>.csv`` and
+  ``<name>.json`` (the headline) into ``directory`` and returns their paths.
+
+:class:`Result` implements ``save`` (and ``__str__``) from the other four; subclasses implement
+those. The CLI and the report are generic loops over results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from tlgeom._errors import bad_arg
+
+
+@runtime_checkable
+class ResultProtocol(Protocol):
+    def summary(self) -> str: ...
+    def to_frame(self) -> Any: ...
+    def headline(self) -> dict[str, Any]: ...
+    def plot(self, ax: Any = None) -> Any: ...
+    def save(self, directory: Any, name: str | None = None) -> dict[str, Path]: ...
+
+
+def jsonable(x: Any) -> Any:
+    """Plain JSON values: tensors/numpy → lists or floats, NaN → None, ±inf → "inf"/"-inf"."""
+    import numpy as np
+    import torch
+
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    if isinstance(x, float):
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def new_axes(ax: Any = None, figsize: tuple[float, float] = (7.0, 4.0)) -> tuple[Any, Any]:
+    """``(figure, ax)``: ``ax``'s figure, or a new figure with one axes."""
+    if ax is not None:
+        return ax.figure, ax
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    return fig, ax
+
+
+def figure_of(obj: Any) -> Any:
+    """The matplotlib Figure of a Figure, an Axes or an array of Axes."""
+    if isinstance(obj, (list, tuple)) or hasattr(obj, "flat"):
+        obj = next(iter(getattr(obj, "flat", obj)))
+    return getattr(obj, "figure", obj) if not hasattr(obj, "savefig") else obj
+
+
+class Result:
+    """Base class: ``save`` and ``__str__`` from ``summary`` / ``to_frame`` / ``headline`` / ``plot``."""
+
+    #: File stem used by :meth:`save` when no name is given.
+    result_name: str = "result"
+
+    def summary(self) -> str:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def to_frame(self) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def headline(self) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def plot(self, ax: Any = None) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def save(self, directory: Any, name: str | None = None, *, dpi: int = 110) -> dict[str, Path]:
+        """Write ``<name>.png`` (:meth:`plot`), ``<name>.csv`` (:meth:`to_frame`) and ``<name>.json``
+        (:meth:`headline` plus the summary) into ``directory`` (created if missing)."""
+        import matplotlib.pyplot as plt
+
+        if not isinstance(directory, (str, Path)) or not str(directory).strip():
+            raise bad_arg("directory", directory, "a directory path")
+        out = Path(directory)
+        if out.exists() and not out.is_dir():
+            raise bad_arg("directory", str(directory), "a directory (this path is a file)")
+        out.mkdir(parents=True, exist_ok=True)
+        stem = name or self.result_name
+        paths = {"png": out / f"{stem}.png", "csv": out / f"{stem}.csv", "json": out / f"{stem}.json"}
+        fig = figure_of(self.plot())
+        try:
+            fig.savefig(paths["png"], dpi=dpi, bbox_inches="tight")
+        finally:
+            plt.close(fig)
+        self.to_frame().to_csv(paths["csv"], index=False)
+        doc = {"result": type(self).__name__, "headline": self.headline(), "summary": self.summary()}
+        paths["json"].write_text(json.dumps(jsonable(doc), indent=2) + "\n")
+        return paths

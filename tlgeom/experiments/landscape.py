@@ -1,0 +1,171 @@
+"""Curvature of layer-wise token trajectories: pure tensor functions, streaming metrics, the landscape.
+
+Conventions (used everywhere in tlgeom, never mixed):
+
+* A trajectory is ``x[..., point, d_model]``; its steps are ``Δ_l = x_{l+1} − x_l``.
+* The **turning angle** at point l+1 is the angle between consecutive steps,
+  ``θ_l = arccos(⟨Δ_l, Δ_{l+1}⟩ / (‖Δ_l‖ ‖Δ_{l+1}‖)) ∈ [0, π]``: 0 = straight on, π = reversal.
+* The **interior angle** is ``π − θ_l`` (π = straight on); :func:`interior_angles` gives it.
+* Undefined angles (a zero-length step, a padded position) are NaN and every aggregate masks them.
+
+* **Sharp** turns have ``θ ≥ sharp_deg`` and **flat** (nearly straight) ones ``θ ≤ flat_deg``.
+  The defaults (110° and 70°: 20° either side of orthogonal) are tlgeom's choice, not the
+  paper's (arXiv 2511.03060 does not give its thresholds in any text available to us).
+* ``space="normalized"`` measures the same quantities on normalised states (what the next
+  layer's LayerNorm/RMSNorm reads, without its per-layer gain): ``norm="rms"`` divides each
+  state by its RMS, ``norm="layernorm"`` also removes its mean over ``d_model``.
+* Across-token curvature (Hosseini & Fedorenko's "straightening") is the same angle taken
+  along the sequence at a fixed layer: :func:`sequence_turning_angles`.
+
+All computations run in float64 whatever the input dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+
+from tlgeom._errors import bad_arg
+from tlgeom.geometry.curvature import SPACES
+from tlgeom.models.conventions import model_normalization
+from tlgeom.models.streaming import (
+    LengthToChord,
+    NormalizedLengthToChord,
+    NormalizedStepNorms,
+    NormalizedTurningAngles,
+    StepNorms,
+    TurningAngles,
+)
+
+# ---------------------------------------------------------------------------------------------
+# The landscape
+
+
+@dataclass
+class Landscape:
+    """Turning angles of every token of one text at every layer vertex (from one streamed pass).
+
+    Attributes:
+        angles: ``[pos, vertex]`` turning angles in radians; vertex j is the turn at trajectory
+            point j+1 (between the step into it and the step out of it). NaN = undefined.
+        str_tokens: the decoded tokens, one per position.
+        vertex_labels: the point label of each vertex (``"L0"`` = output of block 0, …).
+        step_norms: ``[pos, step]`` ‖Δ‖ of each layer step (same space as the angles).
+        length_to_chord: ``[pos]`` length-to-chord ratio of each token's whole trajectory.
+        space: ``"raw"`` or ``"normalized"``; norm: the normalisation used (None when raw).
+    """
+
+    angles: Float[torch.Tensor, "pos vertex"]
+    str_tokens: list[str]
+    vertex_labels: list[str]
+    step_norms: Float[torch.Tensor, "pos step"]
+    length_to_chord: Float[torch.Tensor, " pos"]
+    space: str = "raw"
+    norm: str | None = None
+    tokens: Int[torch.Tensor, " pos"] | None = None
+
+    @property
+    def degrees(self) -> torch.Tensor:
+        return torch.rad2deg(self.angles)
+
+    def to_frame(self):
+        """Tidy frame: one row per (pos, vertex): token, vertex label, angle (rad and degrees), step norms."""
+        import numpy as np
+        import pandas as pd
+
+        P, V = self.angles.shape
+        p, v = np.meshgrid(np.arange(P), np.arange(V), indexing="ij")
+        a = self.angles.detach().cpu().numpy()
+        sn = self.step_norms.detach().cpu().numpy()
+        return pd.DataFrame(
+            {
+                "pos": p.ravel(),
+                "token": np.asarray(self.str_tokens, dtype=object)[p].ravel(),
+                "vertex": v.ravel(),
+                "label": np.asarray(self.vertex_labels, dtype=object)[v].ravel(),
+                "turning_angle_rad": a.ravel(),
+                "turning_angle_deg": np.degrees(a).ravel(),
+                "step_in_norm": sn[:, :-1].ravel(),
+                "step_out_norm": sn[:, 1:].ravel(),
+                "space": self.space,
+            }
+        )
+
+    def plot(self, ax=None, vmin: float = 0.0, vmax: float = 180.0, cmap: str = "magma", max_labels: int = 400):
+        """Heatmap tokens (rows) × layer vertices (columns) in degrees, with a colorbar.
+
+        Every token is labelled (up to ``max_labels``; beyond that every k-th) in a font sized so a
+        150-token paragraph stays readable; the figure grows with the text.
+        """
+        import matplotlib.pyplot as plt
+
+        P, V = self.angles.shape
+        if ax is None:
+            _, ax = plt.subplots(figsize=(min(3 + 0.28 * V, 16), max(4.0, 0.13 * P + 1.5)))
+        im = ax.imshow(
+            self.degrees.cpu().numpy(), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+        )
+        every = max(1, math.ceil(P / max_labels))
+        ax.set_yticks(range(0, P, every))
+        ax.set_yticklabels([repr(t)[1:-1] for t in self.str_tokens[::every]], fontsize=6 if P > 60 else 8)
+        ax.set_xticks(range(V))
+        ax.set_xticklabels(self.vertex_labels, rotation=90, fontsize=7)
+        ax.set_xlabel("vertex (turn at the output of block …)")
+        ax.set_ylabel("token")
+        ax.figure.colorbar(im, ax=ax, label="turning angle (degrees; 0 = straight on)", fraction=0.04, pad=0.02)
+        ax.set_title(f"curvature landscape ({self.space} space, {P} tokens)")
+        return ax
+
+
+def curvature_landscape(
+    model: Any, text: Any, *, space: str = "raw", points: str = "resid", norm: str | None = None
+) -> Landscape:
+    """The curvature landscape of one text: every token's turning angle at every layer vertex.
+
+    Computed by streaming (:class:`~tlgeom.TurningAngles` or :class:`NormalizedTurningAngles`
+    on the model's hooks): one forward pass, no stored layer stack.
+
+    Args:
+        model: a TransformerLens model (TransformerBridge, HookedTransformer, HookedEncoder).
+        text: one string, or token ids ``[pos]`` / ``[1, pos]``.
+        space: ``"raw"`` or ``"normalized"`` (the model's own normalisation, see
+            :func:`model_normalization`, unless ``norm`` overrides it).
+        points: ``"resid"`` (block inputs/outputs) or ``"sublayer"`` (adds mid-block points).
+        norm: ``"rms"`` / ``"layernorm"`` to override the model's normalisation.
+    """
+    from tlgeom.models import _compat
+    from tlgeom.models.streaming import stream
+
+    if space not in SPACES:
+        raise bad_arg("space", space, f"one of {SPACES}")
+    if isinstance(text, (list, tuple)):
+        raise bad_arg("text", text, "one string (or token ids [pos]); call once per text")
+    if isinstance(text, torch.Tensor) and text.dim() == 2 and text.shape[0] != 1:
+        raise bad_arg("text", f"Tensor(shape={tuple(text.shape)})", "token ids [pos] or [1, pos]")
+    info = _compat.check_model(model)
+    if space == "normalized":
+        if norm is None:
+            nm, eps = model_normalization(model)
+        else:
+            nm, eps = norm, float(getattr(model.cfg, "eps", None) or 1e-5)
+        metrics = [NormalizedTurningAngles(nm, eps), NormalizedStepNorms(nm, eps), NormalizedLengthToChord(nm, eps)]
+    else:
+        nm = None
+        metrics = [TurningAngles(), StepNorms(), LengthToChord()]
+    out = stream(model, text, metrics, points=points)
+    labels = _compat.point_labels(info.n_layers, points)
+    toks, mask = out["tokens"], out["mask"]
+    return Landscape(
+        angles=out[metrics[0].name][0],
+        str_tokens=_compat.str_tokens(model, toks, mask)[0],
+        vertex_labels=labels[1:-1],
+        step_norms=out[metrics[1].name][0],
+        length_to_chord=out[metrics[2].name][0],
+        space=space,
+        norm=nm,
+        tokens=toks[0],
+    )

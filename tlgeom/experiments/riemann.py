@@ -1,0 +1,333 @@
+"""Riemannian geometry of the learned space: pullback metric, connection, curvature, geodesics.
+
+Conventions (index placement as in Carroll / MTW):
+
+* A *metric function* maps one chart point ``x[n]`` to ``g(x)[n, n]`` (symmetric positive
+  definite). Every function here takes a metric function and points ``x[..., n]`` with any
+  leading dims; derivatives of ``g`` come from ``torch.func.jacrev`` (reverse mode: on CPU it
+  is ~100× cheaper per call than ``jacfwd`` for these small maps), vectorised over the points
+  with ``torch.func.vmap``; maps into R^d (charts, embeddings) use ``jacfwd``/JVPs. Everything is float64.
+* Christoffel symbols of the Levi-Civita connection, upper index first:
+  ``Γ[..., k, i, j] = Γ^k_ij = ½ g^{kl} (∂_i g_jl + ∂_j g_il − ∂_l g_ij)``.
+* Riemann tensor ``R[..., ρ, σ, μ, ν] = R^ρ_σμν = ∂_μ Γ^ρ_νσ − ∂_ν Γ^ρ_μσ + Γ^ρ_μλ Γ^λ_νσ − Γ^ρ_νλ Γ^λ_μσ``;
+  Ricci ``R_σν = R^ρ_σρν``; scalar curvature ``R = g^{σν} R_σν`` (round sphere of radius r: 2/r²).
+* Geodesics solve ``ẍ^k = −Γ^k_ij ẋ^i ẋ^j``; parallel transport of ``w`` along ``c(t)`` solves
+  ``ẇ^k = −Γ^k_ij ċ^i w^j``; both with classical RK4.
+
+Model charts (:func:`model_chart`): a token's residual state at trajectory point ``l0`` is moved
+in a k-dimensional subspace, ``x_l0 + B u`` (``B`` a ``d_model × k`` orthonormal basis), and
+mapped through the model to its state at point ``l1``, the rest of the context fixed. The map is
+``R^k → R^d_model``; its pullback metric ``JᵀJ`` is computed from k JVPs (one batched forward
+pass with dual numbers), so no ``d_model × d_model`` tensor is ever formed.
+
+Effective metric of an attention head (:func:`head_metric_signature`): the bilinear form
+``S = ½ (W_Q W_Kᵀ + W_K W_Qᵀ) / √d_head`` on the attention input (the LN/RMSNorm output), whose
+eigen-signature (how many positive / negative directions) says how far the head's score
+``x_iᵀ W_Q W_Kᵀ x_j`` is from a (pseudo-)inner product. Computed from the ``2·d_head``-dimensional
+factorisation, never as a ``d_model × d_model`` matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch.func import jacfwd, jvp
+
+from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom.geometry.riemann import head_effective_metric
+from tlgeom.models import _compat
+
+# ---------------------------------------------------------------------------------------------
+# model charts
+
+
+def _orthonormal(B: torch.Tensor) -> torch.Tensor:
+    Q, R = torch.linalg.qr(B.to(torch.float64))
+    if bool((R.diagonal().abs() <= 1e-10 * R.diagonal().abs().max().clamp_min(1e-300)).any()):
+        raise bad_arg("basis", f"Tensor(shape={tuple(B.shape)})", "linearly independent directions")
+    return Q
+
+
+def chart_basis(
+    model: Any, basis: Any = "embedding", k: int = 8, *, states: torch.Tensor | None = None
+) -> Float[torch.Tensor, "d_model k"]:
+    """An orthonormal ``d_model × k`` basis for a model chart.
+
+    Args:
+        model: a TransformerLens model (for ``W_E`` and the tokenizer).
+        basis: ``"embedding"`` (top-k principal directions of the token-embedding cloud ``W_E``,
+            centred), ``"context"`` (top-k principal directions of ``states``, e.g. the
+            paragraph's residual states at the chart's input point), a list of k token strings
+            (the span of their embedding vectors, orthonormalised), or a tensor ``[d_model, k]``
+            (orthonormalised).
+        k: chart dimension (ignored for a list or tensor, whose size sets it).
+        states: ``[N, d_model]`` points for ``basis="context"``.
+    """
+    d = int(model.cfg.d_model)
+    if isinstance(basis, torch.Tensor):
+        if basis.dim() != 2 or basis.shape[0] != d or not 1 <= basis.shape[1] <= d:
+            raise bad_arg("basis", f"Tensor(shape={tuple(basis.shape)})", f"a [d_model={d}, k] tensor")
+        return _orthonormal(basis.detach().cpu())
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= d:
+        raise bad_arg("k", k, f"an int in [1, d_model={d}]")
+    if isinstance(basis, (list, tuple)) and basis and all(isinstance(s, str) for s in basis):
+        W_E = model.W_E.detach().cpu().to(torch.float64)
+        ids = []
+        for s in basis:
+            t = model.tokenizer.encode(s, add_special_tokens=False)
+            if len(t) != 1:
+                raise bad_arg("basis", s, "strings that are single tokens of this model's tokenizer")
+            ids.append(t[0])
+        return _orthonormal(W_E[ids].T)
+    if basis == "embedding":
+        W_E = model.W_E.detach().cpu().to(torch.float64)
+        X = W_E - W_E.mean(0)
+    elif basis == "context":
+        if not isinstance(states, torch.Tensor) or states.dim() != 2 or states.shape[-1] != d:
+            raise bad_arg(
+                "states",
+                None if states is None else f"Tensor(shape={tuple(states.shape)})",
+                f"a [N, d_model={d}] tensor of points when basis='context'",
+            )
+        X = states.detach().cpu().to(torch.float64)
+        X = X - X.mean(0)
+    else:
+        raise bad_arg("basis", basis, "'embedding', 'context', a list of single-token strings or a [d_model, k] tensor")
+    if k > min(X.shape):
+        raise bad_arg("k", k, f"at most {min(X.shape)} principal directions of this cloud")
+    # principal directions = right singular vectors; eigh of the k-by-k ... here d×d Gram is avoided:
+    _, _, V = torch.svd_lowrank(X, q=min(k + 8, min(X.shape)), niter=4)
+    return _orthonormal(V[:, :k])
+
+
+class LayerChart:
+    """A token's residual state moved in a k-dim subspace at point ``l0``, read at point ``l1``.
+
+    ``f(u) = state_{l1}[pos]`` when ``state_{l0}[pos]`` is replaced by ``x0 + B u`` (``B`` the
+    orthonormal basis, ``x0`` the clean state) and every other position's input is the clean
+    one. Points are trajectory points (0 = input of block 0, l = output of block l−1; see
+    :func:`tlgeom.record_trajectories`). The map runs the model with two hooks (replace at
+    ``l0``, read at ``l1``) and ``stop_at_layer`` where the API has it, so it works on the
+    TransformerBridge (TransformerLens 3.9 and 4.x) and HookedTransformer alike, and every
+    hook is removed on every path.
+
+    Call it on one point ``u[k]`` (it then composes with ``torch.func`` transforms:
+    :func:`pullback_metric`, :func:`christoffel_symbols`, :func:`curvature`, :func:`geodesic`)
+    or on a batch ``u[b, k]`` (one batched forward pass). Outputs are float64; derivatives are
+    exact forward-mode autodiff in the model's dtype.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokens: torch.Tensor,
+        pos: int,
+        l0: int,
+        l1: int,
+        basis: torch.Tensor,
+        x0: torch.Tensor,
+        hook_names: Sequence[str],
+    ):
+        self.model, self.tokens, self.pos, self.l0, self.l1 = model, tokens, pos, l0, l1
+        self.basis = basis.to(torch.float64)
+        self.x0 = x0.to(torch.float64)
+        self.in_hook, self.out_hook = hook_names[l0], hook_names[l1]
+        self.info = _compat.check_model(model)
+        self.device = _compat.model_device(model)
+        self.dtype = next(iter(model.parameters())).dtype
+        self._B = self.basis.to(self.device, self.dtype)
+
+    @property
+    def k(self) -> int:
+        return self.basis.shape[1]
+
+    def _forward(self, U: torch.Tensor) -> torch.Tensor:
+        b = U.shape[0]
+        store: dict[str, torch.Tensor] = {}
+        pos = self.pos
+
+        def replace(act, hook=None):
+            onehot = torch.zeros(act.shape[1], dtype=act.dtype, device=act.device)
+            onehot[pos] = 1
+            delta = U.to(act.dtype) @ self._B.T  # [b, d]: only k-dim vectors, never d×d
+            return act + onehot[None, :, None] * delta[:, None, :]
+
+        def read(act, hook=None):
+            store["y"] = act[:, pos]
+            return act
+
+        toks = self.tokens.to(self.device).expand(b, -1)
+        kwargs: dict[str, Any] = {}
+        if self.info.api != "hooked_encoder":
+            kwargs["return_type"] = None
+            if self.l1 < self.info.n_layers:
+                kwargs["stop_at_layer"] = self.l1
+        with self.model.hooks(fwd_hooks=[(self.in_hook, replace), (self.out_hook, read)]):
+            self.model(toks, **kwargs)
+        return store["y"].to(torch.float64)
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        if not isinstance(u, torch.Tensor) or u.shape[-1] != self.k or u.dim() not in (1, 2):
+            raise bad_arg("u", getattr(u, "shape", u), f"chart coordinates [k={self.k}] or [batch, k]")
+        u = u.to(self.device)
+        return self._forward(u[None])[0] if u.dim() == 1 else self._forward(u)
+
+    def jacobian(self, u: torch.Tensor | None = None) -> Float[torch.Tensor, "k d_model"]:
+        """``Jᵀ`` at ``u`` (default 0): row i is ``∂f/∂u_i``, from k JVPs in one batched forward pass."""
+        u = torch.zeros(self.k, dtype=torch.float64) if u is None else u.to(torch.float64)
+        U = u.to(self.device)[None].expand(self.k, -1).contiguous()
+        _, JT = jvp(self._forward, (U,), (torch.eye(self.k, dtype=torch.float64, device=self.device),))
+        return JT.detach()
+
+    def metric(self, u: torch.Tensor | None = None) -> Float[torch.Tensor, "k k"]:
+        """Pullback metric ``JᵀJ`` at ``u`` (default 0) from k JVPs; float64 ``[k, k]``."""
+        JT = self.jacobian(u)
+        return JT @ JT.T
+
+    def metric_fn(self, u: torch.Tensor) -> torch.Tensor:
+        """``g(u)`` for one point, composable with torch.func (for :func:`curvature` etc.)."""
+        J = jacfwd(self.__call__)(u)
+        return J.T @ J
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerChart(pos={self.pos}, l0={self.l0}, l1={self.l1}, k={self.k}, "
+            f"in={self.in_hook!r}, out={self.out_hook!r})"
+        )
+
+
+def model_chart(
+    model: Any, inputs: Any, pos: int, l0: int, l1: int, basis: Any = "embedding", k: int = 8
+) -> LayerChart:
+    """A :class:`LayerChart`: token ``pos`` of ``inputs`` moved in a k-dim subspace at point ``l0``,
+    mapped to point ``l1`` with the rest of the context fixed.
+
+    Args:
+        model: TransformerBridge (TL 3.9/4.x), HookedTransformer or HookedEncoder.
+        inputs: one text or token ids ``[pos]`` / ``[1, pos]``.
+        pos: the moved token's position (negative counts from the end).
+        l0, l1: trajectory points, ``0 ≤ l0 < l1 ≤ n_layers`` (0 = block 0's input).
+        basis: see :func:`chart_basis` (``"context"`` uses the text's states at ``l0``).
+        k: chart dimension.
+    """
+    from tlgeom.models.trajectory import record_trajectories
+
+    info = _compat.check_model(model)
+    for name, v in (("l0", l0), ("l1", l1)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= info.n_layers:
+            raise bad_arg(name, v, f"a trajectory point in [0, n_layers={info.n_layers}]")
+    if l1 <= l0:
+        raise bad_arg("l1", l1, f"a point after l0={l0}")
+    tokens, mask = _compat.tokenize(model, inputs, info)
+    if tokens.shape[0] != 1:
+        raise bad_arg("inputs", inputs, "one text or one sequence of token ids")
+    P = tokens.shape[1]
+    if not isinstance(pos, int) or isinstance(pos, bool) or not -P <= pos < P:
+        raise bad_arg("pos", pos, f"a position in [-{P}, {P})")
+    pos = pos % P
+    traj = record_trajectories(model, tokens)
+    B = chart_basis(model, basis, k, states=traj.states[0, :, l0])
+    return LayerChart(model, tokens, pos, l0, l1, B, traj.states[0, pos, l0], traj.hook_names)
+
+
+def _expanded_qk(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    W_Q, W_K = model.W_Q.detach(), model.W_K.detach()
+    if W_K.shape[1] != W_Q.shape[1]:  # grouped-query attention: Bridge keeps n_kv heads
+        if W_Q.shape[1] % W_K.shape[1]:
+            raise TlgeomError(f"model: {W_Q.shape[1]} query heads are not a multiple of {W_K.shape[1]} key heads")
+        W_K = W_K.repeat_interleave(W_Q.shape[1] // W_K.shape[1], dim=1)
+    return W_Q, W_K
+
+
+@dataclass
+class HeadSignature:
+    """Eigen-signature of each head's effective metric ``S = sym(W_Q W_Kᵀ)/√d_head``.
+
+    Attributes:
+        eigenvalues: ``[layer, head, 2·d_head]`` non-zero spectrum of S (ascending).
+        n_pos, n_neg: ``[layer, head]`` eigenvalues above ``rtol·max|λ|`` / below ``−rtol·max|λ|``.
+        pos_mass: ``[layer, head]`` ``Σ λ₊ / Σ |λ|`` (1 = positive semi-definite, an inner
+            product; 0.5 = balanced indefinite form; 0 = negative).
+        d_head, rtol: as used.
+        layers: the model layer of each row (default: all layers, in order).
+    """
+
+    eigenvalues: torch.Tensor
+    n_pos: torch.Tensor
+    n_neg: torch.Tensor
+    pos_mass: torch.Tensor
+    d_head: int
+    rtol: float
+    layers: list[int] | None = None
+
+    @property
+    def layer_ids(self) -> list[int]:
+        return list(range(self.n_pos.shape[0])) if self.layers is None else list(self.layers)
+
+    def to_frame(self):
+        import numpy as np
+        import pandas as pd
+
+        L, H = self.n_pos.shape
+        l, h = np.meshgrid(np.asarray(self.layer_ids), np.arange(H), indexing="ij")
+        lam = self.eigenvalues
+        return pd.DataFrame(
+            {
+                "layer": l.ravel(),
+                "head": h.ravel(),
+                "n_pos": self.n_pos.numpy().ravel(),
+                "n_neg": self.n_neg.numpy().ravel(),
+                "pos_mass": self.pos_mass.numpy().ravel(),
+                "lambda_max": lam[..., -1].numpy().ravel(),
+                "lambda_min": lam[..., 0].numpy().ravel(),
+            }
+        )
+
+    def plot(self, ax=None):
+        """Heat map of the positive mass ``Σλ₊/Σ|λ|`` per layer × head."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 5))
+        im = ax.imshow(self.pos_mass.numpy(), aspect="auto", cmap="RdBu_r", vmin=0, vmax=1)
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ids = self.layer_ids
+        step = max(1, len(ids) // 15)
+        ax.set_yticks(range(0, len(ids), step))
+        ax.set_yticklabels([str(i) for i in ids[::step]])
+        ax.set_title("positive mass of sym(W_Q W_Kᵀ)  (1 = inner product, 0.5 = balanced)")
+        ax.figure.colorbar(im, ax=ax)
+        return ax
+
+
+def head_metric_signature(model: Any, layers: Sequence[int] | None = None, rtol: float = 1e-6) -> HeadSignature:
+    """Eigen-signature of every head's effective metric, ``S = ½ (W_Q W_Kᵀ + W_K W_Qᵀ)/√d_head``.
+
+    The score ``x_iᵀ W_Q W_Kᵀ x_j/√d_head`` is a bilinear form on the attention input (the
+    LN/RMSNorm output); its symmetric part S is the "effective metric" a head induces. Grouped-query
+    models are handled (each query head paired with its key head). Biases (an affine part) and rotary
+    rotations (S is the form at relative offset 0) are not included.
+    """
+    _compat.check_model(model)
+    W_Q, W_K = _expanded_qk(model)
+    idx = list(range(W_Q.shape[0]))
+    if layers is not None:
+        idx = list(layers)
+        if not idx or not all(isinstance(l, int) and 0 <= l < W_Q.shape[0] for l in idx):
+            raise bad_arg("layers", layers, f"layer indices in [0, {W_Q.shape[0]})")
+        W_Q, W_K = W_Q[idx], W_K[idx]
+    if not (isinstance(rtol, float) and 0 < rtol < 1):
+        raise bad_arg("rtol", rtol, "a float in (0, 1)")
+    lam, _ = head_effective_metric(W_Q.cpu(), W_K.cpu())
+    tol = rtol * lam.abs().amax(-1, keepdim=True)
+    n_pos = (lam > tol).sum(-1)
+    n_neg = (lam < -tol).sum(-1)
+    pos_mass = lam.clamp_min(0).sum(-1) / lam.abs().sum(-1)
+    return HeadSignature(
+        eigenvalues=lam, n_pos=n_pos, n_neg=n_neg, pos_mass=pos_mass, d_head=int(W_Q.shape[-1]), rtol=rtol, layers=idx
+    )

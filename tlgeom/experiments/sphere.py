@@ -1,0 +1,317 @@
+"""The LayerNorm hypersphere (Traveling Words, Molina 2023, §3): where normalisation puts tokens.
+
+A normalisation layer maps a residual vector ``x ∈ R^d`` to ``y = γ ⊙ n + β`` with
+
+* **LayerNorm**: ``n = (x − μ(x)·1) / sqrt(σ²(x) + ε)``, ``μ`` the mean and ``σ²`` the (biased)
+  variance of x's d coordinates. Without ε, ``‖n‖ = √d`` and ``⟨n, 1⟩ = 0``: n lies on the sphere
+  of radius √d inside the hyperplane ⊥ 1 (a (d−2)-sphere).
+* **RMSNorm**: ``n = x / sqrt(mean(x²) + ε)``: ``‖n‖ = √d`` but no hyperplane constraint.
+
+With ε the norm is slightly short: ``‖n‖ = √d · sqrt(1 − ε/s²)`` exactly, where
+``s = sqrt(σ² + ε)`` (LN) or ``sqrt(mean(x²) + ε)`` (RMS) is what TransformerLens records in
+``hook_scale``. The gain γ and bias β then turn the sphere into an ellipsoid with semi-axes
+``√d·|γ_i|`` (LayerNorm: restricted to the hyperplane) centred at β.
+
+TransformerLens records ``n`` in ``*.hook_normalized`` (before γ, in every API) and ``s`` in
+``*.hook_scale``; :func:`sphere_report` reads them at every normalisation layer.
+
+Which layers are read:
+
+* decoders (GPT-2 style LayerNorm, Llama style RMSNorm): ``blocks.L.ln1``, ``blocks.L.ln2``,
+  ``ln_final``;
+* post-LN BERT encoders: the embedding LayerNorm (Bridge ``embed_ln``, HookedEncoder
+  ``embed.ln``), ``blocks.L.ln1`` (after attention) and ``blocks.L.ln2`` (after the MLP). The
+  Bridge's ``ln_final`` / HookedEncoder's ``mlm_head.ln`` belong to the masked-LM head (random
+  for MiniLM), not to the encoder, and are left out.
+
+Processing (``tlgeom.load_model(..., processed=True)`` calls ``enable_compatibility_mode``):
+
+* ``fold_ln`` folds every γ (and β) into the weights that read the normalised vector, so the
+  norm modules have γ = 1, β = 0: the report's ellipsoid columns then show the identity (axis
+  ratio 1, offset 0) — the ellipsoid has moved into W_Q/W_K/W_V/W_in/W_U, it has not gone.
+* ``center_writing_weights`` (LayerNorm models only) makes every write into the residual stream
+  mean-free, so the *raw* residual has no component along 1 (``raw_ones_cos`` ≈ 0) and smaller
+  norms. ``hook_normalized`` is unchanged (LayerNorm is invariant to shifts along 1).
+* RMSNorm models (smollm2) skip centering; only γ is folded.
+
+All statistics are computed in float64 on valid (non-padding) tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tlgeom.geometry.sphere import (
+    SPHERE_TOL,
+    ellipsoid_geometry,
+    embedding_check,
+    expected_radius,
+    normalize,
+)
+from tlgeom.models import _compat
+from tlgeom.models.conventions import NormLayer, norm_layers
+
+# normalisation modules that belong to the residual stream (not q/k norms, not the MLM head)
+
+
+# ----------------------------------------------------------------------------- the report
+
+_LAYER_FIELDS = (
+    "radius_rel_err_mean",
+    "radius_rel_err_max",
+    "eps_rel_err_max",
+    "ones_cos_mean",
+    "ones_cos_max",
+    "raw_norm_mean",
+    "raw_norm_std",
+    "raw_ones_cos_mean",
+    "out_norm_mean",
+    "affine_rel_err",
+)
+
+
+@dataclass
+class SphereReport:
+    """Per normalisation layer: how exactly tokens lie on the √d sphere, and what γ/β do to it.
+
+    Attributes:
+        layers: the :class:`NormLayer` s, in forward order.
+        stats: per layer, a dict of floats (see :meth:`to_frame` for the columns).
+        embedding: :func:`embedding_check` of W_E against the first normalisation's kind.
+        d_model, n_tokens: dimension and number of valid tokens measured.
+        encoder: post-LN BERT.
+        norms: ``[layer, token]`` float64 ``‖n‖/√d`` per normalisation layer (for plots).
+        raw_norms: ``[layer, token]`` float64 raw input norms ``‖x‖``.
+        dtype, tol: the activations' dtype and the relative tolerance (:data:`SPHERE_TOL`) within
+            which the ε-corrected radius counts as "on the sphere".
+    """
+
+    layers: list[NormLayer]
+    stats: list[dict[str, float]]
+    embedding: dict[str, dict[str, float]]
+    d_model: int
+    n_tokens: int
+    encoder: bool
+    norms: torch.Tensor = field(repr=False, default=None)
+    raw_norms: torch.Tensor = field(repr=False, default=None)
+    dtype: str = "float32"
+    tol: float = SPHERE_TOL["float32"]
+
+    @property
+    def kind(self) -> str:
+        kinds = sorted({l.kind for l in self.layers})
+        return kinds[0] if len(kinds) == 1 else "/".join(kinds)
+
+    def to_frame(self):
+        """Tidy frame, one row per normalisation layer.
+
+        Columns: ``name``, ``kind``, ``block``, ``eps``, ``n_tokens``;
+        ``radius_rel_err_mean/max`` = |‖n‖/√d − 1|; ``eps_rel_err_max`` = |‖n‖ / (√d·sqrt(1 − ε/s²)) − 1|
+        (what is left after the exact ε correction: float rounding only);
+        ``ones_cos_mean/max`` = |cos(n, 1)| (LayerNorm: 0, RMSNorm: unconstrained);
+        ``raw_norm_mean/std`` = ‖x‖ of the residual entering the layer; ``raw_ones_cos_mean`` =
+        |cos(x, 1)|; ``input_recon_err`` = max ‖normalize(x) − n‖/√d (checks that the raw input
+        hooks are the module's input: float rounding only); ``out_norm_mean`` = mean ‖γ⊙n+β‖/√d; ``affine_rel_err`` = max ‖hook_out −
+        (γ⊙n+β)‖/‖hook_out‖ (Bridge; NaN where the API has no output hook); and the
+        :func:`ellipsoid_geometry` columns.
+        """
+        import pandas as pd
+
+        rows = []
+        for l, s in zip(self.layers, self.stats):
+            rows.append(
+                {"name": l.name, "kind": l.kind, "block": l.block, "eps": l.eps, "n_tokens": self.n_tokens, **s}
+            )
+        return pd.DataFrame(rows)
+
+    def embedding_frame(self):
+        """The embedding-matrix check as a tidy frame (one row per variant)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"variant": k, **v} for k, v in self.embedding.items()])
+
+    def summary(self) -> str:
+        """Verdicts in words, with the numbers behind them."""
+        f = self.to_frame()
+        d = self.d_model
+        lines = [
+            f"{len(self.layers)} normalisation layers ({self.kind}{', post-LN encoder' if self.encoder else ''}), "
+            f"d_model={d}, √d={math.sqrt(d):.3f}, {self.n_tokens} tokens"
+        ]
+        worst, exact = f.radius_rel_err_max.max(), f.eps_rel_err_max.max()
+        on = exact <= self.tol
+        lines.append(
+            f"- sphere: after the exact ε correction max |‖n‖/(√d·√(1 − ε/s²)) − 1| = {exact:.1e} → "
+            f"{'ON' if on else 'NOT on'} the √d sphere to {self.dtype} rounding (tolerance {self.tol:g}); "
+            f"before it, max |‖n‖/√d − 1| = {worst:.2e} (ε shrinks short inputs)"
+        )
+        ln = f[f.kind == "LayerNorm"]
+        rms = f[f.kind == "RMSNorm"]
+        if len(ln):
+            lines.append(f"- LayerNorm hyperplane ⊥ 1: max |cos(n, 1)| = {ln.ones_cos_max.max():.1e}")
+        if len(rms):
+            lines.append(
+                f"- RMSNorm: no hyperplane constraint, mean |cos(n, 1)| = {rms.ones_cos_mean.mean():.3f} "
+                f"(random directions in R^{d}: ≈ {math.sqrt(2 / (math.pi * d)):.3f})"
+            )
+        identity = bool(
+            ((f.axis_ratio - 1).abs() < 1e-12).all()
+            and (f.beta_norm == 0).all()
+            and ((f.gamma_mean - 1).abs() < 1e-12).all()
+        )
+        if identity:
+            lines.append(
+                "- γ = 1, β = 0 everywhere: the sphere is not deformed here (folded by fold_ln / "
+                "processed=True, or an untrained model); any ellipsoid lives in the next weights"
+            )
+        else:
+            lines.append(
+                f"- γ/β: ellipsoid axis ratio (|γ| 95th/5th percentile) from {f.axis_ratio_p95_p5.min():.3g} to "
+                f"{f.axis_ratio_p95_p5.max():.3g} (max|γ|/min|γ| up to {f.axis_ratio.max():.3g}); centre offset ‖β‖/(√d·rms γ) from {f.offset_ratio.min():.3g} "
+                f"to {f.offset_ratio.max():.3g}; output ‖γ⊙n+β‖/√d from {f.out_norm_mean.min():.3g} "
+                f"to {f.out_norm_mean.max():.3g}"
+            )
+        raw = f.raw_norm_mean.to_numpy()
+        lines.append(
+            f"- raw residual norm entering each layer: {raw[0]:.3g} ({f.name.iloc[0]}) → "
+            f"{raw[-1]:.3g} ({f.name.iloc[-1]}), max {raw.max():.3g}"
+        )
+        if len(ln):
+            rc = ln.raw_ones_cos_mean.max()
+            lines.append(
+                f"- raw residual along 1: max mean |cos(x, 1)| = {rc:.2e}"
+                + (" (mean-free: centred writing weights)" if rc < 1e-5 else "")
+            )
+        e = self.embedding
+        best = min(e, key=lambda k: e[k]["l2_mean"])
+        lines.append(
+            "- embeddings vs normalize(E): "
+            + ", ".join(f"{k} cos {v['cos_dist_mean']:.3g} / L2 {v['l2_rel_radius']:.3g}·√d" for k, v in e.items())
+            + f"; closest in L2: {best}"
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:  # pragma: no cover - convenience
+        return self.summary()
+
+    def plot(self, axes=None):
+        """Three panels: distance from the √d sphere, raw residual norms across depth, γ/β deformation."""
+        import matplotlib.pyplot as plt
+
+        f = self.to_frame()
+        if axes is None:
+            _, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+        x = range(len(f))
+        ax = axes[0]
+        ax.semilogy(x, f.radius_rel_err_max.clip(lower=1e-17), "o-", ms=3, label="max |‖n‖/√d − 1|")
+        ax.semilogy(x, f.eps_rel_err_max.clip(lower=1e-17), "s-", ms=3, label="after ε correction")
+        ax.semilogy(x, f.ones_cos_max.clip(lower=1e-17), "^-", ms=3, label="max |cos(n, 1)|")
+        ax.set_title("normalised vectors on the √d sphere")
+        ax.legend(fontsize=7)
+        ax = axes[1]
+        ax.errorbar(x, f.raw_norm_mean, yerr=f.raw_norm_std, fmt="o-", ms=3, capsize=2)
+        ax.axhline(math.sqrt(self.d_model), color="grey", ls="--", lw=0.8, label="√d")
+        ax.set_title("raw residual norm ‖x‖ entering each norm")
+        ax.legend(fontsize=7)
+        ax = axes[2]
+        ax.plot(x, f.axis_ratio_p95_p5, "o-", ms=3, label="axis ratio |γ| p95/p5")
+        ax.plot(x, f.offset_ratio, "s-", ms=3, label="offset ‖β‖/(√d·rms γ)")
+        ax.plot(x, f.out_norm_mean, "^-", ms=3, label="‖γ⊙n+β‖/√d")
+        ax.set_yscale("log")
+        ax.set_title("γ/β: sphere → displaced ellipsoid")
+        ax.legend(fontsize=7)
+        for ax in axes:
+            ax.set_xticks(list(x))
+            ax.set_xticklabels(f.name.str.replace("blocks.", ""), rotation=90, fontsize=5)
+        return axes
+
+
+def sphere_report(model: Any, texts: Any) -> SphereReport:
+    """Measure the LayerNorm/RMSNorm hypersphere on ``texts``, layer by layer.
+
+    One forward pass with hooks on every normalisation layer's ``hook_normalized``,
+    ``hook_scale``, raw input and (Bridge) output; every hook is removed on every path.
+
+    Args:
+        model: a TransformerBridge, HookedTransformer or HookedEncoder with LayerNorm or RMSNorm.
+        texts: a string, a list of strings (right-padded; padding is excluded), or token ids.
+
+    Returns:
+        A :class:`SphereReport` (``.summary()``, ``.to_frame()``, ``.embedding_frame()``, ``.plot()``).
+
+    Raises:
+        TlgeomError: not a TransformerLens model, no normalisation hooks, bad ``texts``.
+    """
+    info = _compat.check_model(model)
+    layers = norm_layers(model)
+    tokens, mask = _compat.tokenize(model, texts, info, arg="texts")
+    wanted: set[str] = set()
+    for l in layers:
+        wanted |= {f"{l.name}.hook_normalized", f"{l.name}.hook_scale", *l.input_hooks}
+        if l.output_hook:
+            wanted.add(l.output_hook)
+    _compat.check_hook_names(model, sorted(wanted))
+    acts = _compat.capture(model, tokens, mask, info, sorted(wanted))
+    valid = mask.to(next(iter(acts.values())).device)
+    d = info.d_model
+    root = math.sqrt(d)
+    ones = torch.ones(d, dtype=torch.float64) / root
+    stats, norm_rows, raw_rows = [], [], []
+    for l in layers:
+        n = acts[f"{l.name}.hook_normalized"][valid].double().cpu()
+        s = acts[f"{l.name}.hook_scale"][valid].double().cpu()
+        x = sum(acts[h][valid].double().cpu() for h in l.input_hooks) if l.input_hooks else None
+        nn_ = n.norm(dim=-1)
+        ratio = nn_ / root
+        exp = expected_radius(s[..., 0] if s.dim() == 2 else s, d, l.eps)
+        ones_cos = (n @ ones).abs() / nn_.clamp_min(1e-300)
+        y = n * l.gamma + l.beta
+        row = {
+            "radius_rel_err_mean": float((ratio - 1).abs().mean()),
+            "radius_rel_err_max": float((ratio - 1).abs().max()),
+            "eps_rel_err_max": float((nn_ / exp - 1).abs().max()),
+            "ones_cos_mean": float(ones_cos.mean()),
+            "ones_cos_max": float(ones_cos.max()),
+            "raw_norm_mean": float("nan"),
+            "raw_norm_std": float("nan"),
+            "raw_ones_cos_mean": float("nan"),
+            "input_recon_err": float("nan"),
+            "out_norm_mean": float((y.norm(dim=-1) / root).mean()),
+            "affine_rel_err": float("nan"),
+        }
+        if x is not None:
+            xn = x.norm(dim=-1)
+            row["input_recon_err"] = float((normalize(x, l.kind, l.eps) - n).norm(dim=-1).max() / root)
+            row.update(
+                raw_norm_mean=float(xn.mean()),
+                raw_norm_std=float(xn.std()) if xn.numel() > 1 else 0.0,
+                raw_ones_cos_mean=float(((x @ ones).abs() / xn.clamp_min(1e-300)).mean()),
+            )
+            raw_rows.append(xn)
+        else:
+            raw_rows.append(torch.full_like(nn_, float("nan")))
+        if l.output_hook:
+            out = acts[l.output_hook][valid].double().cpu()
+            row["affine_rel_err"] = float(((out - y).norm(dim=-1) / out.norm(dim=-1).clamp_min(1e-300)).max())
+        row.update(ellipsoid_geometry(l.gamma, l.beta))
+        stats.append(row)
+        norm_rows.append(ratio)
+    W_E = model.W_E
+    emb = embedding_check(W_E, layers[0].kind, layers[0].eps)
+    dtype = str(next(iter(acts.values())).dtype).replace("torch.", "")
+    return SphereReport(
+        layers=layers,
+        stats=stats,
+        embedding=emb,
+        d_model=d,
+        n_tokens=int(valid.sum()),
+        encoder=info.encoder,
+        norms=torch.stack(norm_rows),
+        raw_norms=torch.stack(raw_rows),
+        dtype=dtype,
+        tol=SPHERE_TOL.get(dtype, SPHERE_TOL["float16"]),
+    )

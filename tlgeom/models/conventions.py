@@ -1,0 +1,195 @@
+"""Curvature of layer-wise token trajectories: pure tensor functions, streaming metrics, the landscape.
+
+Conventions (used everywhere in tlgeom, never mixed):
+
+* A trajectory is ``x[..., point, d_model]``; its steps are ``Δ_l = x_{l+1} − x_l``.
+* The **turning angle** at point l+1 is the angle between consecutive steps,
+  ``θ_l = arccos(⟨Δ_l, Δ_{l+1}⟩ / (‖Δ_l‖ ‖Δ_{l+1}‖)) ∈ [0, π]``: 0 = straight on, π = reversal.
+* The **interior angle** is ``π − θ_l`` (π = straight on); :func:`interior_angles` gives it.
+* Undefined angles (a zero-length step, a padded position) are NaN and every aggregate masks them.
+
+* **Sharp** turns have ``θ ≥ sharp_deg`` and **flat** (nearly straight) ones ``θ ≤ flat_deg``.
+  The defaults (110° and 70°: 20° either side of orthogonal) are tlgeom's choice, not the
+  paper's (arXiv 2511.03060 does not give its thresholds in any text available to us).
+* ``space="normalized"`` measures the same quantities on normalised states (what the next
+  layer's LayerNorm/RMSNorm reads, without its per-layer gain): ``norm="rms"`` divides each
+  state by its RMS, ``norm="layernorm"`` also removes its mean over ``d_model``.
+* Across-token curvature (Hosseini & Fedorenko's "straightening") is the same angle taken
+  along the sequence at a fixed layer: :func:`sequence_turning_angles`.
+
+All computations run in float64 whatever the input dtype.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom.geometry.sphere import _NORM_RE
+from tlgeom.models import _compat
+
+
+def model_normalization(model: Any) -> tuple[str, float]:
+    """``(norm, eps)`` of a TransformerLens model's own normalisation (from ``cfg``).
+
+    ``cfg.normalization_type`` "RMS"/"RMSPre" → ``"rms"``; "LN"/"LNPre" → ``"layernorm"``.
+
+    Raises:
+        TlgeomError: the model has no normalisation (use ``space="raw"``).
+    """
+    kind = str(getattr(model.cfg, "normalization_type", None) or "")
+    eps = float(getattr(model.cfg, "eps", 1e-5) or 0.0)
+    if kind.upper().startswith("RMS"):
+        return "rms", eps
+    if kind.upper().startswith("LN"):
+        return "layernorm", eps
+    raise bad_arg("space", "normalized", f"'raw' for a model with normalization_type={kind or None!r}")
+
+
+# ----------------------------------------------------------------------------- model adapters
+
+
+@dataclass(frozen=True)
+class NormLayer:
+    """One normalisation layer of the residual stream.
+
+    Attributes:
+        name: hook prefix (``blocks.3.ln1``; ``embed_ln`` / ``embed.ln``; ``ln_final``).
+        kind: ``"LayerNorm"`` or ``"RMSNorm"``.
+        block: block index; −1 for the embedding LayerNorm, n_layers for ``ln_final``.
+        gamma, beta: the module's gain and bias (float64; β zeros for RMSNorm; γ ones when folded).
+        eps: the module's ε.
+        input_hooks: hooks whose sum is the module's raw input (the residual it normalises).
+        output_hook: the hook of the module's output after γ, β (Bridge only; None otherwise).
+    """
+
+    name: str
+    kind: str
+    block: int
+    gamma: torch.Tensor
+    beta: torch.Tensor
+    eps: float
+    input_hooks: tuple[str, ...]
+    output_hook: str | None
+
+
+def _norm_kind(module: Any, cfg: Any) -> str:
+    cls = type(module).__name__
+    if "RMS" in cls:
+        return "RMSNorm"
+    if "LayerNorm" in cls or "Normalization" in cls:
+        return "LayerNorm"
+    nt = str(getattr(cfg, "normalization_type", "LN") or "LN")
+    return "RMSNorm" if nt.startswith("RMS") else "LayerNorm"
+
+
+def _input_hooks(name: str, info: _compat.ModelInfo, model: Any) -> tuple[str, ...]:
+    hd = model.hook_dict
+    if f"{name}.hook_in" in hd:  # Bridge: every component has hook_in
+        return (f"{name}.hook_in",)
+    L = info.n_layers
+    m = re.match(r"^blocks\.(\d+)\.ln([12])", name)
+    if name == "embed.ln":  # HookedEncoder: word + position + token-type embeddings
+        return tuple(h for h in ("embed.hook_embed", "embed.hook_pos_embed", "embed.hook_token_type_embed") if h in hd)
+    if name == "ln_final":
+        return (f"blocks.{L - 1}.hook_resid_post",)
+    if m:
+        l, which = int(m.group(1)), m.group(2)
+        if info.encoder:  # HookedEncoder naming (see _compat): resid_mid = pre-LN1, resid_post = pre-LN2
+            return (f"blocks.{l}.hook_resid_mid",) if which == "1" else (f"blocks.{l}.hook_resid_post",)
+        if which == "1" or getattr(model.cfg, "parallel_attn_mlp", False):
+            return (f"blocks.{l}.hook_resid_pre",)
+        return (f"blocks.{l}.hook_resid_mid",)
+    return ()
+
+
+def norm_layers(model: Any) -> list[NormLayer]:
+    """Every normalisation layer on the residual stream, in forward order.
+
+    Raises:
+        TlgeomError: not a TransformerLens model, or it has no ``*.hook_normalized`` hooks
+            (a model without LayerNorm/RMSNorm).
+    """
+    info = _compat.check_model(model)
+    found = []
+    for key in model.hook_dict:
+        if not key.endswith(".hook_normalized"):
+            continue
+        name = key[: -len(".hook_normalized")]
+        if not _NORM_RE.match(name):
+            continue
+        if name == "ln_final" and info.encoder:
+            continue  # Bridge BERT: the masked-LM head's LayerNorm, not the encoder's
+        found.append(name)
+    if not found:
+        raise TlgeomError(
+            f"model={type(model).__name__}: expected a model with normalisation layers (hook points "
+            f"'blocks.L.ln1.hook_normalized' etc., LayerNorm or RMSNorm); this one has none "
+            f"(cfg.normalization_type={getattr(model.cfg, 'normalization_type', None)!r})"
+        )
+
+    def order(name: str) -> tuple[int, int]:
+        if name.startswith("embed"):
+            return (-1, 0)
+        if name == "ln_final":
+            return (info.n_layers, 0)
+        m = re.match(r"^blocks\.(\d+)\.ln([12])(_post)?", name)
+        return (int(m.group(1)), int(m.group(2)) * 2 + (1 if m.group(3) else 0))
+
+    out = []
+    d = info.d_model
+    for name in sorted(found, key=order):
+        mod = model.get_submodule(name)
+        kind = _norm_kind(mod, model.cfg)
+        g = getattr(mod, "w", None)
+        b = getattr(mod, "b", None) if kind == "LayerNorm" else None
+        gamma = torch.ones(d, dtype=torch.float64) if not isinstance(g, torch.Tensor) else g.detach().double().cpu()
+        beta = torch.zeros(d, dtype=torch.float64) if not isinstance(b, torch.Tensor) else b.detach().double().cpu()
+        eps = getattr(mod, "eps", None)
+        if eps is None:
+            eps = getattr(model.cfg, "eps", 1e-5)
+        out_hook = f"{name}.hook_out" if f"{name}.hook_out" in model.hook_dict else None
+        out.append(
+            NormLayer(
+                name=name,
+                kind=kind,
+                block=order(name)[0],
+                gamma=gamma,
+                beta=beta,
+                eps=float(eps),
+                input_hooks=_input_hooks(name, info, model),
+                output_hook=out_hook,
+            )
+        )
+    return out
+
+
+def attention_input_norm(model: Any, layer: int) -> NormLayer:
+    """The normalisation layer whose output is read by block ``layer``'s attention.
+
+    Pre-LN decoders: ``blocks.{layer}.ln1``. Post-LN BERT: the embedding LayerNorm for layer 0,
+    ``blocks.{layer−1}.ln2`` (the previous block's output LayerNorm) after that.
+    """
+    info = _compat.check_model(model)
+    check_layer(layer, info.n_layers)
+    layers = {n.name: n for n in norm_layers(model)}
+    if info.encoder:
+        want = ("embed_ln", "embed.ln") if layer == 0 else (f"blocks.{layer - 1}.ln2",)
+    else:
+        want = (f"blocks.{layer}.ln1",)
+    for w in want:
+        if w in layers:
+            return layers[w]
+    raise TlgeomError(
+        f"layer={layer}: no normalisation layer {want[0]!r} feeds this block's attention (found {sorted(layers)[:6]}…)"
+    )
+
+
+def check_layer(layer: Any, n_layers: int, arg: str = "layer") -> int:
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
+        raise bad_arg(arg, layer, f"an int in [0, {n_layers - 1}] (the model has n_layers={n_layers})")
+    return layer

@@ -1,0 +1,144 @@
+"""Recording each token's residual-stream trajectory through the layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from jaxtyping import Bool, Float, Int
+
+from tlgeom._errors import bad_arg
+from tlgeom.models import _compat
+
+
+@dataclass
+class Trajectories:
+    """Each token's residual stream at every trajectory point.
+
+    Attributes:
+        states: ``[batch, pos, point, d_model]`` in the model's dtype. Point 0 is the input of
+            block 0 (embedding), point l the output of block l−1 (``points="resid"``: n_layers+1
+            points); ``points="sublayer"`` interleaves the mid-block stream (2·n_layers+1).
+        tokens: ``[batch, pos]`` token ids (padding filled with the pad id).
+        mask: ``[batch, pos]`` True on real tokens, False on padding.
+        str_tokens: per sequence, the decoded valid tokens.
+        hook_names: the hook read for each point, in order.
+        points: ``"resid"`` or ``"sublayer"``.
+        point_labels: ``"embed"``, ``"L0"``, … (``"L0.mid"`` for sublayer points).
+    """
+
+    states: Float[torch.Tensor, "batch pos point d_model"]
+    tokens: Int[torch.Tensor, "batch pos"]
+    mask: Bool[torch.Tensor, "batch pos"]
+    str_tokens: list[list[str]]
+    hook_names: list[str]
+    points: str = "resid"
+    point_labels: list[str] = field(default_factory=list)
+
+    @property
+    def n_points(self) -> int:
+        return self.states.shape[2]
+
+    def norms(self) -> Float[torch.Tensor, "batch pos point"]:
+        """‖x‖ at every point (float64; NaN on padding)."""
+        from tlgeom.geometry.curvature import as_states
+
+        return torch.linalg.vector_norm(as_states(self), dim=-1)
+
+    def to_frame(self):
+        """Tidy frame: one row per (batch, pos, point) with token, norm, step norm, turning angle."""
+        import numpy as np
+        import pandas as pd
+
+        from tlgeom.geometry.curvature import step_norms, turning_angles
+
+        B, P, N = self.states.shape[:3]
+        nan = torch.full((B, P, 1), float("nan"), dtype=torch.float64)
+        step = torch.cat([nan, step_norms(self).cpu()], dim=-1)
+        turn = torch.cat([nan, turning_angles(self).cpu().rad2deg(), nan], dim=-1) if N >= 3 else nan.expand(B, P, N)
+        b, p, i = np.meshgrid(np.arange(B), np.arange(P), np.arange(N), indexing="ij")
+        valid = self.mask.cpu().numpy()[b, p]
+        tok = np.array([toks + [""] * (P - len(toks)) for toks in self.str_tokens], dtype=object)[b, p]
+        frame = pd.DataFrame(
+            {
+                "batch": b.ravel(),
+                "pos": p.ravel(),
+                "token": tok.ravel(),
+                "point": i.ravel(),
+                "label": np.asarray(self.point_labels, dtype=object)[i].ravel(),
+                "hook": np.asarray(self.hook_names, dtype=object)[i].ravel(),
+                "norm": self.norms().cpu().numpy().ravel(),
+                "step_norm": step.numpy().ravel(),
+                "turning_angle_deg": turn.numpy().ravel(),
+            }
+        )
+        return frame[valid.ravel()].reset_index(drop=True)
+
+    def plot(self, batch: int = 0, ax=None):
+        """Residual norm of each token across depth (one line per token)."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 4))
+        norms = self.norms()[batch].cpu()
+        for p, tok in enumerate(self.str_tokens[batch]):
+            ax.plot(range(self.n_points), norms[p], lw=0.8, alpha=0.7, label=repr(tok) if p < 12 else None)
+        ax.set_xticks(range(self.n_points))
+        ax.set_xticklabels(self.point_labels, rotation=90, fontsize=6)
+        ax.set_ylabel("‖residual‖")
+        ax.set_title("residual norm across depth")
+        if len(self.str_tokens[batch]) <= 12:
+            ax.legend(fontsize=6)
+        return ax
+
+
+def record_trajectories(
+    model: Any, inputs: Any, points: str = "resid", *, dtype: torch.dtype | None = None
+) -> Trajectories:
+    """Run ``model`` once and record every token's residual stream at each trajectory point.
+
+    Only the trajectory hooks are attached (no full ``run_with_cache``); each hook copies its
+    activation into one preallocated ``[batch, pos, point, d_model]`` tensor, and every hook is
+    removed when the pass ends, exceptions included.
+
+    Args:
+        model: a TransformerBridge, HookedTransformer or HookedEncoder.
+        inputs: a string, a list of strings (right-padded batch) or token ids ``[pos]`` /
+            ``[batch, pos]``.
+        points: ``"resid"`` (n_layers+1 points) or ``"sublayer"`` (2·n_layers+1).
+        dtype: dtype of the stored states; default the model's.
+
+    Returns:
+        A :class:`Trajectories`.
+
+    Raises:
+        TlgeomError: not a TransformerLens model, bad ``points``, empty or over-long input.
+    """
+    info = _compat.check_model(model)
+    names = _compat.point_hook_names(model, points, info)
+    tokens, mask = _compat.tokenize(model, inputs, info)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise bad_arg("dtype", dtype, "a floating torch.dtype or None")
+    out: dict[str, torch.Tensor] = {}
+
+    def make_hook(i: int):
+        def hook(act, hook=None):
+            if "states" not in out:
+                B, P, D = act.shape
+                out["states"] = torch.empty((B, P, len(names), D), dtype=dtype or act.dtype, device=act.device)
+            out["states"][:, :, i] = act.detach()
+            return act
+
+        return hook
+
+    _compat.run_with_point_hooks(model, tokens, mask, info, [(n, make_hook(i)) for i, n in enumerate(names)])
+    return Trajectories(
+        states=out["states"],
+        tokens=tokens,
+        mask=mask.to(out["states"].device),
+        str_tokens=_compat.str_tokens(model, tokens, mask),
+        hook_names=names,
+        points=points,
+        point_labels=_compat.point_labels(info.n_layers, points),
+    )
