@@ -14,7 +14,7 @@ pure tensor functions and result classes: ``tlgeom.trajectory``, ``tlgeom.stream
 ``tlgeom.heat``, ``tlgeom.structure``, ``tlgeom.models``.
 """
 
-from ._errors import TlgeomError
+from ._errors import PrecisionWarning, TlgeomError
 from .experiments.circuits import noun_probe, singular_directions
 from .experiments.curvature import compare_to_nulls, curvature_test
 from .experiments.eclipse import ContextEdit, deflection, meaning_vs_control
@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     # errors and models
     "TlgeomError",
+    "PrecisionWarning",
     "load_model",
     # trajectories and streaming
     "record_trajectories",

@@ -112,3 +112,53 @@ def check_bool(arg: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise bad_arg(arg, value, "True or False")
     return value
+
+
+#: Float dtypes a model may run in, by name (``load_model(dtype="bfloat16")``).
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def check_dtype(dtype: Any, arg: str = "dtype") -> torch.dtype:
+    """A torch float dtype from a name in :data:`DTYPES` or a floating ``torch.dtype``."""
+    if isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.lower().removeprefix("torch.")]
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point and not dtype.is_complex:
+        return dtype
+    raise bad_arg(arg, dtype, "one of " + ", ".join(repr(k) for k in DTYPES) + " or a floating torch.dtype")
+
+
+def renamed(**old_to_new: str):
+    """Decorator: keep old keyword names working for one release, with a DeprecationWarning.
+
+    ``@renamed(text="inputs")`` makes ``f(model, text="…")`` call ``f(model, inputs="…")`` and warn
+    ``text= is deprecated, use inputs=``; passing both names is a TlgeomError.
+    """
+    import functools
+    import warnings
+
+    from tlgeom._errors import TlgeomError
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TlgeomError(f"{fn.__name__}: pass {new}= only ({old}= is its deprecated name)")
+                    warnings.warn(
+                        f"{fn.__name__}({old}=...) is deprecated, use {new}= (the old name goes in the next release)",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        inner.__tlgeom_renamed__ = dict(old_to_new)  # type: ignore[attr-defined]
+        return inner
+
+    return wrap

@@ -23,6 +23,8 @@ attention and MLP sublayers: ``hook_resid_mid`` on decoders; on a Bridge BERT, w
 
 from __future__ import annotations
 
+import warnings
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +32,7 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Int
 
-from tlgeom._errors import bad_arg
+from tlgeom._errors import PrecisionWarning, bad_arg
 
 POINT_KINDS = ("resid", "sublayer")
 
@@ -212,6 +214,39 @@ def model_device(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def forward_dtype(model: Any) -> torch.dtype:
+    """The dtype the model's forward pass runs in (``cfg.dtype``, else its first float parameter's)."""
+    dt = getattr(getattr(model, "cfg", None), "dtype", None)
+    if isinstance(dt, torch.dtype) and dt.is_floating_point:
+        return dt
+    for p in model.parameters():
+        if p.dtype.is_floating_point:
+            return p.dtype
+    return torch.float32
+
+
+_WARNED_PRECISION: weakref.WeakSet = weakref.WeakSet()
+
+
+def check_precision(model: Any) -> torch.dtype:
+    """The forward dtype; warns once per model (:class:`tlgeom.PrecisionWarning`) below float32.
+
+    Geometry is float64, but the states it reads come from the forward pass: on a bf16 model turning
+    angles can differ from the float32 model's by tens of degrees.
+    """
+    dt = forward_dtype(model)
+    if dt.itemsize < 4 and model not in _WARNED_PRECISION:
+        _WARNED_PRECISION.add(model)
+        warnings.warn(
+            f"the model runs its forward pass in {dt}: residual states carry about "
+            f"{torch.finfo(dt).eps:.0e} relative error and turning angles can be off by tens of degrees "
+            "from the float32 model's; load it with dtype='float32' for numbers to cite",
+            PrecisionWarning,
+            stacklevel=3,
+        )
+    return dt
+
+
 def forward_kwargs(model: Any, mask: torch.Tensor, info: ModelInfo) -> dict:
     """Keyword arguments that make a forward pass ignore padding (nothing when unpadded)."""
     if bool(mask.all()):
@@ -249,6 +284,7 @@ def run_with_point_hooks(
     model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo, fwd_hooks: list
 ) -> None:
     """One forward pass with ``fwd_hooks`` attached; every hook is removed on every path."""
+    check_precision(model)
     kwargs = forward_kwargs(model, mask, info)
     if info.api != "hooked_encoder":
         kwargs["return_type"] = None  # skip the unembedding: only the residual stream is read
