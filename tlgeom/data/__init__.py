@@ -10,3 +10,8 @@ def read_text(name: str) -> str:
 
 #: A real English paragraph of about 160 SmolLM2 tokens, for landscapes and demos.
 PARAGRAPH = read_text("paragraph.txt").strip()
+
+# Real English corpora fetched once into a cache (not bundled): see tlgeom.data.corpora.
+from tlgeom.data.corpora import Document, fetch_corpus, load_corpus  # noqa: E402
+
+__all__ = ["PARAGRAPH", "read_text", "Document", "load_corpus", "fetch_corpus"]
