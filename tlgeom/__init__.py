@@ -30,7 +30,7 @@ from .models import load_model
 from .models.streaming import LengthToChord, StepNorms, StreamMetric, TurningAngles, stream
 from .models.trajectory import Trajectories, record_trajectories
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"  # the one version source (pyproject reads it: dynamic = ["version"])
 
 __all__ = [
     # errors and models
