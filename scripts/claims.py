@@ -1,0 +1,363 @@
+#!/usr/bin/env python
+"""Re-run every claim tlgeom makes on real models and real text, into one table: ``results/claims.csv``.
+
+Claims (arXiv 2511.03060 as tlgeom implements it; see README "What the results mean"):
+
+* ``curvature`` (experiments i-ii): are the layer-wise trajectories of real text sharper / flatter /
+  longer than each null model gives? :func:`tlgeom.curvature_test` on ``--texts`` Lee news articles
+  (:func:`tlgeom.data.corpora.load_corpus` ``("lee")``, in file order), each cut to at most
+  ``--max-tokens`` tokens of the model's own tokenizer (special tokens included), once with
+  ``space="raw"`` and once with ``space="normalized"``. Texts are the unit of inference.
+* ``eclipse_deflection`` (experiment iii): for each bundled minimal pair
+  (:func:`tlgeom.experiments.eclipse.minimal_pairs`), does the edited target's trajectory leave the band
+  of matched control edits? :func:`tlgeom.deflection` with its default controls; one row per pair
+  (``item`` = the pair's id).
+* ``eclipse_onset`` and ``eclipse_meaning_vs_control``: the across-pairs tests (pairs are the unit):
+  an onset test over all pairs, and meaning-changing vs control edits on the homonym pairs
+  (:func:`tlgeom.meaning_vs_control`).
+
+Every row has the columns of the results' ``.tests()`` (null, statistic, space, observed, null_mean,
+effect, ci_low, ci_high, p, p_adjusted, n_texts, reject) plus ``claim``, ``model``, ``corpus``,
+``item`` and ``tlgeom_version``; the run's settings go to ``results/claims.json`` next to it.
+
+Usage::
+
+    python scripts/claims.py                      # the real run: smollm2-135m and minilm-l6 (minutes, 2 CPUs)
+    python scripts/claims.py --quick              # tiny random models, 8 texts: a smoke test (seconds)
+    python scripts/claims.py --readme results/README.md README.md
+                                                  # rewrite the marked numbers block of each README from the CSV
+
+The README numbers block sits between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` and is made
+only by :func:`render_block` from the CSV; ``tests/unit/test_claims_table.py`` regenerates it and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+TEST_COLUMNS = [
+    "null",
+    "statistic",
+    "space",
+    "observed",
+    "null_mean",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p",
+    "p_adjusted",
+    "n_texts",
+    "reject",
+]
+ID_COLUMNS = ["claim", "model", "corpus", "item"]
+COLUMNS = ID_COLUMNS + TEST_COLUMNS + ["tlgeom_version"]
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+MODELS = ("smollm2-135m", "minilm-l6")
+SPACES = ("raw", "normalized")
+
+
+# ------------------------------------------------------------------------------------------------ texts
+
+
+def special_count(model: Any, probe: str = "the") -> int:
+    """How many special tokens (BOS, CLS, SEP) the model's ``to_tokens`` adds to a text."""
+    return int(model.to_tokens(probe).shape[-1]) - len(model.tokenizer(probe, add_special_tokens=False)["input_ids"])
+
+
+def truncate_to_tokens(tokenizer: Any, text: str, max_tokens: int, n_special: int) -> tuple[str, int]:
+    """``text`` cut so that it is at most ``max_tokens`` tokens long with the ``n_special`` special tokens.
+
+    The cut falls at the end of a whole token (the tokenizer's character offsets) and trailing whitespace
+    is dropped. Returns the text and its token count, special tokens included.
+    """
+    keep = max_tokens - n_special
+    if keep < 1:
+        raise ValueError(f"max_tokens={max_tokens} leaves no room beside {n_special} special tokens")
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+
+    def count(t: str) -> int:
+        return n_special + len(tokenizer(t, add_special_tokens=False)["input_ids"])
+
+    if len(offsets) > keep:
+        text = text[: offsets[keep - 1][1]].rstrip()
+    while count(text) > max_tokens:  # a re-tokenised cut can merge differently: drop a token until it fits
+        keep -= 1
+        text = text[: offsets[keep - 1][1]].rstrip()
+    return text, count(text)
+
+
+def corpus_texts(corpus: str, n_texts: int, min_words: int) -> list[Any]:
+    from tlgeom.data.corpora import load_corpus
+
+    docs = load_corpus(corpus, n=n_texts, min_words=min_words)
+    if len(docs) < n_texts:
+        raise SystemExit(f"corpus {corpus!r} has only {len(docs)} documents of >= {min_words} words")
+    return docs
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+def _supported(fn: Any, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments ``fn`` accepts (skips ones an older signature lacks, e.g. ``skip_first``)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def tests_frame(result: Any, what: str) -> pd.DataFrame:
+    """``result.tests()`` checked for the shared columns."""
+    if not hasattr(result, "tests"):
+        raise SystemExit(f"{what}: {type(result).__name__} has no .tests(); this script needs the tests() API")
+    frame = result.tests()
+    missing = [c for c in TEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SystemExit(f"{what}: .tests() lacks columns {missing}")
+    return frame
+
+
+def _rows(frame: pd.DataFrame, **ids: Any) -> pd.DataFrame:
+    out = frame.copy()
+    for k, v in ids.items():
+        out[k] = v
+    return out
+
+
+def run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    import tlgeom
+
+    frames = []
+    for space in SPACES:
+        t0 = time.perf_counter()
+        kw = _supported(
+            tlgeom.curvature_test,
+            n_sims=args.n_sims,
+            seed=args.seed,
+            space=space,
+            alpha=args.alpha,
+            correction=args.correction,
+            skip_first=args.skip_first,
+        )
+        report = tlgeom.curvature_test(model, texts, **kw)
+        frame = tests_frame(report, f"curvature_test({name}, space={space})")
+        frames.append(_rows(frame, claim="curvature", model=name, corpus=args.corpus_label, item=""))
+        print(f"  curvature {space}: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    return frames
+
+
+def run_eclipse(model: Any, name: str, args: argparse.Namespace) -> list[pd.DataFrame]:
+    import tlgeom
+    from tlgeom.experiments import eclipse
+
+    t0 = time.perf_counter()
+    pairs = eclipse.minimal_pairs()
+    frames, results = [], []
+    for pair in pairs:
+        d = tlgeom.deflection(model, pair, **_supported(tlgeom.deflection, seed=args.seed, alpha=args.alpha))
+        results.append(d)
+        frame = tests_frame(d, f"deflection({name}, {pair.name})")
+        frames.append(_rows(frame, claim="eclipse_deflection", model=name, corpus="minimal_pairs", item=pair.name))
+    onset_test = getattr(eclipse, "onset_test", None)
+    if onset_test is not None:
+        res = onset_test(results, **_supported(onset_test, alpha=args.alpha, seed=args.seed))
+        frame = tests_frame(res, f"onset_test({name})")
+        frames.append(_rows(frame, claim="eclipse_onset", model=name, corpus="minimal_pairs", item=""))
+    else:
+        print("  (no tlgeom.experiments.eclipse.onset_test: the across-pairs onset test is missing)", file=sys.stderr)
+    mvc = tlgeom.meaning_vs_control(
+        model, **_supported(tlgeom.meaning_vs_control, seed=args.seed, alpha=args.alpha, model_name=name)
+    )
+    frame = tests_frame(mvc, f"meaning_vs_control({name})")
+    frames.append(_rows(frame, claim="eclipse_meaning_vs_control", model=name, corpus="minimal_pairs", item=""))
+    print(f"  eclipse: {len(pairs)} pairs, {time.perf_counter() - t0:.0f} s", flush=True)
+    return frames
+
+
+def load(name: str, quick: bool) -> Any:
+    if quick:
+        from tlgeom.models import tiny_model
+
+        return tiny_model(name, seed=0)
+    import tlgeom
+
+    return tlgeom.load_model(name)
+
+
+def run(args: argparse.Namespace) -> pd.DataFrame:
+    import torch
+
+    import tlgeom
+
+    torch.set_num_threads(args.threads)
+    docs = corpus_texts(args.corpus, args.texts, args.min_words)
+    frames, settings_models = [], {}
+    for name in args.models:
+        t0 = time.perf_counter()
+        model = load(name, args.quick)
+        n_special = special_count(model)
+        texts, n_tokens = zip(*(truncate_to_tokens(model.tokenizer, d.text, args.max_tokens, n_special) for d in docs))
+        print(f"{name}: {len(texts)} texts, {min(n_tokens)}-{max(n_tokens)} tokens", flush=True)
+        frames += run_curvature(model, name, list(texts), args)
+        if not args.no_eclipse:
+            frames += run_eclipse(model, name, args)
+        settings_models[name] = {
+            "n_layers": int(model.cfg.n_layers),
+            "d_model": int(model.cfg.d_model),
+            "tokens_per_text": {"min": int(min(n_tokens)), "max": int(max(n_tokens)), "total": int(sum(n_tokens))},
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        del model
+    table = pd.concat(frames, ignore_index=True)
+    table["tlgeom_version"] = tlgeom.__version__
+    table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+    settings = {
+        "tlgeom_version": tlgeom.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "corpus": args.corpus,
+        "corpus_label": args.corpus_label,
+        "document_ids": [d.id for d in docs],
+        "n_texts": len(docs),
+        "min_words": args.min_words,
+        "max_tokens": args.max_tokens,
+        "n_sims": args.n_sims,
+        "seed": args.seed,
+        "alpha": args.alpha,
+        "correction": args.correction,
+        "skip_first": args.skip_first,
+        "models": settings_models,
+        "quick": args.quick,
+        "threads": args.threads,
+    }
+    return table, settings
+
+
+# ------------------------------------------------------------------------------------------------ README block
+
+
+def _num(x: Any) -> str:
+    """A number as the README prints it: 3 significant digits, ``–`` for missing."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, (bool,)) or str(x) in ("True", "False"):
+        return "yes" if str(x) == "True" else "no"
+    x = float(x)
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+        return f"{x:.2e}"
+    return f"{x:.3g}"
+
+
+def render_block(table: pd.DataFrame) -> str:
+    """The README's numbers block, made from the claims table alone (deterministic).
+
+    Rows with an empty ``item`` (whole-corpus / across-pairs tests) are listed one per line with
+    observed, null mean, effect and its CI, adjusted p and the decision; per-item rows (one per
+    minimal pair) are summarised per claim × model × statistic as ``rejected k of n``.
+    """
+    t = table.copy()
+    t["item"] = t["item"].fillna("").astype(str)
+    lines = [
+        BEGIN,
+        "<!-- generated by `python scripts/claims.py --readme` from results/claims.csv: do not edit by hand -->",
+        "",
+        "| claim | model | space | null | statistic | observed | null mean | effect [95% CI] | p (adj.) | n | reject |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in t[t["item"] == ""].iterrows():
+        lines.append(
+            f"| {r['claim']} | {r['model']} | {r['space']} | {r['null']} | {r['statistic']} | {_num(r['observed'])} "
+            f"| {_num(r['null_mean'])} | {_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] "
+            f"| {_num(r['p_adjusted'])} | {_num(r['n_texts'])} | {_num(r['reject'])} |"
+        )
+    per_item = t[t["item"] != ""]
+    if len(per_item):
+        lines += ["", "| claim | model | space | null | statistic | rejected |", "|---|---|---|---|---|---|"]
+        keys = ["claim", "model", "space", "null", "statistic"]
+        for key, g in per_item.groupby(keys, sort=False, dropna=False):
+            k = int(g["reject"].astype(str).eq("True").sum())
+            lines.append("| " + " | ".join(str(v) for v in key) + f" | {k} of {len(g)} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with its marked block replaced by ``block`` (appended when there is none)."""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        return head + block + rest.split(END, 1)[1]
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def read_block(text: str) -> str | None:
+    """The marked block of a README (markers included), or None when it has none."""
+    if BEGIN not in text or END not in text:
+        return None
+    return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
+
+
+def read_table(path: Path = RESULTS / "claims.csv") -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=True, dtype={"item": str, "reject": str})
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--corpus", default="lee", help="a tlgeom.data.corpora name or a .txt/.jsonl path")
+    p.add_argument("--texts", type=int, default=50, help="number of documents (first in file order)")
+    p.add_argument("--min-words", type=int, default=40)
+    p.add_argument("--max-tokens", type=int, default=128, help="tokens per text, special tokens included")
+    p.add_argument("--n-sims", type=int, default=199)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--correction", default="holm")
+    p.add_argument("--skip-first", type=int, default=0, help="positions left out of every text (e.g. 1 = BOS)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-eclipse", action="store_true")
+    p.add_argument("--quick", action="store_true", help="tiny random gpt2/llama models and 8 texts: a smoke test")
+    p.add_argument("--out", type=Path, default=RESULTS / "claims.csv")
+    p.add_argument(
+        "--readme", nargs="*", type=Path, help="only rewrite the numbers block of these files from --out (no run)"
+    )
+    args = p.parse_args(argv)
+    if args.readme is not None:
+        block = render_block(read_table(args.out))
+        for path in args.readme or [RESULTS / "README.md"]:
+            path.write_text(replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block))
+            print(f"wrote the claims block of {path}")
+        return 0
+    if args.quick:
+        if args.models == list(MODELS):
+            args.models = ["gpt2", "llama"]
+        args.texts, args.n_sims, args.max_tokens = min(args.texts, 8), min(args.n_sims, 19), min(args.max_tokens, 48)
+        if args.out == RESULTS / "claims.csv":
+            args.out = Path(os.environ.get("TMPDIR", "/tmp")) / "claims-quick.csv"
+    args.corpus_label = Path(args.corpus).name if Path(args.corpus).suffix else args.corpus
+    t0 = time.perf_counter()
+    table, settings = run(args)
+    settings["seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    args.out.with_suffix(".json").write_text(json.dumps(settings, indent=2) + "\n")
+    print(f"wrote {args.out} ({len(table)} rows) and {args.out.with_suffix('.json').name} in {settings['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
