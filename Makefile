@@ -82,7 +82,7 @@ notebooks: .venv/.ok
 	.venv/bin/python $(PYTEST) --nbmake tutorials
 
 docs: .venv/.ok
-	.venv/bin/mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir build/site
 
 # Monte-Carlo calibration of the statistics (pure maths: one TransformerLens version is enough)
 calibration: .venv/.ok
