@@ -253,15 +253,16 @@ def test_streaming_metrics_equal_tensor_functions(tiny_any):
             NormalizedStepNorms(norm, eps),
             NormalizedLengthToChord(norm, eps),
             SequenceTurningAngles(),
-            SequenceTurningAngles(norm, eps),
+            SequenceTurningAngles(norm, eps, name="normalized_sequence_turning_angles"),
         ],
     )
     kw = dict(space="normalized", norm=norm, eps=eps)
     torch.testing.assert_close(out["normalized_turning_angles"], turning_angles(t, **kw), equal_nan=True)
     torch.testing.assert_close(out["normalized_step_norms"], step_norms(t, **kw), equal_nan=True)
     torch.testing.assert_close(out["normalized_length_to_chord"], length_to_chord(t, **kw), equal_nan=True)
-    # both SequenceTurningAngles share a key (the last one wins): compare each via its own run;
-    # a metric sees no padding mask, so a padded batch passes it
+    # two metrics of one class, told apart by name=; stream hands each the padding mask
+    for key, tensor_kw in (("sequence_turning_angles", {}), ("normalized_sequence_turning_angles", kw)):
+        torch.testing.assert_close(out[key], sequence_turning_angles(t, **tensor_kw), equal_nan=True)
     for norm_kw, tensor_kw in (({}, {}), ({"norm": norm, "eps": eps}, kw)):
         got = tlgeom.stream(m, texts, [SequenceTurningAngles(mask=t.mask, **norm_kw)])["sequence_turning_angles"]
         torch.testing.assert_close(got, sequence_turning_angles(t, **tensor_kw), equal_nan=True)

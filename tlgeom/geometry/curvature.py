@@ -17,7 +17,11 @@ Conventions (used everywhere in tlgeom, never mixed):
 * Across-token curvature (Hosseini & Fedorenko's "straightening") is the same angle taken
   along the sequence at a fixed layer: :func:`sequence_turning_angles`.
 
-All computations run in float64 whatever the input dtype.
+All computations run in float64 whatever the input dtype, and without overflow: norms are taken
+of vectors first divided by their largest |entry| (:func:`safe_norm`), so states of size 1e300
+give the same angles as states of size 1. Non-finite states (inf, or NaN in a real token) are a
+TlgeomError naming where they are; a trajectory that is NaN throughout marks padding (as
+:func:`as_states` makes from a Trajectories' mask) and stays NaN in every result.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any, NamedTuple
 import torch
 from jaxtyping import Float
 
-from tlgeom._errors import bad_arg
+from tlgeom._errors import TlgeomError, bad_arg
 
 #: Default thresholds (degrees of turning angle): tlgeom's choice, documented, not the paper's.
 SHARP_DEG = 110.0
@@ -40,8 +44,53 @@ NORMS = ("rms", "layernorm")
 ZERO_STEP_RTOL = 1e-12
 
 
+def max_abs(x: torch.Tensor, dim: int | tuple[int, ...] = -1) -> torch.Tensor:
+    """``max |x|`` over ``dim`` (kept), with 1 where it is 0 or not finite: a safe divisor for scaling."""
+    s = x.abs().amax(dim=dim, keepdim=True)
+    return torch.where((s > 0) & torch.isfinite(s), s, torch.ones_like(s))
+
+
+def safe_norm(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+    """``‖x‖₂`` over ``dim`` without overflow or underflow: ``s · ‖x / s‖`` with ``s = max |x|``.
+
+    ``torch.linalg.vector_norm`` squares the entries as they are (``‖(1e300, 1e300)‖`` is inf and
+    ``‖(1e-170,)·1000‖`` is 0); here only the final product can overflow, when the norm itself
+    exceeds the float range.
+    """
+    x = x.to(torch.float64)
+    s = max_abs(x, dim)
+    n = torch.linalg.vector_norm(x / s, dim=dim, keepdim=True) * s
+    return n if keepdim else n.squeeze(dim)
+
+
+def check_finite_states(x: torch.Tensor, arg: str = "x") -> None:
+    """TlgeomError naming the first non-finite entry of a real token's states ``[..., point, d_model]``.
+
+    A trajectory that is NaN at every point and coordinate is padding and allowed.
+    """
+    finite = torch.isfinite(x)
+    if bool(finite.all()):
+        return
+    padding = torch.isnan(x).all(-1, keepdim=True).all(-2, keepdim=True)
+    bad = ~finite & ~padding
+    if not bool(bad.any()):
+        return
+    first = tuple(int(i) for i in bad.nonzero()[0])
+    raise TlgeomError(
+        f"{arg}: {int(bad.sum())} non-finite value(s) in the states of real tokens, the first "
+        f"{float(x[first])} at index {first} of shape {tuple(x.shape)} ([..., point, d_model]); expected "
+        "finite states (a NaN throughout one trajectory marks padding and is allowed). An inf or NaN here "
+        "usually means the forward pass overflowed: run the model in float32"
+    )
+
+
 def as_states(x: Any, arg: str = "x", min_points: int = 2) -> Float[torch.Tensor, "... point d_model"]:
-    """A float64 states tensor from a tensor or a :class:`~tlgeom.Trajectories` (padding → NaN)."""
+    """A float64 states tensor from a tensor or a :class:`~tlgeom.Trajectories` (padding → NaN).
+
+    Raises:
+        TlgeomError: not a float tensor / Trajectories, too few points, or a non-finite value in a
+            real token (see :func:`check_finite_states`).
+    """
     mask = None
     if hasattr(x, "states") and hasattr(x, "mask"):
         x, mask = x.states, x.mask
@@ -58,6 +107,7 @@ def as_states(x: Any, arg: str = "x", min_points: int = 2) -> Float[torch.Tensor
     x = x.to(torch.float64)
     if mask is not None:
         x = x.masked_fill(~mask.to(x.device)[..., None, None], float("nan"))
+    check_finite_states(x, arg)
     return x
 
 
@@ -68,10 +118,11 @@ def steps(x: Any) -> Float[torch.Tensor, "... step d_model"]:
 
 
 def step_norms(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, "... step"]:
-    """``‖Δ_l‖`` for each layer step, float64 (``space``/``norm``/``eps`` as in :func:`turning_angles`)."""
-    if space != "raw":
-        x = _space(x, space, norm, eps)
-    return torch.linalg.vector_norm(steps(x), dim=-1)
+    """``‖Δ_l‖`` for each layer step, float64 (``space``/``norm``/``eps`` as in :func:`turning_angles`).
+
+    Computed with :func:`safe_norm`, so no square overflows.
+    """
+    return safe_norm(steps(_space(x, space, norm, eps)))
 
 
 def angle_between(a: torch.Tensor, b: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -82,10 +133,15 @@ def angle_between(a: torch.Tensor, b: torch.Tensor, dim: int = -1) -> torch.Tens
     """
     a = a.to(torch.float64)
     b = b.to(torch.float64)
+    # the angle is scale-free: divide each vector by its largest |entry| so no square overflows
+    sa, sb = max_abs(a, dim), max_abs(b, dim)
+    a, b = a / sa, b / sb
     na = torch.linalg.vector_norm(a, dim=dim, keepdim=True)
     nb = torch.linalg.vector_norm(b, dim=dim, keepdim=True)
     u, v = a * nb, b * na
     ang = 2 * torch.atan2(torch.linalg.vector_norm(u - v, dim=dim), torch.linalg.vector_norm(u + v, dim=dim))
+    m = torch.maximum(sa, sb)
+    na, nb = na * (sa / m), nb * (sb / m)  # the true norms, both divided by the larger scale
     scale = torch.maximum(na, nb).squeeze(dim)
     tiny = (torch.minimum(na, nb).squeeze(dim) <= ZERO_STEP_RTOL * scale) | (scale == 0)
     return ang.masked_fill(tiny, float("nan"))
@@ -101,16 +157,20 @@ def normalize_states(x: torch.Tensor, norm: str = "rms", eps: float = 1e-5) -> F
     ``norm="rms"``: ``x / sqrt(mean_d(x²) + eps)``; ``norm="layernorm"``:
     ``(x − mean_d x) / sqrt(var_d(x) + eps)`` (biased variance, as ``torch.nn.LayerNorm``).
     Either puts every state on (about) the sphere of radius √d_model, matching TransformerLens'
-    ``ln*.hook_normalized``.
+    ``ln*.hook_normalized``. Computed without overflow as ``y · s / hypot(s·rms(y), √eps)`` with
+    ``y = x / s``, ``s = max |x|``.
     """
     if norm not in NORMS:
         raise bad_arg("norm", norm, f"one of {NORMS}")
-    if not (isinstance(eps, (int, float)) and eps >= 0):
-        raise bad_arg("eps", eps, "a float >= 0")
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise bad_arg("eps", eps, "a finite float >= 0")
     x = x.to(torch.float64)
+    s = max_abs(x)
+    y = x / s
     if norm == "layernorm":
-        x = x - x.mean(-1, keepdim=True)
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        y = y - y.mean(-1, keepdim=True)
+    rms = y.pow(2).mean(-1, keepdim=True).sqrt()
+    return y * (s / torch.hypot(s * rms, torch.tensor(math.sqrt(eps), dtype=torch.float64, device=x.device)))
 
 
 def _space(x: Any, space: str, norm: str, eps: float, min_points: int = 2) -> torch.Tensor:
@@ -157,8 +217,8 @@ def chord_ratio(length: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
 def length_to_chord(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, ...]:
     """Path length over chord: ``Σ_l ‖Δ_l‖ / ‖x_last − x_0‖`` (≥ 1; NaN for a zero chord)."""
     x = _space(x, space, norm, eps)
-    length = step_norms(x).sum(-1)
-    return chord_ratio(length, torch.linalg.vector_norm(x[..., -1, :] - x[..., 0, :], dim=-1))
+    length = safe_norm(steps(x)).sum(-1)
+    return chord_ratio(length, safe_norm(x[..., -1, :] - x[..., 0, :]))
 
 
 class SharpFlat(NamedTuple):

@@ -42,9 +42,9 @@ class Trajectories:
 
     def norms(self) -> Float[torch.Tensor, "batch pos point"]:
         """‖x‖ at every point (float64; NaN on padding)."""
-        from tlgeom.geometry.curvature import as_states
+        from tlgeom.geometry.curvature import as_states, safe_norm
 
-        return torch.linalg.vector_norm(as_states(self), dim=-1)
+        return safe_norm(as_states(self))
 
     def to_frame(self):
         """Tidy frame: one row per (batch, pos, point) with token, norm, step norm, turning angle."""
