@@ -38,7 +38,7 @@ import torch
 from jaxtyping import Float
 from torch.func import jacfwd, jacrev, vmap
 
-from tlgeom._errors import bad_arg
+from tlgeom._errors import TlgeomError, bad_arg
 
 #: Largest chart dimension for the Riemann / Ricci / scalar curvature (n⁴ entries per point).
 MAX_CURVATURE_DIM = 16
@@ -71,6 +71,40 @@ def _batched(single: Callable, x: torch.Tensor, *extra: torch.Tensor):
     if isinstance(out, tuple):
         return tuple(o.reshape(tuple(lead) + tuple(o.shape[1:])) for o in out)
     return out.reshape(tuple(lead) + tuple(out.shape[1:]))
+
+
+def _check_spd(g: torch.Tensor, x: torch.Tensor, arg: str = "metric_fn") -> None:
+    """TlgeomError naming the first point where ``g[..., n, n]`` is not finite or not positive definite.
+
+    A singular or indefinite metric has no inverse ``g^{kl}``: Christoffel symbols and curvature are
+    undefined there (a raw Cholesky error otherwise).
+    """
+    n = g.shape[-1]
+    flat_g, flat_x = g.reshape(-1, n, n), x.reshape(-1, x.shape[-1])
+    finite = torch.isfinite(flat_g).all(-1).all(-1)
+    if not bool(finite.all()):
+        i = int((~finite).nonzero()[0])
+        raise TlgeomError(
+            f"{arg}: g(x) has non-finite entries at point {i} (x = {flat_x[i].tolist()}); expected a finite "
+            "symmetric positive-definite metric at every point"
+        )
+    info = torch.linalg.cholesky_ex(flat_g).info
+    if bool((info != 0).any()):
+        i = int((info != 0).nonzero()[0])
+        lam = float(torch.linalg.eigvalsh(0.5 * (flat_g[i] + flat_g[i].T))[0])
+        raise TlgeomError(
+            f"{arg}: g(x) is not positive definite at point {i} (x = {flat_x[i].tolist()}): smallest eigenvalue "
+            f"{lam:.3g}; expected a symmetric positive-definite metric at every point (a degenerate chart, or "
+            "a metric that vanishes there, has no inverse g^kl)"
+        )
+
+
+def _metric_at(metric_fn: MetricFn, x: torch.Tensor) -> torch.Tensor:
+    """``g`` at every point of ``x[..., n]``, checked finite and positive definite."""
+    with torch.no_grad():
+        g = _metric_value(metric_fn, x) if x.dim() == 1 else _batched(lambda z: _metric_value(metric_fn, z), x)
+    _check_spd(g, x)
+    return g
 
 
 def _metric_value(metric_fn: MetricFn, x: torch.Tensor) -> torch.Tensor:
@@ -145,11 +179,16 @@ def christoffel_symbols(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) ->
     Args:
         metric_fn: maps one point ``x[n]`` to ``g(x)[n, n]``.
         x: points ``[..., n]``.
+
+    Raises:
+        TlgeomError: ``g`` not finite or not positive definite at some point (named, with its
+            smallest eigenvalue).
     """
     _check_fn(metric_fn, "metric_fn")
     x = _points(x)
     dg_and_g = jacrev(lambda z: (lambda gz: (gz, gz))(_metric_value(metric_fn, z)), has_aux=True)
     dg, g = dg_and_g(x) if x.dim() == 1 else _batched(dg_and_g, x)
+    _check_spd(g, x)
     n = x.shape[-1]
     T = torch.einsum("...jli->...lij", dg) + torch.einsum("...ilj->...lij", dg) - torch.einsum("...ijl->...lij", dg)
     G = torch.cholesky_solve(T.reshape(*T.shape[:-3], n, n * n), torch.linalg.cholesky(g))
@@ -212,6 +251,7 @@ def curvature(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) -> Curvature
             f"Tensor(shape={tuple(x.shape)})",
             f"chart dimension n ≤ {MAX_CURVATURE_DIM} for curvature tensors (n⁴ entries per point)",
         )
+    _metric_at(metric_fn, x)  # a singular / NaN metric: a TlgeomError naming the point, not a Cholesky error
     return Curvature(*_batched(_curvature_single(metric_fn), x))
 
 
@@ -249,6 +289,8 @@ def pullback_scalar_curvature(
     x = _points(x)
     if x.shape[-1] > MAX_CURVATURE_DIM:
         raise bad_arg("x", f"Tensor(shape={tuple(x.shape)})", f"chart dimension n ≤ {MAX_CURVATURE_DIM}")
+    with torch.no_grad():
+        _check_spd(pullback_metric(f, x), x, "f")  # a degenerate chart (rank J < n) has no curvature
 
     def single(xi):
         flat = lambda z: f(z).reshape(-1)
