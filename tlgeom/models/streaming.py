@@ -206,7 +206,7 @@ def stream(
 
     Returns:
         ``{metric.name: metric.result(), "mask": BoolTensor [batch, pos], "tokens": …,
-        "forward_dtype": the model's forward dtype}``; padded positions are NaN in the result of
+        "forward_dtype": the model's forward dtype, e.g. "float32"}``; padded positions are NaN in the result of
         every metric with ``per_token = True``. A bf16/fp16 model warns
         (:class:`tlgeom.PrecisionWarning`).
 
@@ -237,7 +237,7 @@ def stream(
     finally:
         for m in metrics:
             m.bind_mask(None)
-    out: dict[str, Any] = {"tokens": tokens, "mask": mask, "forward_dtype": _compat.forward_dtype(model)}
+    out: dict[str, Any] = {"tokens": tokens, "mask": mask, "forward_dtype": _compat.dtype_name(_compat.forward_dtype(model))}
     for m in metrics:
         r = m.result()
         if m.per_token and isinstance(r, torch.Tensor):

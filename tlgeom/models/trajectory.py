@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Float, Int
 
+from tlgeom._args import check_dtype, check_points
 from tlgeom._errors import bad_arg
 from tlgeom.models import _compat
 
@@ -26,6 +27,8 @@ class Trajectories:
         hook_names: the hook read for each point, in order.
         points: ``"resid"`` or ``"sublayer"``.
         point_labels: ``"embed"``, ``"L0"``, … (``"L0.mid"`` for sublayer points).
+        forward_dtype: the dtype of the model's forward pass (``"float32"``, ``"bfloat16"``…); the
+            states are only as exact as it, whatever ``states.dtype`` is.
     """
 
     states: Float[torch.Tensor, "batch pos point d_model"]
@@ -35,6 +38,7 @@ class Trajectories:
     hook_names: list[str]
     points: str = "resid"
     point_labels: list[str] = field(default_factory=list)
+    forward_dtype: str | None = None
 
     @property
     def n_points(self) -> int:
@@ -93,9 +97,7 @@ class Trajectories:
         return ax
 
 
-def record_trajectories(
-    model: Any, inputs: Any, points: str = "resid", *, dtype: torch.dtype | None = None
-) -> Trajectories:
+def record_trajectories(model: Any, inputs: Any, points: Any = "resid", *, dtype: Any = None) -> Trajectories:
     """Run ``model`` once and record every token's residual stream at each trajectory point.
 
     Only the trajectory hooks are attached (no full ``run_with_cache``); each hook copies its
@@ -107,19 +109,20 @@ def record_trajectories(
         inputs: a string, a list of strings (right-padded batch) or token ids ``[pos]`` /
             ``[batch, pos]``.
         points: ``"resid"`` (n_layers+1 points) or ``"sublayer"`` (2·n_layers+1).
-        dtype: dtype of the stored states; default the model's.
+        dtype: dtype of the stored states (a float torch.dtype or its name, e.g. ``"float64"``);
+            default the model's. A bf16/fp16 model warns (:class:`tlgeom.PrecisionWarning`).
 
     Returns:
         A :class:`Trajectories`.
 
     Raises:
-        TlgeomError: not a TransformerLens model, bad ``points``, empty or over-long input.
+        TlgeomError: not a TransformerLens model, bad ``points`` or ``dtype``, empty or over-long input.
     """
     info = _compat.check_model(model)
-    names = _compat.point_hook_names(model, points, info)
+    names = _compat.point_hook_names(model, check_points(points), info)
+    if dtype is not None:
+        dtype = check_dtype(dtype)
     tokens, mask = _compat.tokenize(model, inputs, info)
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise bad_arg("dtype", dtype, "a floating torch.dtype or None")
     out: dict[str, torch.Tensor] = {}
 
     def make_hook(i: int):
@@ -141,4 +144,5 @@ def record_trajectories(
         hook_names=names,
         points=points,
         point_labels=_compat.point_labels(info.n_layers, points),
+        forward_dtype=_compat.dtype_name(_compat.forward_dtype(model)),
     )
