@@ -57,7 +57,7 @@ def jsonable(x: Any) -> Any:
     return str(x)
 
 
-def new_axes(ax: Any = None, figsize: tuple[float, float] = (7.0, 4.0)) -> tuple[Any, Any]:
+def new_axes(ax: Any = None, figsize: tuple[float | int, float | int] = (7.0, 4.0)) -> tuple[Any, Any]:
     """``(figure, ax)``: ``ax``'s figure, or a new figure with one axes."""
     if ax is not None:
         return ax.figure, ax
@@ -65,6 +65,48 @@ def new_axes(ax: Any = None, figsize: tuple[float, float] = (7.0, 4.0)) -> tuple
 
     fig, ax = plt.subplots(figsize=figsize)
     return fig, ax
+
+
+def new_panels(
+    ax: Any = None, nrows: int = 1, ncols: int = 1, figsize: tuple[float | int, float | int] = (7.0, 4.0)
+) -> tuple[Any, Any]:
+    """``(figure, axes[nrows, ncols])`` for a multi-panel plot.
+
+    ``ax`` None: a new figure. ``ax`` an array/list of ``nrows·ncols`` axes: those (reshaped).
+    ``ax`` one Axes: its area is split into the ``nrows × ncols`` panels (it is replaced), so
+    ``plot(ax=ax)`` works for every result, one panel or several.
+    """
+    import numpy as np
+
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+        return fig, axes
+    if isinstance(ax, (list, tuple)) or hasattr(ax, "flat"):
+        flat = list(getattr(ax, "flat", ax))
+        if len(flat) != nrows * ncols:
+            raise bad_arg("ax", f"{len(flat)} axes", f"one Axes or {nrows * ncols} axes")
+        return flat[0].figure, np.asarray(flat, dtype=object).reshape(nrows, ncols)
+    if nrows * ncols == 1:
+        return ax.figure, np.asarray([[ax]], dtype=object)
+    fig = ax.figure
+    grid = ax.get_subplotspec().subgridspec(nrows, ncols)
+    ax.remove()
+    axes = np.empty((nrows, ncols), dtype=object)
+    for i in range(nrows):
+        for j in range(ncols):
+            axes[i, j] = fig.add_subplot(grid[i, j])
+    return fig, axes
+
+
+def finite_z(z: float, fmt: str = "+.2f") -> str:
+    """``"z +1.23"``, or the words for a z-score that is not a number: a null with no spread."""
+    if math.isnan(z):
+        return "z undefined (null has no spread)"
+    if math.isinf(z):
+        return "null has no spread (observed differs from every draw)"
+    return f"z {z:{fmt}}"
 
 
 def figure_of(obj: Any) -> Any:

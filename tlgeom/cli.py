@@ -9,9 +9,15 @@
     tlgeom report          all of the above, as PNG + CSV + results.json + a self-contained report.html
 
 Every command takes ``--model``, ``--text`` / ``--text-file`` (default: the bundled paragraph),
-``--device``, ``--seed`` and ``--out``; ``tlgeom COMMAND --help`` lists the rest. Bad input (a
-missing file, an unknown model, an empty text, a bad option) prints one line on stderr and exits
-with status 2, without a traceback.
+``--device``, ``--seed``, ``--out`` (default ``tlgeom-<command>/``) and ``--overwrite``;
+``tlgeom COMMAND --help`` lists the rest. Bad input (a missing file, an unknown model, an empty
+text, a bad option or seed, an unwritable ``--out``) prints one line on stderr and exits with
+status 2, without a traceback, and every argument is checked before the model is loaded.
+
+Output is written into a staging directory next to ``--out`` and moved into place only when every
+analysis has succeeded; ``--out`` keeps a manifest of what tlgeom wrote, and a file tlgeom did not
+write is never replaced without ``--overwrite`` (:mod:`tlgeom.report.output`). Every command writes
+``<result>.png/.csv/.json`` per result and ``results.json``; ``report`` adds ``report.html``.
 """
 
 from __future__ import annotations
@@ -19,15 +25,35 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tlgeom._args import check_seed
 from tlgeom._errors import TlgeomError, bad_arg
 
 EXIT_USAGE = 2
 DEFAULT_MODEL = "smollm2-135m"
-DEFAULT_OUT = "tlgeom-report"
+#: Default output directory of a command: ``tlgeom-<command>/`` (commands never share one by default).
+DEFAULT_OUT = "tlgeom-{command}"
+
+#: The result files each analysis (stage) may write, by stem: ``<stem>.png/.csv/.json``.
+STAGE_STEMS = {
+    "landscape": ["landscape"],
+    "null models": ["curvature_test"],
+    "hypersphere": ["sphere"],
+    "deflection": ["deflection", "patching"],
+}
+#: The files each result's ``save()`` writes.
+EXTS = ("png", "csv", "json")
+#: The stages of each command, in order.
+COMMAND_STAGES = {
+    "landscape": ["landscape"],
+    "curvature-test": ["null models"],
+    "sphere": ["hypersphere"],
+    "deflect": ["deflection"],
+    "report": ["landscape", "null models", "hypersphere", "deflection"],
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,20 +63,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _common(p: argparse.ArgumentParser, *, text: bool = True) -> None:
+def _common(
+    p: argparse.ArgumentParser,
+    command: str,
+    *,
+    text_help: str = "the text to analyse (default: the bundled ~160-token paragraph)",
+    file_help: str = "read the text from this UTF-8 file",
+) -> None:
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
         help="'smollm2-135m' (default, offline), 'minilm-l6' (offline), or any TransformerBridge name "
         "such as 'gpt2' where a model hub is reachable",
     )
-    if text:
-        g = p.add_mutually_exclusive_group()
-        g.add_argument("--text", help="the text to analyse (default: the bundled ~160-token paragraph)")
-        g.add_argument("--text-file", help="read the text from this UTF-8 file")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--text", help=text_help)
+    g.add_argument("--text-file", help=file_help)
     p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seed of null simulations and control edits (default 0)")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT}/)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of null simulations and control edits, in [0, 2**63) (default 0)"
+    )
+    default = DEFAULT_OUT.format(command=command)
+    p.add_argument(
+        "--out",
+        default=default,
+        help=f"output directory (default {default}/); written only when every analysis succeeded",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in --out that tlgeom did not write (default: refuse, naming the file)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -71,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="curvature landscape of a text (one streamed forward pass)",
         description="Turning angle of every token's trajectory at every layer vertex.",
     )
-    _common(p)
+    _common(p, "landscape")
     p.add_argument(
         "--space",
         choices=("raw", "normalized"),
@@ -85,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Counts sharp and flat turns and the median length-to-chord of a text's "
         "trajectories and compares them with null models (permutation p-values).",
     )
-    _common(p)
+    _common(p, "curvature-test")
     p.add_argument("--space", choices=("raw", "normalized"), default="raw")
     p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
 
@@ -96,7 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         "control edits, attributed by activation patching. Without --text, a bundled "
         "homonym pair (--pair) is used.",
     )
-    _common(p)
+    _common(
+        p,
+        "deflect",
+        text_help="the clean text: it is run as given and with --edited, and the deflection of --target's "
+        "trajectory between the two runs is measured (give all three; default: a bundled homonym pair, see --pair)",
+        file_help="read the clean text (see --text) from this UTF-8 file",
+    )
     p.add_argument("--edited", help="the edited text (with --text as the clean text)")
     p.add_argument("--target", help="the target word, present in both texts")
     p.add_argument("--pair", type=int, default=0, help="index of the bundled homonym pair (default 0)")
@@ -108,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Traveling Words: the normalisation hypersphere, layer by layer",
         description="Norm of every normalised state against √d, the LayerNorm hyperplane, γ/β.",
     )
-    _common(p)
+    _common(p, "sphere")
 
     p = sub.add_parser(
         "report",
@@ -117,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         "bundled homonym pair; writes PNG figures, CSV tables, results.json and "
         "report.html (every figure embedded) under --out.",
     )
-    _common(p)
+    _common(
+        p,
+        "report",
+        text_help="the text of the landscape, null-model and hypersphere sections (default: the bundled "
+        "~160-token paragraph; the eclipse section uses a bundled homonym pair, see --pair)",
+    )
     p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
     p.add_argument("--pair", type=int, default=0, help="bundled homonym pair for the eclipse section (default 0)")
     p.add_argument("--controls", type=int, default=8, help="control edits in the eclipse section (default 8)")
@@ -185,6 +239,44 @@ def _edit(args: argparse.Namespace, text: str | None):
     return ContextEdit(text, args.edited, args.target, name="cli")
 
 
+def _check_args(args: argparse.Namespace) -> tuple[str | None, Any]:
+    """Every check that needs no model: the text, the edit, the numbers, the seed. Returns (text, edit)."""
+    from tlgeom import report as R
+
+    cmd = args.command
+    check_seed(args.seed, arg="--seed", allow_none=False)
+    text = _read_text(args)
+    edit = _edit(args, text) if cmd == "deflect" else R.bundled_pair(args.pair) if cmd == "report" else None
+    if edit is not None:
+        _check_min(args.controls, "--controls", 0)
+    if hasattr(args, "n_sims"):
+        _check_min(args.n_sims, "--n-sims", 1)
+    return text, edit
+
+
+def planned_files(command: str) -> list[str]:
+    """Every file name ``command`` may write into ``--out`` (checked against the user's files first)."""
+    names = [f"{stem}.{ext}" for stage in COMMAND_STAGES[command] for stem in STAGE_STEMS[stage] for ext in EXTS]
+    return names + ["results.json"] + (["report.html"] if command == "report" else [])
+
+
+def _stage_runners(args: argparse.Namespace, text: str, edit: Any, progress: bool) -> dict[str, Callable]:
+    """Each stage as ``run(model, out) -> Section``: the one place that maps options to a section."""
+    from tlgeom import report as R
+
+    space = getattr(args, "space", "raw")
+    return {
+        "landscape": lambda model, out: R.landscape_section(model, text, out, space=space),
+        "null models": lambda model, out: R.curvature_section(
+            model, text, out, n_sims=args.n_sims, seed=args.seed, space=space
+        ),
+        "hypersphere": lambda model, out: R.sphere_section(model, text, out),
+        "deflection": lambda model, out: R.deflection_section(
+            model, edit, out, controls=args.controls, seed=args.seed, patch=not args.no_patch, progress=progress
+        ),
+    }
+
+
 def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -192,24 +284,13 @@ def _run(args: argparse.Namespace) -> int:
     from tlgeom.data import PARAGRAPH
 
     cmd = args.command
-    text = _read_text(args)
-    # every check before the slow work
-    edit = _edit(args, text) if cmd == "deflect" else R.bundled_pair(args.pair) if cmd == "report" else None
-    if edit is not None:
-        _check_min(args.controls, "--controls", 0)
-    if hasattr(args, "n_sims"):
-        _check_min(args.n_sims, "--n-sims", 1)
-    out = R.output_dir(args.out)
+    text, edit = _check_args(args)  # every check before the slow work
     text = text if text is not None else PARAGRAPH
     progress = not args.no_progress
-
-    stages = {
-        "landscape": ["landscape"],
-        "curvature-test": ["null models"],
-        "sphere": ["hypersphere"],
-        "deflect": ["deflection"],
-        "report": ["landscape", "null models", "hypersphere", "deflection"],
-    }[cmd]
+    out = Path(args.out)
+    staging = R.stage_output(out, planned_files(cmd), overwrite=args.overwrite, arg="--out")
+    stages = COMMAND_STAGES[cmd]
+    runners = _stage_runners(args, text, edit, progress)
     bar = tqdm(
         total=1 + len(stages),
         disable=not progress,
@@ -224,52 +305,35 @@ def _run(args: argparse.Namespace) -> int:
         sections = []
         for stage in stages:
             bar.set_description(stage)
-            if stage == "landscape":
-                sections.append(R.landscape_section(model, text, out, space=getattr(args, "space", "raw")))
-            elif stage == "null models":
-                sections.append(
-                    R.curvature_section(
-                        model, text, out, n_sims=args.n_sims, seed=args.seed, space=getattr(args, "space", "raw")
-                    )
-                )
-            elif stage == "hypersphere":
-                sections.append(R.sphere_section(model, text, out))
-            else:
-                sections.append(
-                    R.deflection_section(
-                        model,
-                        edit,
-                        out,
-                        controls=args.controls,
-                        seed=args.seed,
-                        patch=not args.no_patch,
-                        progress=progress,
-                    )
-                )
+            sections.append(runners[stage](model, staging))
             bar.update()
-    finally:
         bar.close()
-
-    meta = R.environment(model, args.model)
-    meta.update(
-        {
-            "command": "tlgeom " + cmd,
-            "seed": args.seed,
-            "text": text if cmd != "deflect" else None,
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-    )
-    for key in ("n_sims", "space"):
-        if hasattr(args, key):
-            meta[key] = getattr(args, key)
-    verdict = next((s.results["verdict"] for s in sections if s.key == "curvature_test"), None)
-    written = [p for s in sections for p in s.figures + s.tables]
-    stem = "results" if cmd == "report" else sections[0].key
-    written.append(R.write_json(sections, meta, out / f"{stem}.json"))
-    if cmd == "report":
-        written.append(
-            R.write_html(sections, meta, out / "report.html", title=f"tlgeom report — {args.model}", verdict=verdict)
+        meta = R.environment(model, args.model)
+        meta.update(
+            {
+                "command": "tlgeom " + cmd,
+                "seed": args.seed,
+                "text": text if cmd != "deflect" else None,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
         )
+        for key in ("n_sims", "space"):
+            if hasattr(args, key):
+                meta[key] = getattr(args, key)
+        verdict = next((s.results.get("verdict") for s in sections if s.key == "curvature_test"), None)
+        R.write_json(sections, meta, staging / "results.json")
+        if cmd == "report":
+            R.write_html(
+                sections, meta, staging / "report.html", title=f"tlgeom report — {args.model}", verdict=verdict
+            )
+        try:
+            written = R.commit_output(staging, out, "tlgeom " + cmd)
+        except OSError as exc:
+            raise bad_arg("--out", str(out), f"a writable directory ({exc.strerror or type(exc).__name__})") from exc
+    except BaseException:
+        bar.close()
+        R.discard(staging)
+        raise
     m = meta["model"]
     print(f"tlgeom {cmd} — {args.model}: {m['n_layers']} layers, d_model {m['d_model']} ({m['device']})")
     for s in sections:

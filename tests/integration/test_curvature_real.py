@@ -32,7 +32,7 @@ def test_landscape_on_the_paragraph(smollm2, paragraph):
     assert P >= 140 and land.angles.shape == (P, smollm2.cfg.n_layers - 1)
     torch.testing.assert_close(land.angles, turning_angles(traj)[0], rtol=0, atol=1e-12, equal_nan=True)
     torch.testing.assert_close(land.length_to_chord, length_to_chord(traj)[0], rtol=1e-12, atol=0)
-    ax = land.plot()
+    ax = land.plot().axes[0]  # plot() returns the Figure
     assert len(ax.get_yticklabels()) == P  # every token labelled
     import matplotlib.pyplot as plt
 

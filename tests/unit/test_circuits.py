@@ -246,5 +246,5 @@ def test_plots(tiny_bert):
     import matplotlib
 
     matplotlib.use("Agg")
-    assert len(singular_directions(tiny_bert, "OV", k=2).plot()) == 2
-    assert len(noun_probe(tiny_bert, k=2, layers=0).plot()) == 2
+    assert len(singular_directions(tiny_bert, "OV", k=2).plot().axes) == 3  # 2 panels + a colorbar
+    assert len(noun_probe(tiny_bert, k=2, layers=0).plot().axes) == 4  # 2 panels + 2 colorbars

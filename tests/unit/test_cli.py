@@ -33,16 +33,21 @@ def _pngs(out):
 def test_landscape_command_writes_figure_table_json(tiny_cli, tmp_path, capsys):
     assert tiny_cli("landscape", "--text", TINY_TEXT, "--out", str(tmp_path)) == 0
     assert _pngs(tmp_path) == ["landscape.png"]
-    doc = json.loads((tmp_path / "landscape.json").read_text())
+    doc = json.loads((tmp_path / "results.json").read_text())
     res = doc["sections"]["landscape"]["results"]
     assert res["n_vertices"] == 1  # 2 layers: 3 points, 1 vertex
     assert 0 <= res["median_angle_deg"] <= 180
+    # the result's own save(): its JSON holds the same headline the section reports
+    own = json.loads((tmp_path / "landscape.json").read_text())
+    assert own["result"] == "Landscape" and own["headline"] == res
     assert "curvature landscape" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / R.MANIFEST).read_text())["files"]
+    assert set(manifest) == {"landscape.png", "landscape.csv", "landscape.json", "results.json"}
 
 
 def test_curvature_test_command(tiny_cli, tmp_path, capsys):
     assert tiny_cli("curvature-test", "--text", TINY_TEXT, "--n-sims", "19", "--seed", "3", "--out", str(tmp_path)) == 0
-    doc = json.loads((tmp_path / "curvature_test.json").read_text())
+    doc = json.loads((tmp_path / "results.json").read_text())
     res = doc["sections"]["curvature_test"]["results"]
     assert res["n_sims"] == 19 and res["seed"] == 3
     assert res["verdict"].startswith("curvature verdict")
@@ -69,7 +74,7 @@ def test_deflect_command_with_own_edit(tiny_cli, tmp_path):
         == 0
     )
     assert _pngs(tmp_path) == ["deflection.png", "patching.png"]
-    res = json.loads((tmp_path / "deflection.json").read_text())["sections"]["deflection"]["results"]
+    res = json.loads((tmp_path / "results.json").read_text())["sections"]["deflection"]["results"]
     assert res["target"].strip() == "bank" and res["final_distance"] > 0
     assert res["patching"]["n_run"] <= res["patching"]["n_cells"]
 
@@ -93,7 +98,7 @@ def test_deflect_identical_texts_is_zero(tiny_cli, tmp_path):
         )
         == 0
     )
-    res = json.loads((tmp_path / "deflection.json").read_text())["sections"]["deflection"]["results"]
+    res = json.loads((tmp_path / "results.json").read_text())["sections"]["deflection"]["results"]
     assert res["final_distance"] == 0.0
 
 
@@ -143,8 +148,83 @@ def test_out_is_a_file(tiny_cli, tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("x")
     assert tiny_cli("sphere", "--out", str(f)) == 2
-    assert "out=" in capsys.readouterr().err
+    assert "--out=" in capsys.readouterr().err
     assert f.read_text() == "x"  # nothing lost
+
+
+def _no_model(args):
+    raise AssertionError("the model was loaded before every argument was checked")
+
+
+@pytest.mark.parametrize("cmd", ["deflect", "report", "landscape"])
+def test_bad_seed_is_refused_before_loading_the_model(monkeypatch, tmp_path, capsys, cmd):
+    monkeypatch.setattr(cli, "_load", _no_model)
+    for seed in ("-1", str(2**63)):
+        assert cli.main([cmd, "--seed", seed, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--seed={seed}" in err and "2**63" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_failure_leaves_no_partial_output(tiny_cli, monkeypatch, tmp_path, capsys):
+    def boom(*a, **k):
+        raise cli.TlgeomError("sphere failed")
+
+    monkeypatch.setattr(R, "sphere_section", boom)
+    out = tmp_path / "rep"
+    assert tiny_cli("report", "--text", TINY_TEXT, "--n-sims", "9", "--controls", "0", "--out", str(out)) == 2
+    assert "sphere failed" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither --out nor its staging directory
+    # into an existing directory: its files are untouched, nothing is added
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert tiny_cli("report", "--text", TINY_TEXT, "--n-sims", "9", "--controls", "0", "--out", str(out)) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_never_overwrites_a_file_tlgeom_did_not_write(tiny_cli, tmp_path, capsys):
+    (tmp_path / "landscape.csv").write_text("my own data\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert tiny_cli("landscape", "--text", TINY_TEXT, "--out", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "landscape.csv" in err and "--overwrite" in err
+    assert (tmp_path / "landscape.csv").read_text() == "my own data\n" and not (tmp_path / "landscape.png").exists()
+    assert tiny_cli("landscape", "--text", TINY_TEXT, "--out", str(tmp_path), "--overwrite") == 0
+    assert (tmp_path / "landscape.csv").read_text().startswith("pos,")
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # a file of another name is never touched
+    # tlgeom's own files (in the manifest) are replaced without --overwrite
+    assert tiny_cli("landscape", "--text", TINY_TEXT, "--out", str(tmp_path)) == 0
+
+
+def test_rerun_replaces_its_own_stale_files(tiny_cli, tmp_path):
+    args = ["--text", "the cat sat on the river bank .", "--edited", "the cat sat on the money bank ."]
+    args += ["--target", "bank", "--controls", "0", "--out", str(tmp_path)]
+    assert tiny_cli("deflect", *args) == 0 and (tmp_path / "patching.png").exists()
+    assert tiny_cli("landscape", "--text", TINY_TEXT, "--out", str(tmp_path)) == 0  # another command, same dir
+    assert tiny_cli("deflect", *args, "--no-patch") == 0
+    assert not (tmp_path / "patching.png").exists() and (tmp_path / "landscape.png").exists()
+    files = json.loads((tmp_path / R.MANIFEST).read_text())["files"]
+    assert files["landscape.png"] == "tlgeom landscape" and "patching.png" not in files
+
+
+def test_unwritable_out_is_one_line(tiny_cli, capsys):
+    assert tiny_cli("sphere", "--text", TINY_TEXT, "--out", "/proc/x") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tlgeom sphere: error: --out='/proc/x'") and "Traceback" not in err
+
+
+def test_default_out_differs_per_command():
+    parser = cli.build_parser()
+    outs = {cmd: parser.parse_args([cmd]).out for cmd in ("landscape", "curvature-test", "deflect", "sphere", "report")}
+    assert outs["report"] == "tlgeom-report" and outs["landscape"] == "tlgeom-landscape"
+    assert len(set(outs.values())) == len(outs)
+
+
+def test_deflect_help_says_what_text_is(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["deflect", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the text to analyse" not in out and "the clean text" in out and "--edited" in out
 
 
 @pytest.mark.parametrize(

@@ -289,7 +289,7 @@ def test_landscape_equals_tensor_path(tiny_llama, space):
 def test_landscape_sublayer_and_plot(tiny_gpt2):
     land = curvature_landscape(tiny_gpt2, "the sun and the moon and the sea and the sky", points="sublayer")
     assert land.angles.shape[1] == 2 * tiny_gpt2.cfg.n_layers - 1
-    ax = land.plot()
+    ax = land.plot().axes[0]  # plot() returns the Figure
     assert ax.get_ylabel() == "token" and len(ax.get_yticklabels()) == land.angles.shape[0]
     assert ax.figure.axes[-1].get_ylabel().startswith("turning angle")  # the colorbar
     import matplotlib.pyplot as plt

@@ -189,6 +189,6 @@ def test_plot(tiny_llama):
     import matplotlib
 
     matplotlib.use("Agg")
-    axes = sphere_report(tiny_llama, "the cat").plot()
+    axes = sphere_report(tiny_llama, "the cat").plot().axes  # plot() returns the Figure
     assert len(axes) == 3
     assert norm_layers(tiny_llama)[0].kind == "RMSNorm"

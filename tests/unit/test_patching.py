@@ -224,11 +224,11 @@ def test_plot(tiny_gpt2):
     import matplotlib.pyplot as plt
 
     res = patch_attribution(tiny_gpt2, CLEAN, EDITED, TARGET, progress=False)
-    ax = res.plot()
+    ax = res.plot().axes[0]  # plot() returns the Figure
     assert [t.get_text() for t in ax.get_xticklabels()] == [repr(t)[1:-1] for t in res.str_tokens]
     heads = patch_attribution(tiny_gpt2, CLEAN, EDITED, TARGET, component="head", progress=False)
     assert heads.values.shape == (2, len(res.str_tokens), tiny_gpt2.cfg.n_heads)
-    ax = heads.plot()
+    ax = heads.plot().axes[0]
     assert ax.get_xticklabels()[0].get_text() == "H0"
     with pytest.raises(TlgeomError, match="pos"):
         heads.plot(pos=99)

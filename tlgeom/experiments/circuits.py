@@ -44,6 +44,7 @@ import torch
 from jaxtyping import Float, Int
 
 from tlgeom._errors import bad_arg
+from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.sphere import normalize
 from tlgeom.models import _compat
 from tlgeom.models.conventions import NormLayer, attention_input_norm
@@ -206,7 +207,7 @@ class _Vocab:
 
 
 @dataclass
-class SingularDirections:
+class SingularDirections(Result):
     """SVD of W_QK or W_OV per layer and head, with each top direction's nearest tokens.
 
     Attributes:
@@ -236,9 +237,49 @@ class SingularDirections:
     left_reference: str = "LN(E)"
     right_reference: str = "LN(E)"
 
+    result_name = "singular_directions"
+
     @property
     def k(self) -> int:
         return self.left_ids.shape[2]
+
+    def headline(self) -> dict:
+        """Spectrum summaries over heads: rank at 99% of ‖W‖_F² (median, min, max), the share of the
+        energy in the top direction (median), the largest singular value and where it is."""
+        rank = self.rank_at(0.99).double()
+        top1 = self.cumulative_energy()[..., 0]
+        s_max = self.S[..., 0]
+        li, hi = divmod(int(s_max.argmax()), s_max.shape[1])
+        return jsonable(
+            {
+                "circuit": self.circuit,
+                "n_layers": len(self.layers),
+                "n_heads": len(self.heads),
+                "d_head": int(self.S.shape[-1]),
+                "k": self.k,
+                "rank_99_median": float(rank.median()),
+                "rank_99_min": int(rank.min()),
+                "rank_99_max": int(rank.max()),
+                "top1_energy_median": float(top1.median()),
+                "s_max": float(s_max.max()),
+                "s_max_layer": self.layers[li],
+                "s_max_head": self.heads[hi],
+            }
+        )
+
+    def summary(self) -> str:
+        """The spectrum in one line, then the paper's table for the head with the largest singular value."""
+        h = self.headline()
+        line = (
+            f"W_{self.circuit} singular directions: {h['n_layers']} layers × {h['n_heads']} heads, d_head "
+            f"{h['d_head']}; rank holding 99% of ‖W‖_F² median {h['rank_99_median']:g} (range "
+            f"{h['rank_99_min']}–{h['rank_99_max']} of {h['d_head']}); the top direction holds a median "
+            f"{h['top1_energy_median']:.1%} of the energy; largest singular value {h['s_max']:.3g} "
+            f"(layer {h['s_max_layer']}, head {h['s_max_head']})"
+        )
+        if self.k == 0:
+            return line
+        return line + "\n" + self.table(h["s_max_layer"], h["s_max_head"])
 
     def reconstruct(self) -> Float[torch.Tensor, "layer head d_model d_model"]:
         """``U diag(S) Vᵀ`` (dense d × d per head: for checks, not for large models)."""
@@ -331,13 +372,14 @@ class SingularDirections:
             rows.append(f"[{d}] s={float(self.S[li, hi, d]):.3g}  {left}  →  {right}")
         return "\n".join(rows)
 
-    def plot(self, energy: float = 0.99, axes=None):
+    def plot(self, ax=None, energy: float = 0.99, *, axes=None):
         """Left: cumulative energy vs number of directions (one line per head, coloured by layer).
-        Right: rank at ``energy`` per layer and head."""
+        Right: rank at ``energy`` per layer and head. ``ax``: None, one Axes (split in two) or two
+        axes (``axes=`` is the older name). Returns the Figure."""
         import matplotlib.pyplot as plt
 
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        fig, grid = new_panels(ax if ax is not None else axes, 1, 2, (11, 3.8))
+        axes = list(grid.flat)
         cum = self.cumulative_energy().numpy()
         cmap = plt.get_cmap("viridis")
         nl = len(self.layers)
@@ -356,8 +398,8 @@ class SingularDirections:
         axes[1].set_xlabel("head")
         axes[1].set_ylabel("layer")
         axes[1].set_title(f"rank at {energy:.0%} energy")
-        plt.colorbar(im, ax=axes[1])
-        return axes
+        fig.colorbar(im, ax=axes[1])
+        return fig
 
 
 def singular_directions(
@@ -482,7 +524,7 @@ def _kv_groups(B: torch.Tensor, model: Any) -> list[int]:
 
 
 @dataclass
-class KeyValueProbe:
+class KeyValueProbe(Result):
     """For each single-token noun, per layer and head: its top keys (QK) and value-update tokens (OV).
 
     Attributes:
@@ -507,6 +549,38 @@ class KeyValueProbe:
     value_scores: torch.Tensor = field(repr=False)
     key_tokens: list = field(repr=False)
     value_tokens: list = field(repr=False)
+
+    result_name = "noun_probe"
+
+    def headline(self) -> dict:
+        """Self rates (fraction of nouns among their own top keys / value tokens): mean over heads and
+        the head where each is highest."""
+        out: dict[str, Any] = {
+            "n_nouns": len(self.nouns),
+            "n_skipped": len(self.skipped),
+            "n_layers": len(self.layers),
+            "n_heads": len(self.heads),
+            "k": int(self.key_ids.shape[-1]),
+        }
+        for name, rate in self.self_rates().items():
+            li, hi = divmod(int(rate.argmax()), rate.shape[1])
+            out[f"{name}_mean"] = float(rate.mean())
+            out[f"{name}_max"] = float(rate.max())
+            out[f"{name}_max_layer"] = self.layers[li]
+            out[f"{name}_max_head"] = self.heads[hi]
+        return jsonable(out)
+
+    def summary(self) -> str:
+        h = self.headline()
+        k = h["k"]
+        skipped = f" ({h['n_skipped']} skipped: not single tokens)" if h["n_skipped"] else ""
+        return (
+            f"noun probe: {h['n_nouns']} nouns{skipped} × {h['n_layers']} layers × {h['n_heads']} heads, top {k}; "
+            f"a noun is among its own top keys (QK) in {h['self_key_mean']:.1%} of (noun, head) pairs on average "
+            f"(best head L{h['self_key_max_layer']}H{h['self_key_max_head']}: {h['self_key_max']:.1%}) and among "
+            f"its value-update tokens (OV) in {h['self_value_mean']:.1%} (best L{h['self_value_max_layer']}"
+            f"H{h['self_value_max_head']}: {h['self_value_max']:.1%})"
+        )
 
     def self_rates(self) -> dict[str, torch.Tensor]:
         """``[layer, head]`` fraction of nouns that are among their own top keys / value tokens."""
@@ -552,15 +626,14 @@ class KeyValueProbe:
             )
         return pd.concat(frames, ignore_index=True)
 
-    def plot(self, axes=None):
-        """Heat maps over layer × head: how often a noun's top keys / value tokens include itself."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None, *, axes=None):
+        """Heat maps over layer × head: how often a noun's top keys / value tokens include itself.
 
+        ``ax``: None, one Axes (split in two) or two axes (``axes=``, the older name). Returns the Figure."""
         rates = self.self_rates()
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        fig, grid = new_panels(ax if ax is not None else axes, 1, 2, (11, 3.8))
         for ax, (name, title) in zip(
-            axes,
+            grid.flat,
             (
                 ("self_key", "noun among its own top keys (QK)"),
                 ("self_value", "noun among its value-update tokens (OV)"),
@@ -572,8 +645,8 @@ class KeyValueProbe:
             ax.set_ylabel("layer")
             ax.set_yticks(range(len(self.layers)))
             ax.set_yticklabels(self.layers, fontsize=5)
-            plt.colorbar(im, ax=ax)
-        return axes
+            fig.colorbar(im, ax=ax)
+        return fig
 
 
 def noun_probe(

@@ -45,6 +45,7 @@ from typing import Any
 import torch
 
 from tlgeom._errors import bad_arg
+from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.heat import DEFAULT_K, GraphLaplacian, bandwidth, graph_laplacian
 from tlgeom.models import _compat
 from tlgeom.models.trajectory import record_trajectories
@@ -110,7 +111,7 @@ def _normalise(W: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class HeatAttention:
+class HeatAttention(Result):
     """Attention patterns of one layer vs the best-fitting heat kernel and Gaussian kernel.
 
     Per head (arrays ``[head]``): ``kl_heat``, ``kl_gauss``, ``kl_uniform`` (mean over query rows
@@ -136,6 +137,26 @@ class HeatAttention:
     best_eps: torch.Tensor
     best_sigma: torch.Tensor
     qk_err: torch.Tensor
+
+    result_name = "heat_attention"
+
+    def headline(self) -> dict:
+        """How many heads the heat kernel fits better (lower KL) than the Gaussian, and median KL / ρ."""
+        return jsonable(
+            {
+                "layer": self.layer,
+                "n_heads": len(self.heads),
+                "n_tokens": len(self.str_tokens),
+                "causal": self.causal,
+                "n_heat_beats_gauss": int(self.heat_beats_gauss.sum()),
+                "median_kl_heat": float(self.kl_heat.median()),
+                "median_kl_gauss": float(self.kl_gauss.median()),
+                "median_kl_uniform": float(self.kl_uniform.median()),
+                "median_spearman_heat": float(self.spearman_heat.median()),
+                "median_spearman_gauss": float(self.spearman_gauss.median()),
+                "max_qk_err": float(self.qk_err.max()),
+            }
+        )
 
     @property
     def heat_beats_gauss(self) -> torch.Tensor:
@@ -190,22 +211,24 @@ class HeatAttention:
         )
         return "\n".join(lines)
 
-    def plot(self, head: int | None = None, max_tokens: int = 60):
+    def plot(self, ax=None, head: int | None = None, max_tokens: int = 60):
         """Attention, best heat kernel and best Gaussian kernel side by side (one row per head).
 
         Args:
+            ax: None (a new figure) or one Axes whose area is split into the panels.
             head: a head index (as in ``heads``); default all heads.
             max_tokens: show the first ``max_tokens`` positions.
-        """
-        import matplotlib.pyplot as plt
 
+        Returns:
+            The Figure.
+        """
         rows = (
             list(range(len(self.heads))) if head is None else [self.heads.index(head)] if head in self.heads else None
         )
         if rows is None:
             raise bad_arg("head", head, f"one of {self.heads}")
         n = min(max_tokens, self.attention.shape[-1])
-        fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
+        fig, axes = new_panels(ax, len(rows), 3, (9, 3 * len(rows)))
         for r, i in enumerate(rows):
             for c, (name, M) in enumerate(
                 (("attention", self.attention), ("heat kernel", self.heat), ("Gaussian", self.gauss))
@@ -218,7 +241,8 @@ class HeatAttention:
                 )
                 ax.set_xticks([])
                 ax.set_yticks([])
-        fig.tight_layout()
+        if ax is None:
+            fig.tight_layout()
         return fig
 
 

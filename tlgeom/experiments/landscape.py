@@ -31,6 +31,7 @@ from jaxtyping import Float, Int
 
 from tlgeom._args import check_points, check_space, renamed
 from tlgeom._errors import bad_arg
+from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.streaming import (
     LengthToChord,
@@ -46,7 +47,7 @@ from tlgeom.models.streaming import (
 
 
 @dataclass
-class Landscape:
+class Landscape(Result):
     """Turning angles of every token of one text at every layer vertex (from one streamed pass).
 
     Attributes:
@@ -59,6 +60,8 @@ class Landscape:
         space: ``"raw"`` or ``"normalized"``; norm: the normalisation used (None when raw).
         forward_dtype: the dtype of the model's forward pass (``"float32"``, ``"bfloat16"``…):
             below float32 the states, and so the angles, carry the forward pass's rounding.
+        d_model: the residual width (for the random-direction reference: angles between
+            independent random directions in R^d are 90° ± (180/π)/√d).
     """
 
     angles: Float[torch.Tensor, "pos vertex"]
@@ -70,10 +73,72 @@ class Landscape:
     norm: str | None = None
     tokens: Int[torch.Tensor, " pos"] | None = None
     forward_dtype: str | None = None
+    d_model: int | None = None
+
+    result_name = "landscape"
 
     @property
     def degrees(self) -> torch.Tensor:
         return torch.rad2deg(self.angles)
+
+    def headline(self) -> dict:
+        """Median, mean and 5–95% quantiles of the turning angles (degrees), the sharpest and flattest
+        layer vertex (by per-vertex median), the median length-to-chord, and the random-direction
+        reference ``90 ± (180/π)/√d`` degrees."""
+        deg = self.degrees.detach().cpu().to(torch.float64)
+        vals = deg[~torch.isnan(deg)]
+        nan = float("nan")
+        per_vertex = deg.nanmedian(0).values if deg.numel() else torch.empty(0, dtype=torch.float64)
+        defined = ~torch.isnan(per_vertex)
+        h: dict[str, Any] = {
+            "n_tokens": int(deg.shape[0]),
+            "n_vertices": int(deg.shape[1]),
+            "space": self.space,
+            "median_angle_deg": float(vals.median()) if vals.numel() else nan,
+            "mean_angle_deg": float(vals.mean()) if vals.numel() else nan,
+            "q05_angle_deg": float(vals.quantile(0.05)) if vals.numel() else nan,
+            "q95_angle_deg": float(vals.quantile(0.95)) if vals.numel() else nan,
+            "median_length_to_chord": float(self.length_to_chord.detach().cpu().double().nanmedian()),
+            "sharpest_vertex": None,
+            "flattest_vertex": None,
+        }
+        if bool(defined.any()):
+            pv = torch.where(defined, per_vertex, torch.full_like(per_vertex, nan))
+            hi = int(torch.nan_to_num(pv, nan=-math.inf).argmax())
+            lo = int(torch.nan_to_num(pv, nan=math.inf).argmin())
+            h.update(
+                sharpest_vertex=self.vertex_labels[hi],
+                sharpest_vertex_median_deg=float(pv[hi]),
+                flattest_vertex=self.vertex_labels[lo],
+                flattest_vertex_median_deg=float(pv[lo]),
+            )
+        if self.d_model:
+            h["random_directions_deg"] = 90.0
+            h["random_directions_sd_deg"] = math.degrees(1 / math.sqrt(self.d_model))
+        return jsonable(h)
+
+    def summary(self) -> str:
+        """One paragraph: the angle distribution against random directions, sharpest/flattest vertex, LTC."""
+        h = self.headline()
+        if h["median_angle_deg"] is None:
+            return (
+                f"curvature landscape: {h['n_tokens']} tokens × {h['n_vertices']} layer vertices ({self.space} "
+                "space); no turning angle is defined (too few layers or zero steps)"
+            )
+        ref = (
+            f"; random directions in R^{self.d_model}: 90 ± {h['random_directions_sd_deg']:.1f}°"
+            if self.d_model
+            else ""
+        )
+        ltc = h["median_length_to_chord"]
+        return (
+            f"curvature landscape: {h['n_tokens']} tokens × {h['n_vertices']} layer vertices ({self.space} space); "
+            f"median turning angle {h['median_angle_deg']:.1f}° (5–95% {h['q05_angle_deg']:.1f}–"
+            f"{h['q95_angle_deg']:.1f}°{ref}); sharpest layer vertex {h['sharpest_vertex']} (median "
+            f"{h['sharpest_vertex_median_deg']:.1f}°), flattest {h['flattest_vertex']} "
+            f"({h['flattest_vertex_median_deg']:.1f}°); median length-to-chord "
+            + ("undefined" if ltc is None else f"{ltc:.2f}")
+        )
 
     def to_frame(self):
         """Tidy frame: one row per (pos, vertex): token, vertex label, angle (rad and degrees), step norms."""
@@ -102,13 +167,10 @@ class Landscape:
         """Heatmap tokens (rows) × layer vertices (columns) in degrees, with a colorbar.
 
         Every token is labelled (up to ``max_labels``; beyond that every k-th) in a font sized so a
-        150-token paragraph stays readable; the figure grows with the text.
+        150-token paragraph stays readable; the figure grows with the text. Returns the Figure.
         """
-        import matplotlib.pyplot as plt
-
         P, V = self.angles.shape
-        if ax is None:
-            _, ax = plt.subplots(figsize=(min(3 + 0.28 * V, 16), max(4.0, 0.13 * P + 1.5)))
+        fig, ax = new_axes(ax, (min(3 + 0.28 * V, 16), max(4.0, 0.13 * P + 1.5)))
         im = ax.imshow(
             self.degrees.cpu().numpy(), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
         )
@@ -121,7 +183,7 @@ class Landscape:
         ax.set_ylabel("token")
         ax.figure.colorbar(im, ax=ax, label="turning angle (degrees; 0 = straight on)", fraction=0.04, pad=0.02)
         ax.set_title(f"curvature landscape ({self.space} space, {P} tokens)")
-        return ax
+        return fig
 
 
 @renamed(text="inputs")
@@ -187,4 +249,5 @@ def curvature_landscape(
         norm=nm,
         tokens=toks[0],
         forward_dtype=out["forward_dtype"],
+        d_model=int(info.d_model),
     )

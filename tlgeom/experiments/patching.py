@@ -53,6 +53,7 @@ import torch
 from jaxtyping import Float
 
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.experiments.eclipse import ContextEdit, _resolve, _short, align_tokens
 from tlgeom.models import _compat
 
@@ -96,7 +97,7 @@ def default_batch_size(n_tokens: int, token_budget: int = TOKEN_BUDGET, max_batc
 
 
 @dataclass
-class PatchAttribution:
+class PatchAttribution(Result):
     """Restored fraction of the target's final deflection for every patched cell.
 
     Attributes:
@@ -134,6 +135,50 @@ class PatchAttribution:
     n_run: int
     edit: ContextEdit | None = field(default=None, repr=False)
 
+    result_name = "patching"
+
+    def headline(self) -> dict:
+        """Cells run, passes, and the cell restoring the largest fraction of the final deflection."""
+        v = self.values
+        h = {
+            "component": self.component,
+            "metric": self.metric,
+            "n_cells": int(v.numel()),
+            "n_run": self.n_run,
+            "n_batches": self.n_batches,
+            "final_distance": self.final_distance,
+            "best_layer": None,
+            "best_pos": None,
+            "best_head": None,
+            "best_token": None,
+            "best_restored": float("nan"),
+        }
+        if bool((~torch.isnan(v)).any()):
+            idx = np.unravel_index(int(torch.nan_to_num(v, nan=-np.inf).flatten().argmax()), tuple(v.shape))
+            h.update(
+                best_layer=self.layers[int(idx[0])],
+                best_pos=int(idx[1]),
+                best_token=self.str_tokens[int(idx[1])],
+                best_restored=float(v[idx]),
+            )
+            if v.dim() == 3:
+                h["best_head"] = int(idx[2])
+        return jsonable(h)
+
+    def summary(self) -> str:
+        h = self.headline()
+        line = (
+            f"patching ({h['component']}, {h['metric']}): {h['n_run']} of {h['n_cells']} cells run in "
+            f"{h['n_batches']} batched pass(es); final deflection of the target {h['final_distance']:.3g}"
+        )
+        if h["best_layer"] is None:
+            return line + "; no cell has a defined restored fraction"
+        head = f", head {h['best_head']}" if h["best_head"] is not None else ""
+        return line + (
+            f"; largest restored fraction {h['best_restored']:.2f} at layer {h['best_layer']}{head}, token "
+            f"{h['best_token']!r} (pos {h['best_pos']})"
+        )
+
     def to_frame(self):
         """One row per cell: layer, pos, token, clean_pos, [head], value, status."""
         import pandas as pd
@@ -156,13 +201,11 @@ class PatchAttribution:
 
     def plot(self, ax=None, pos: int | None = None, cmap: str = "RdBu_r"):
         """Heatmap: layer × position with token labels (``component="head"``: layer × head at ``pos``,
-        default the target's position). The target's column is outlined; NaN cells are blank."""
+        default the target's position). The target's column is outlined; NaN cells are blank.
+        Returns the Figure."""
         import matplotlib.pyplot as plt
 
-        if ax is None:
-            _, ax = plt.subplots(
-                figsize=(max(4.0, 0.45 * len(self.str_tokens) + 2), max(3.0, 0.18 * len(self.layers) + 1.5))
-            )
+        fig, ax = new_axes(ax, (max(4.0, 0.45 * len(self.str_tokens) + 2), max(3.0, 0.18 * len(self.layers) + 1.5)))
         if self.values.dim() == 3:
             pos = self.target_pos if pos is None else pos
             if not isinstance(pos, int) or not 0 <= pos < self.values.shape[1]:
@@ -185,8 +228,8 @@ class PatchAttribution:
         if self.values.dim() == 2:
             ax.add_patch(plt.Rectangle((self.target_pos - 0.5, -0.5), 1, len(self.layers), fill=False, lw=1.5, ec="k"))
         ax.set_title(f"{title}: {self.metric} fraction of the target's deflection", fontsize=9)
-        ax.figure.colorbar(im, ax=ax, fraction=0.04)
-        return ax
+        fig.colorbar(im, ax=ax, fraction=0.04)
+        return fig
 
 
 class _StopForward(Exception):

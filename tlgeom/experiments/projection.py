@@ -28,6 +28,7 @@ import torch
 from jaxtyping import Float
 
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._result import Result, jsonable
 from tlgeom.geometry.sphere import apply_norm
 from tlgeom.models import _compat
 from tlgeom.models.conventions import norm_layers
@@ -178,7 +179,7 @@ def fit_projection(
 
 
 @dataclass
-class TrajectoryProjection:
+class TrajectoryProjection(Result):
     """A phrase's token trajectories projected layer by layer.
 
     Attributes:
@@ -195,6 +196,42 @@ class TrajectoryProjection:
     point_labels: list[str] = field(default_factory=list)
     projection: Projection | None = field(default=None, repr=False)
     final_norm: bool = False
+
+    result_name = "projection"
+
+    def headline(self) -> dict:
+        """Sizes, the PCA explained-variance share of the kept components (None for UMAP), and per
+        token the projected path length Σ‖c_{l+1} − c_l‖ over its chord ‖c_L − c_0‖ (median)."""
+        P, N, C = self.coords.shape
+        steps = (self.coords[:, 1:] - self.coords[:, :-1]).norm(dim=-1).sum(-1)
+        chord = (self.coords[:, -1] - self.coords[:, 0]).norm(dim=-1)
+        ratio = torch.where(chord > 0, steps / chord, torch.full_like(steps, float("nan")))
+        proj = self.projection
+        evr = proj.explained_variance_ratio if proj is not None else None
+        return jsonable(
+            {
+                "method": proj.method if proj is not None else None,
+                "n_components": C,
+                "n_tokens": P,
+                "n_points": N,
+                "final_norm": self.final_norm,
+                "explained_variance": float(evr.sum()) if evr is not None else None,
+                "median_projected_length_to_chord": float(ratio.nanmedian()) if P else float("nan"),
+            }
+        )
+
+    def summary(self) -> str:
+        h = self.headline()
+        ev = "" if h["explained_variance"] is None else f", {h['explained_variance']:.1%} of the reference variance"
+        ltc = h["median_projected_length_to_chord"]
+        return (
+            f"{(h['method'] or 'projection').upper()} of {h['n_tokens']} token trajectories × {h['n_points']} points "
+            f"onto {h['n_components']} components{ev}"
+            + (", ln_final applied" if self.final_norm else "")
+            + "; median projected length-to-chord "
+            + ("undefined" if ltc is None else f"{ltc:.2f}")
+            + " (a projection can hide or create turns: read angles from the full space)"
+        )
 
     def _positions(self, tokens: Any) -> list[int]:
         P = len(self.str_tokens)
@@ -237,10 +274,11 @@ class TrajectoryProjection:
             cols[f"c{c}"] = self.coords[:, :, c].numpy().ravel()
         return pd.DataFrame(cols)
 
-    def plot(self, tokens: Any = None, ax=None, show_reference: bool = True):
+    def plot(self, ax=None, tokens: Any = None, show_reference: bool = True):
         """Arrows from layer to layer for the chosen tokens (positions or token strings; default all).
 
-        2 components: a plane; 3 components: a 3D axis. The reference cloud is drawn in grey.
+        2 components: a plane; 3 components: a 3D axis (``ax`` must then be a 3D axes). The reference
+        cloud is drawn in grey. Returns the Figure.
         """
         import matplotlib.pyplot as plt
 
@@ -295,7 +333,7 @@ class TrajectoryProjection:
             fontsize=9,
         )
         ax.legend(fontsize=7, loc="best")
-        return ax
+        return ax.figure
 
 
 def project_trajectory(

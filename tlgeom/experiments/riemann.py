@@ -38,6 +38,7 @@ from jaxtyping import Float
 from torch.func import jacfwd, jvp
 
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.geometry.riemann import head_effective_metric
 from tlgeom.models import _compat
 
@@ -244,16 +245,29 @@ def _expanded_qk(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @dataclass
-class HeadSignature:
-    """Eigen-signature of each head's effective metric ``S = sym(W_Q W_Kᵀ)/√d_head``.
+class HeadSignature(Result):
+    """Eigen-spectrum of each head's effective metric ``S = sym(W_Q W_Kᵀ)/√d_head``, against the
+    same architecture untrained.
+
+    "The head metrics are indefinite" is no finding: ``S = ½ [W_Q W_K] [[0, I], [I, 0]] [W_Q W_K]ᵀ``
+    is congruent to a form of signature (d_head, d_head), so by Sylvester's law of inertia S has at
+    most d_head positive and at most d_head negative eigenvalues, and generic (e.g. random) weights
+    give exactly d_head of each. What training can change is how the spectrum's mass splits:
+    the positive mass ``Σλ₊/Σ|λ|`` (1 = an inner product, 0.5 = balanced, as random weights give
+    up to noise). :meth:`tests` compares the trained heads' positive mass with the untrained
+    model's heads (:func:`tlgeom.models.untrained.untrained_model`, same seed-able re-initialisation).
 
     Attributes:
         eigenvalues: ``[layer, head, 2·d_head]`` non-zero spectrum of S (ascending).
-        n_pos, n_neg: ``[layer, head]`` eigenvalues above ``rtol·max|λ|`` / below ``−rtol·max|λ|``.
+        n_pos, n_neg: ``[layer, head]`` eigenvalues above ``rtol·max|λ|`` / below ``−rtol·max|λ|``
+            (≤ d_head each by construction, see above).
         pos_mass: ``[layer, head]`` ``Σ λ₊ / Σ |λ|`` (1 = positive semi-definite, an inner
             product; 0.5 = balanced indefinite form; 0 = negative).
         d_head, rtol: as used.
         layers: the model layer of each row (default: all layers, in order).
+        reference_pos_mass: ``[layer, head]`` the same for the untrained model (None: not computed).
+        seed: the untrained model's seed (also seeds the bootstrap CI).
+        alpha: level of :meth:`tests`.
     """
 
     eigenvalues: torch.Tensor
@@ -263,6 +277,128 @@ class HeadSignature:
     d_head: int
     rtol: float
     layers: list[int] | None = None
+    reference_pos_mass: torch.Tensor | None = None
+    seed: int | None = 0
+    alpha: float = 0.05
+    n_boot: int = 9999
+
+    result_name = "head_signature"
+
+    def tests(self):
+        """The across-head test of training against the untrained reference, as a one-row frame.
+
+        ``statistic = "pos_mass"``: ``observed`` and ``null_mean`` are the mean positive mass
+        ``Σλ₊/Σ|λ|`` over the trained and the untrained model's heads, ``effect`` their difference,
+        ``ci_low``/``ci_high`` its ``1 − alpha`` bootstrap interval (scipy.stats.bootstrap, heads
+        resampled within each model, ``n_boot`` resamples, seeded), ``p`` the two-sided
+        Mann–Whitney U p-value across heads (scipy.stats.mannwhitneyu; unpaired: head i of the
+        untrained model has nothing to do with head i of the trained one), ``p_adjusted`` = p (a family
+        of one test). ``n_texts`` holds the number of trained heads: the units of this test (no text
+        is involved; the column keeps every tlgeom ``tests()`` frame alike). ``space`` is
+        ``"normalized"``: S acts on the normalised attention input. Without a reference, every
+        test column is NaN and ``reject`` False.
+        """
+        import numpy as np
+        import pandas as pd
+        from scipy import stats
+
+        obs = self.pos_mass.detach().cpu().double().reshape(-1).numpy()
+        row = {
+            "null": "untrained",
+            "statistic": "pos_mass",
+            "space": "normalized",
+            "observed": float(obs.mean()),
+            "null_mean": float("nan"),
+            "effect": float("nan"),
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+            "p": float("nan"),
+            "p_adjusted": float("nan"),
+            "n_texts": int(obs.size),
+            "reject": False,
+        }
+        if self.reference_pos_mass is not None:
+            ref = self.reference_pos_mass.detach().cpu().double().reshape(-1).numpy()
+            row["null_mean"] = float(ref.mean())
+            row["effect"] = row["observed"] - row["null_mean"]
+            if obs.size > 1 and ref.size > 1:
+                row["p"] = float(stats.mannwhitneyu(obs, ref, alternative="two-sided").pvalue)
+                ci = stats.bootstrap(
+                    (obs, ref),
+                    lambda a, b, axis: a.mean(axis) - b.mean(axis),
+                    vectorized=True,
+                    n_resamples=self.n_boot,
+                    confidence_level=1 - self.alpha,
+                    method="percentile",
+                    random_state=np.random.default_rng(self.seed),
+                ).confidence_interval
+                row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
+            row["p_adjusted"] = row["p"]
+            row["reject"] = bool(row["p_adjusted"] < self.alpha)
+        return pd.DataFrame([row])
+
+    def headline(self) -> dict:
+        """Positive mass (mean, median, range) trained vs untrained, the test, and the signature counts
+        (reported only as a check: ≤ d_head each by construction)."""
+        t = self.tests().iloc[0]
+        pm = self.pos_mass.detach().cpu().double()
+        h = {
+            "n_layers": int(pm.shape[0]),
+            "n_heads": int(pm.shape[1]),
+            "d_head": self.d_head,
+            "pos_mass_mean": float(pm.mean()),
+            "pos_mass_median": float(pm.median()),
+            "pos_mass_min": float(pm.min()),
+            "pos_mass_max": float(pm.max()),
+            "n_pos_median": float(self.n_pos.double().median()),
+            "n_neg_median": float(self.n_neg.double().median()),
+            "untrained_pos_mass_mean": None,
+            "untrained_pos_mass_median": None,
+        }
+        if self.reference_pos_mass is not None:
+            ref = self.reference_pos_mass.detach().cpu().double()
+            h["untrained_pos_mass_mean"] = float(ref.mean())
+            h["untrained_pos_mass_median"] = float(ref.median())
+        h.update(
+            {
+                "effect": t.effect,
+                "ci_low": t.ci_low,
+                "ci_high": t.ci_high,
+                "p": t.p,
+                "alpha": self.alpha,
+                "reject": bool(t.reject),
+                "seed": self.seed,
+            }
+        )
+        return jsonable(h)
+
+    def summary(self) -> str:
+        h = self.headline()
+        lines = [
+            f"head metrics sym(W_Q W_Kᵀ)/√d_head: {h['n_layers']} layers × {h['n_heads']} heads, d_head {h['d_head']}; "
+            f"positive mass Σλ₊/Σ|λ| mean {h['pos_mass_mean']:.3f} (median {h['pos_mass_median']:.3f}, range "
+            f"{h['pos_mass_min']:.3f}–{h['pos_mass_max']:.3f}; 1 = inner product, 0.5 = balanced)"
+        ]
+        if h["untrained_pos_mass_mean"] is None:
+            lines.append("no untrained reference computed: the positive mass is not tested")
+        else:
+            ci = (
+                f", {1 - self.alpha:.0%} bootstrap CI {h['ci_low']:+.3f} to {h['ci_high']:+.3f}"
+                if h["ci_low"] is not None
+                else ""
+            )
+            p = "undefined" if h["p"] is None else f"{h['p']:.3g}"
+            lines.append(
+                f"untrained reference (seed {self.seed}): mean {h['untrained_pos_mass_mean']:.3f}; trained − untrained "
+                f"{h['effect']:+.3f}{ci}; Mann–Whitney across heads p = {p} → "
+                + ("training SHIFTS" if h["reject"] else "no evidence that training shifts")
+                + f" the positive mass (α = {self.alpha})"
+            )
+        lines.append(
+            f"signature: median {h['n_pos_median']:g}+/{h['n_neg_median']:g}− of {2 * self.d_head} eigenvalues; "
+            f"at most {self.d_head} of each sign by construction, so 'indefinite' is not a finding"
+        )
+        return "\n".join(lines)
 
     @property
     def layer_ids(self) -> list[int]:
@@ -288,11 +424,8 @@ class HeadSignature:
         )
 
     def plot(self, ax=None):
-        """Heat map of the positive mass ``Σλ₊/Σ|λ|`` per layer × head."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 5))
+        """Heat map of the positive mass ``Σλ₊/Σ|λ|`` per layer × head; returns the Figure."""
+        fig, ax = new_axes(ax, (6, 5))
         im = ax.imshow(self.pos_mass.numpy(), aspect="auto", cmap="RdBu_r", vmin=0, vmax=1)
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
@@ -300,19 +433,38 @@ class HeadSignature:
         step = max(1, len(ids) // 15)
         ax.set_yticks(range(0, len(ids), step))
         ax.set_yticklabels([str(i) for i in ids[::step]])
-        ax.set_title("positive mass of sym(W_Q W_Kᵀ)  (1 = inner product, 0.5 = balanced)")
-        ax.figure.colorbar(im, ax=ax)
-        return ax
+        ref = self.reference_pos_mass
+        extra = f"; untrained mean {float(ref.double().mean()):.3f}" if ref is not None else ""
+        ax.set_title(f"positive mass of sym(W_Q W_Kᵀ) (0.5 = balanced{extra})", fontsize=9)
+        fig.colorbar(im, ax=ax)
+        return fig
 
 
-def head_metric_signature(model: Any, layers: Sequence[int] | None = None, rtol: float = 1e-6) -> HeadSignature:
+def head_metric_signature(
+    model: Any,
+    layers: Sequence[int] | None = None,
+    rtol: float = 1e-6,
+    *,
+    reference: bool = True,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> HeadSignature:
     """Eigen-signature of every head's effective metric, ``S = ½ (W_Q W_Kᵀ + W_K W_Qᵀ)/√d_head``.
 
     The score ``x_iᵀ W_Q W_Kᵀ x_j/√d_head`` is a bilinear form on the attention input (the
     LN/RMSNorm output); its symmetric part S is the "effective metric" a head induces. Grouped-query
     models are handled (each query head paired with its key head). Biases (an affine part) and rotary
     rotations (S is the form at relative offset 0) are not included.
+
+    With ``reference=True`` (default) the same is computed on the untrained model
+    (:func:`tlgeom.models.untrained.untrained_model` with ``seed``; a deep copy, re-initialised) and
+    :meth:`HeadSignature.tests` compares the positive mass across heads at level ``alpha``.
     """
+    from tlgeom._args import check_alpha, check_bool, check_seed
+
+    check_bool("reference", reference)
+    check_seed(seed, allow_none=False)
+    check_alpha(alpha)
     _compat.check_model(model)
     W_Q, W_K = _expanded_qk(model)
     idx = list(range(W_Q.shape[0]))
@@ -328,6 +480,22 @@ def head_metric_signature(model: Any, layers: Sequence[int] | None = None, rtol:
     n_pos = (lam > tol).sum(-1)
     n_neg = (lam < -tol).sum(-1)
     pos_mass = lam.clamp_min(0).sum(-1) / lam.abs().sum(-1)
+    ref_mass = None
+    if reference:
+        from tlgeom.models.untrained import untrained_model
+
+        U_Q, U_K = _expanded_qk(untrained_model(model, seed=seed))
+        ref_lam, _ = head_effective_metric(U_Q[idx].cpu(), U_K[idx].cpu())
+        ref_mass = ref_lam.clamp_min(0).sum(-1) / ref_lam.abs().sum(-1)
     return HeadSignature(
-        eigenvalues=lam, n_pos=n_pos, n_neg=n_neg, pos_mass=pos_mass, d_head=int(W_Q.shape[-1]), rtol=rtol, layers=idx
+        eigenvalues=lam,
+        n_pos=n_pos,
+        n_neg=n_neg,
+        pos_mass=pos_mass,
+        d_head=int(W_Q.shape[-1]),
+        rtol=rtol,
+        layers=idx,
+        reference_pos_mass=ref_mass,
+        seed=seed,
+        alpha=alpha,
     )

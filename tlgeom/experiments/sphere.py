@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 
+from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.sphere import (
     SPHERE_TOL,
     ellipsoid_geometry,
@@ -75,7 +76,7 @@ _LAYER_FIELDS = (
 
 
 @dataclass
-class SphereReport:
+class SphereReport(Result):
     """Per normalisation layer: how exactly tokens lie on the √d sphere, and what γ/β do to it.
 
     Attributes:
@@ -100,6 +101,8 @@ class SphereReport:
     raw_norms: torch.Tensor = field(repr=False, default=None)
     dtype: str = "float32"
     tol: float = SPHERE_TOL["float32"]
+
+    result_name = "sphere"
 
     @property
     def kind(self) -> str:
@@ -195,16 +198,36 @@ class SphereReport:
         )
         return "\n".join(lines)
 
-    def __str__(self) -> str:  # pragma: no cover - convenience
-        return self.summary()
-
-    def plot(self, axes=None):
-        """Three panels: distance from the √d sphere, raw residual norms across depth, γ/β deformation."""
-        import matplotlib.pyplot as plt
-
+    def headline(self) -> dict:
+        """Worst distances from the √d sphere (before/after the exact ε correction), the LayerNorm
+        hyperplane check, and the raw residual norm entering the first and last normalisation."""
         f = self.to_frame()
-        if axes is None:
-            _, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+        exact = float(f.eps_rel_err_max.max())
+        return jsonable(
+            {
+                "kind": self.kind,
+                "d_model": self.d_model,
+                "sqrt_d": math.sqrt(self.d_model),
+                "n_tokens": self.n_tokens,
+                "n_norm_layers": len(self.layers),
+                "radius_rel_err_max": float(f.radius_rel_err_max.max()),
+                "eps_rel_err_max": exact,
+                "on_sphere": bool(exact <= self.tol),
+                "tol": self.tol,
+                "ones_cos_max": float(f.ones_cos_max.max()),
+                "raw_norm_first": float(f.raw_norm_mean.iloc[0]),
+                "raw_norm_last": float(f.raw_norm_mean.iloc[-1]),
+            }
+        )
+
+    def plot(self, ax=None, *, axes=None):
+        """Three panels: distance from the √d sphere, raw residual norms across depth, γ/β deformation.
+
+        ``ax``: None (a new figure), one Axes (split into the three panels) or three axes
+        (``axes=`` is the older name). Returns the Figure."""
+        f = self.to_frame()
+        fig, grid = new_panels(ax if ax is not None else axes, 1, 3, (14, 3.6))
+        axes = list(grid.flat)
         x = range(len(f))
         ax = axes[0]
         ax.semilogy(x, f.radius_rel_err_max.clip(lower=1e-17), "o-", ms=3, label="max |‖n‖/√d − 1|")
@@ -227,7 +250,7 @@ class SphereReport:
         for ax in axes:
             ax.set_xticks(list(x))
             ax.set_xticklabels(f.name.str.replace("blocks.", ""), rotation=90, fontsize=5)
-        return axes
+        return fig
 
 
 def sphere_report(model: Any, texts: Any) -> SphereReport:

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from tlgeom._errors import bad_arg
+from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.models import _compat
 
 CLASSES = ("function", "content", "punct")
@@ -87,7 +88,7 @@ def _perm_index(n: int, n_perm: int, seed: int) -> torch.Tensor:
 
 def permutation_effect(
     values: torch.Tensor, in_a: torch.Tensor, in_b: torch.Tensor, n_perm: int = 10000, seed: int = 0
-) -> dict[str, float]:
+) -> dict[str, float | int]:
     """Group a vs group b: means, difference, Cohen's d and a two-sided permutation p-value.
 
     ``d = (m_a − m_b) / s_p``, ``s_p² = ((n_a−1) s_a² + (n_b−1) s_b²)/(n_a + n_b − 2)``. The null
@@ -139,7 +140,7 @@ def _spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def permutation_spearman(
     values: torch.Tensor, position: torch.Tensor, n_perm: int = 10000, seed: int = 0
-) -> dict[str, float]:
+) -> dict[str, float | int]:
     """Spearman ρ between ``values`` and ``position`` with a two-sided permutation p-value."""
     v = torch.as_tensor(values, dtype=torch.float64)
     pos = torch.as_tensor(position, dtype=torch.float64)
@@ -154,7 +155,7 @@ def permutation_spearman(
 
 
 @dataclass
-class StructureResult:
+class StructureResult(Result):
     """Per-token curvature with word class and position, and the effect sizes.
 
     Attributes:
@@ -169,6 +170,19 @@ class StructureResult:
     values: dict[str, torch.Tensor]
     effects: list[dict]
     n_perm: int
+
+    result_name = "structure"
+
+    def headline(self) -> dict:
+        """Token counts per word class and every effect (means, Cohen's d or Spearman ρ, permutation p)."""
+        return jsonable(
+            {
+                "n_tokens": len(self.str_tokens),
+                "n_perm": self.n_perm,
+                "classes": {c: self.classes.count(c) for c in CLASSES + ("special",)},
+                "effects": [dict(e) for e in self.effects],
+            }
+        )
 
     @property
     def measures(self) -> list[str]:
@@ -204,12 +218,16 @@ class StructureResult:
         lines.append(f"  permutation p-values from {self.n_perm} shuffles; tokens of one text are not independent")
         return "\n".join(lines)
 
-    def plot(self):
-        """Per measure: values by word class (box + points) and against position."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None):
+        """Per measure: values by word class (box + points, fixed-seed jitter) and against position.
+
+        ``ax``: None (a new figure) or one Axes split into the panels. Returns the Figure."""
+        import numpy as np
 
         ms = self.measures
-        fig, axes = plt.subplots(len(ms), 2, figsize=(9, 3.2 * len(ms)), squeeze=False)
+        given = ax
+        fig, axes = new_panels(ax, len(ms), 2, (9, 3.2 * len(ms)))
+        jitter = np.random.default_rng(0)
         cls = list(self.classes)
         colors = {"function": "tab:blue", "content": "tab:orange", "punct": "tab:green", "special": "gray"}
         for r, m in enumerate(ms):
@@ -222,7 +240,7 @@ class StructureResult:
             ax.set_xticklabels(CLASSES)
             for i, g in enumerate(groups):
                 ax.scatter(
-                    torch.full((len(g),), i + 1.0) + 0.15 * (torch.rand(len(g)) - 0.5),
+                    i + 1.0 + 0.15 * (jitter.random(len(g)) - 0.5),
                     g,
                     s=6,
                     color=colors[CLASSES[i]],
@@ -234,7 +252,8 @@ class StructureResult:
             ax.scatter(self.positions.numpy(), v.numpy(), s=8, c=[colors[c] for c in cls])
             ax.set_xlabel("position")
             ax.set_title(f"{m} vs position", fontsize=9)
-        fig.tight_layout()
+        if given is None:
+            fig.tight_layout()
         return fig
 
 

@@ -44,6 +44,7 @@ import torch
 from jaxtyping import Float
 
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._result import Result, jsonable, new_axes
 
 #: Default neighbour rank of the bandwidth rule.
 DEFAULT_K = 16
@@ -79,7 +80,7 @@ def bandwidth(X: Float[torch.Tensor, "... N D"], k: int = DEFAULT_K) -> Float[to
 
 
 @dataclass
-class GraphLaplacian:
+class GraphLaplacian(Result):
     """Diffusion-maps graph Laplacian ``L = (4/ε)(I − D⁻¹K⁽ᵅ⁾)`` (→ −Δ_g), in symmetric form.
 
     Attributes:
@@ -95,9 +96,65 @@ class GraphLaplacian:
     alpha: float
     _eig: tuple | None = field(default=None, repr=False)
 
+    result_name = "graph_laplacian"
+
     @property
     def n(self) -> int:
         return self.sym.shape[-1]
+
+    #: eigenvalues quoted by :meth:`headline` / :meth:`summary` (the smallest ones).
+    n_quoted = 10
+
+    def to_frame(self):
+        """Tidy spectrum: one row per (cloud, index) with the eigenvalue λ_i of L (ascending) and ε."""
+        import numpy as np
+        import pandas as pd
+
+        lam = self.eigenvalues().detach().cpu().reshape(-1, self.n).numpy()
+        eps = self.eps.detach().cpu().reshape(-1).numpy()
+        c, i = np.meshgrid(np.arange(lam.shape[0]), np.arange(self.n), indexing="ij")
+        return pd.DataFrame({"cloud": c.ravel(), "index": i.ravel(), "eigenvalue": lam.ravel(), "eps": eps[c.ravel()]})
+
+    def headline(self) -> dict:
+        """N, α, ε and the smallest eigenvalues (the first ≈ 0) of each cloud; the spectral gap λ₁."""
+        k = min(self.n_quoted, self.n)
+        lam = self.eigenvalues().detach().cpu().reshape(-1, self.n)[:, :k]
+        return jsonable(
+            {
+                "n_points": self.n,
+                "n_clouds": int(lam.shape[0]),
+                "alpha": self.alpha,
+                "eps": self.eps.detach().cpu().reshape(-1),
+                "smallest_eigenvalues": lam,
+                "spectral_gap": lam[:, 1] if k > 1 else [],
+            }
+        )
+
+    def summary(self) -> str:
+        h = self.headline()
+        first = h["smallest_eigenvalues"][0]
+        return (
+            f"graph Laplacian (diffusion maps, α = {self.alpha:g}) of {h['n_clouds']} cloud(s) of {self.n} points, "
+            f"ε = {h['eps'][0]:.3g}"
+            + (" (first cloud)" if h["n_clouds"] > 1 else "")
+            + "; smallest eigenvalues "
+            + ", ".join(f"{x:.3g}" for x in first)
+            + " (estimates of −Δ_g's spectrum; the first is 0)"
+        )
+
+    def plot(self, ax=None):
+        """The smallest eigenvalues of each cloud against their index; returns the Figure."""
+        fig, ax = new_axes(ax, (5, 3.5))
+        k = min(max(self.n_quoted, 30), self.n)
+        lam = self.eigenvalues().detach().cpu().reshape(-1, self.n)[:, :k]
+        for c, row in enumerate(lam[:10]):
+            ax.plot(range(k), row.numpy(), "o-", ms=3, lw=0.8, label=f"cloud {c}" if len(lam) > 1 else None)
+        ax.set_xlabel("index i")
+        ax.set_ylabel("eigenvalue λ_i of L")
+        ax.set_title(f"graph Laplacian spectrum (N = {self.n}, α = {self.alpha:g})")
+        if len(lam) > 1:
+            ax.legend(fontsize=7)
+        return fig
 
     def _decomp(self):
         if self._eig is None:

@@ -39,6 +39,7 @@ from jaxtyping import Float
 from torch.func import jacfwd, jacrev, vmap
 
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._result import Result, jsonable, new_axes
 
 #: Largest chart dimension for the Riemann / Ricci / scalar curvature (n⁴ entries per point).
 MAX_CURVATURE_DIM = 16
@@ -196,7 +197,7 @@ def christoffel_symbols(metric_fn: MetricFn, x: Float[torch.Tensor, "... n"]) ->
 
 
 @dataclass
-class Curvature:
+class Curvature(Result):
     """Metric, connection and curvature at a batch of points (all float64).
 
     Attributes:
@@ -212,6 +213,59 @@ class Curvature:
     riemann: torch.Tensor
     ricci: torch.Tensor
     scalar: torch.Tensor
+
+    result_name = "curvature"
+
+    def to_frame(self):
+        """One row per point (leading dims flattened): scalar curvature R, det g and tr g."""
+        import pandas as pd
+
+        n = self.g.shape[-1]
+        g = self.g.detach().cpu().reshape(-1, n, n)
+        return pd.DataFrame(
+            {
+                "point": range(g.shape[0]),
+                "scalar": self.scalar.detach().cpu().reshape(-1).numpy(),
+                "det_g": torch.linalg.det(g).numpy(),
+                "trace_g": g.diagonal(dim1=-2, dim2=-1).sum(-1).numpy(),
+            }
+        )
+
+    def headline(self) -> dict:
+        """Chart dimension, number of points and the scalar curvature's median, min and max."""
+        R = self.scalar.detach().cpu().reshape(-1)
+        R = R[~torch.isnan(R)]
+        nan = float("nan")
+        return jsonable(
+            {
+                "dim": int(self.g.shape[-1]),
+                "n_points": int(self.scalar.numel()),
+                "scalar_median": float(R.median()) if R.numel() else nan,
+                "scalar_min": float(R.min()) if R.numel() else nan,
+                "scalar_max": float(R.max()) if R.numel() else nan,
+            }
+        )
+
+    def summary(self) -> str:
+        h = self.headline()
+        if h["scalar_median"] is None:
+            return f"curvature at {h['n_points']} points of a {h['dim']}-dim chart: no finite scalar curvature"
+        return (
+            f"curvature at {h['n_points']} point(s) of a {h['dim']}-dim chart: scalar curvature R median "
+            f"{h['scalar_median']:.4g} (range {h['scalar_min']:.4g} to {h['scalar_max']:.4g}; flat space: 0, "
+            "round sphere of radius r: 2/r²)"
+        )
+
+    def plot(self, ax=None):
+        """Scalar curvature at each point (index order); returns the Figure."""
+        fig, ax = new_axes(ax, (5, 3.5))
+        R = self.scalar.detach().cpu().reshape(-1).numpy()
+        ax.plot(range(len(R)), R, "o-", ms=3, lw=0.8)
+        ax.axhline(0.0, color="grey", lw=0.6, ls="--")
+        ax.set_xlabel("point")
+        ax.set_ylabel("scalar curvature R")
+        ax.set_title(f"scalar curvature ({self.g.shape[-1]}-dim chart)")
+        return fig
 
 
 def _curvature_single(metric_fn: MetricFn):
@@ -313,7 +367,7 @@ def pullback_scalar_curvature(
 
 
 @dataclass
-class Geodesic:
+class Geodesic(Result):
     """A solution of the geodesic equation sampled at ``t``.
 
     Attributes:
@@ -325,6 +379,32 @@ class Geodesic:
     t: torch.Tensor
     x: torch.Tensor
     v: torch.Tensor
+
+    result_name = "geodesic"
+
+    def headline(self) -> dict:
+        """Number of curves and steps, the parameter range, and the chart displacement ‖x(t1) − x(0)‖."""
+        x = self.x.detach().cpu().reshape(-1, *self.x.shape[-2:])
+        disp = (x[:, -1] - x[:, 0]).norm(dim=-1)
+        return jsonable(
+            {
+                "n_curves": int(x.shape[0]),
+                "n_steps": int(x.shape[1] - 1),
+                "dim": int(x.shape[2]),
+                "t0": float(self.t[0]),
+                "t1": float(self.t[-1]),
+                "displacement_median": float(disp.median()),
+                "displacement_max": float(disp.max()),
+            }
+        )
+
+    def summary(self) -> str:
+        h = self.headline()
+        return (
+            f"{h['n_curves']} geodesic(s) in a {h['dim']}-dim chart, t from {h['t0']:g} to {h['t1']:g} in "
+            f"{h['n_steps']} RK4 steps; chart displacement ‖x(t1) − x(0)‖ median {h['displacement_median']:.4g}, "
+            f"max {h['displacement_max']:.4g}"
+        )
 
     def speed(self, metric_fn: MetricFn) -> Float[torch.Tensor, "... step"]:
         """``√(g(v, v))`` along the curve (constant for an exact geodesic)."""
@@ -343,18 +423,15 @@ class Geodesic:
         return pd.DataFrame(data)
 
     def plot(self, ax=None, dims: tuple[int, int] = (0, 1)):
-        """The curves projected on two chart coordinates."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(4, 4))
+        """The curves projected on two chart coordinates; returns the Figure."""
+        fig, ax = new_axes(ax, (4, 4))
         x = self.x.reshape(-1, *self.x.shape[-2:]).cpu()
         for c in x:
             ax.plot(c[:, dims[0]], c[:, dims[1]], lw=1)
         ax.set_xlabel(f"x{dims[0]}")
         ax.set_ylabel(f"x{dims[1]}")
         ax.set_title("geodesics")
-        return ax
+        return fig
 
 
 def _check_steps(t1: Any, n_steps: Any) -> None:

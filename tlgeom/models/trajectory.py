@@ -10,11 +10,12 @@ from jaxtyping import Bool, Float, Int
 
 from tlgeom._args import check_dtype, check_points
 from tlgeom._errors import bad_arg
+from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.models import _compat
 
 
 @dataclass
-class Trajectories:
+class Trajectories(Result):
     """Each token's residual stream at every trajectory point.
 
     Attributes:
@@ -39,6 +40,8 @@ class Trajectories:
     points: str = "resid"
     point_labels: list[str] = field(default_factory=list)
     forward_dtype: str | None = None
+
+    result_name = "trajectories"
 
     @property
     def n_points(self) -> int:
@@ -79,12 +82,49 @@ class Trajectories:
         )
         return frame[valid.ravel()].reset_index(drop=True)
 
-    def plot(self, batch: int = 0, ax=None):
-        """Residual norm of each token across depth (one line per token)."""
-        import matplotlib.pyplot as plt
+    def headline(self) -> dict:
+        """Sizes and the median residual norm ‖x‖ at the first and last point and median turning angle."""
+        from tlgeom.geometry.curvature import turning_angles
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(8, 4))
+        norms = self.norms()
+        valid = self.mask.to(norms.device)
+        first, last = norms[..., 0][valid], norms[..., -1][valid]
+        angles = turning_angles(self).rad2deg() if self.n_points >= 3 else torch.empty(0, dtype=torch.float64)
+        angles = angles[~torch.isnan(angles)]
+        return jsonable(
+            {
+                "n_sequences": int(self.states.shape[0]),
+                "n_tokens": int(valid.sum()),
+                "n_points": int(self.n_points),
+                "points": self.points,
+                "d_model": int(self.states.shape[-1]),
+                "median_norm_first": float(first.median()) if first.numel() else float("nan"),
+                "median_norm_last": float(last.median()) if last.numel() else float("nan"),
+                "median_turning_angle_deg": float(angles.median()) if angles.numel() else float("nan"),
+            }
+        )
+
+    def summary(self) -> str:
+        """Sizes, how the residual norm grows from the first to the last point, the median turn."""
+        h = self.headline()
+
+        def num(x: Any, fmt: str) -> str:
+            return "undefined" if x is None else format(x, fmt)
+
+        return (
+            f"trajectories: {h['n_sequences']} sequence(s), {h['n_tokens']} tokens × {h['n_points']} points "
+            f"({self.points}, d_model {h['d_model']}); median ‖x‖ {num(h['median_norm_first'], '.3g')} at "
+            f"{self.point_labels[0] if self.point_labels else 'the first point'} → "
+            f"{num(h['median_norm_last'], '.3g')} at "
+            f"{self.point_labels[-1] if self.point_labels else 'the last point'}; median turning angle "
+            f"{num(h['median_turning_angle_deg'], '.1f')}°"
+        )
+
+    def plot(self, ax=None, batch: int = 0):
+        """Residual norm of each token of sequence ``batch`` across depth (one line per token); returns the Figure."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch < self.states.shape[0]:
+            raise bad_arg("batch", batch, f"an int in [0, {self.states.shape[0]})")
+        fig, ax = new_axes(ax, (8, 4))
         norms = self.norms()[batch].cpu()
         for p, tok in enumerate(self.str_tokens[batch]):
             ax.plot(range(self.n_points), norms[p], lw=0.8, alpha=0.7, label=repr(tok) if p < 12 else None)
@@ -94,7 +134,7 @@ class Trajectories:
         ax.set_title("residual norm across depth")
         if len(self.str_tokens[batch]) <= 12:
             ax.legend(fontsize=6)
-        return ax
+        return fig
 
 
 def record_trajectories(model: Any, inputs: Any, points: Any = "resid", *, dtype: Any = None) -> Trajectories:

@@ -1,11 +1,12 @@
 """Report sections behind the ``tlgeom`` command line, and a self-contained HTML report.
 
-Each section function runs one analysis on a loaded model, writes its figure (PNG) and its tidy
-results (CSV, plus the headline numbers in the returned :class:`Section`), and explains in words
-what the result means and what would count as evidence against the paper that motivated it.
-:func:`write_html` assembles sections into one ``report.html`` with every figure embedded as a
-``data:`` URI (no network, no neighbouring files needed to view it) and :func:`write_json`
-writes ``results.json``.
+A section is (title, a :class:`~tlgeom._result.Result`, what it means, what would count as
+evidence against the paper). :func:`result_section` is the one generic step: it calls the
+result's ``save()`` (PNG + CSV + JSON), and takes its ``summary()`` and ``headline()``; the section
+functions below only run an analysis and supply the words. :func:`write_html` assembles sections
+into one ``report.html`` with every figure embedded as a ``data:`` URI (no network, no
+neighbouring files needed to view it) and :func:`write_json` writes ``results.json``. Output
+directories are staged and guarded by a manifest (:mod:`tlgeom.report.output`).
 
 Nothing here is paper-exact: thresholds and null models are tlgeom's documented defaults.
 """
@@ -26,6 +27,28 @@ from typing import Any
 import torch
 
 from tlgeom._errors import bad_arg
+from tlgeom._result import Result, jsonable
+from tlgeom.report.output import MANIFEST, commit_output, discard, read_manifest, stage_output
+
+__all__ = [
+    "MANIFEST",
+    "Section",
+    "bundled_pair",
+    "commit_output",
+    "curvature_section",
+    "deflection_section",
+    "discard",
+    "environment",
+    "landscape_section",
+    "output_dir",
+    "read_manifest",
+    "result_section",
+    "sphere_section",
+    "stage_output",
+    "verdict_line",
+    "write_html",
+    "write_json",
+]
 
 
 @dataclass
@@ -37,7 +60,7 @@ class Section:
         title: heading. summary: plain-text result (what the command prints).
         meaning: what the numbers mean; against: what would count as evidence against the paper.
         figures: PNG paths. tables: CSV paths. results: headline numbers (JSON-able).
-        seconds: wall time of the analysis.
+        seconds: wall time of the analysis. files: other files written (each result's JSON).
     """
 
     key: str
@@ -49,11 +72,24 @@ class Section:
     tables: list[Path] = field(default_factory=list)
     results: dict = field(default_factory=dict)
     seconds: float = 0.0
+    files: list[Path] = field(default_factory=list)
 
-    def add(self, out: Path, stem: str, figure: Any, frame: Any, dpi: int = 110) -> None:
-        """Save ``figure`` as ``out/stem.png`` and ``frame`` as ``out/stem.csv`` and list both."""
+    def add(self, out: Path, stem: str, figure: Any, frame: Any = None, dpi: int = 110) -> dict | None:
+        """Save a result under ``out/stem.*`` and list its files.
+
+        ``add(out, stem, result)`` with a :class:`~tlgeom._result.Result`: its ``save()`` (PNG, CSV,
+        JSON); returns its headline. ``add(out, stem, figure, frame)``: the figure as PNG and the
+        frame as CSV (for results that do not follow the protocol yet); returns None.
+        """
+        if frame is None and isinstance(figure, Result):
+            paths = figure.save(out, stem, dpi=dpi)
+            self.figures.append(paths["png"])
+            self.tables.append(paths["csv"])
+            self.files.append(paths["json"])
+            return figure.headline()
         self.figures.append(_save(figure, out / f"{stem}.png", dpi=dpi))
         self.tables.append(_csv(frame, out / f"{stem}.csv"))
+        return None
 
 
 def _save(fig_or_ax: Any, path: Path, dpi: int = 110) -> Path:
@@ -86,43 +122,43 @@ def output_dir(out: Any) -> Path:
 # Sections
 
 
+def result_section(
+    key: str,
+    title: str,
+    result: Result,
+    out: Any,
+    *,
+    meaning: str,
+    against: str,
+    seconds: float = 0.0,
+    dpi: int = 110,
+) -> Section:
+    """The one generic section: ``result.save(out, key)`` writes ``key.png/.csv/.json``; the
+    section's summary is ``result.summary()`` and its results ``result.headline()``."""
+    if not isinstance(result, Result):
+        raise bad_arg("result", type(result).__name__, "a tlgeom Result (summary, to_frame, headline, plot)")
+    out = output_dir(out)
+    t0 = time.perf_counter()
+    sec = Section(key, title, result.summary(), meaning=meaning, against=against)
+    sec.results = sec.add(out, key, result, dpi=dpi) or {}
+    sec.seconds = seconds + (time.perf_counter() - t0)
+    return sec
+
+
 def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") -> Section:
     """Curvature landscape (tokens × layer vertices) of ``text`` from one streamed pass."""
     from tlgeom.experiments.landscape import curvature_landscape
 
-    out = output_dir(out)
     t0 = time.perf_counter()
     land = curvature_landscape(model, text, space=space)
-    deg = land.degrees
-    ok = ~torch.isnan(deg)
     d = int(model.cfg.d_model)
-    res = {
-        "n_tokens": int(deg.shape[0]),
-        "n_vertices": int(deg.shape[1]),
-        "space": space,
-        "median_angle_deg": float(deg[ok].median()),
-        "mean_angle_deg": float(deg[ok].mean()),
-        "q05_angle_deg": float(deg[ok].quantile(0.05)),
-        "q95_angle_deg": float(deg[ok].quantile(0.95)),
-        "random_directions_deg": 90.0,
-        "random_directions_sd_deg": math.degrees(1 / math.sqrt(d)),
-        "median_length_to_chord": float(land.length_to_chord.nanmedian()),
-    }
-    per_vertex = deg.nanmedian(0).values
-    hi = int(per_vertex.argmax())
-    lo = int(per_vertex.argmin())
-    summary = (
-        f"curvature landscape: {res['n_tokens']} tokens × {res['n_vertices']} layer vertices ({space} space); "
-        f"median turning angle {res['median_angle_deg']:.1f}° (5–95% {res['q05_angle_deg']:.1f}–"
-        f"{res['q95_angle_deg']:.1f}°; random directions in R^{d}: 90 ± {res['random_directions_sd_deg']:.1f}°); "
-        f"sharpest layer vertex {land.vertex_labels[hi]} (median {per_vertex[hi]:.1f}°), flattest "
-        f"{land.vertex_labels[lo]} ({per_vertex[lo]:.1f}°); median length-to-chord "
-        f"{res['median_length_to_chord']:.2f}"
-    )
-    sec = Section(
+    return result_section(
         "landscape",
         "Curvature landscape",
-        summary,
+        land,
+        out,
+        dpi=120,
+        seconds=time.perf_counter() - t0,
         meaning=(
             "Each cell is the turning angle between a token's layer step into a vertex and the step out of it: "
             "0° = straight on, 90° = orthogonal, 180° = reversal. Length-to-chord is path length / straight-line "
@@ -133,11 +169,7 @@ def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") ->
             "The landscape is descriptive. It speaks against the curved-spacetime reading only together with the "
             "null-model test: a landscape indistinguishable from random-direction walks has no structured curvature."
         ),
-        results=res,
     )
-    sec.add(out, "landscape", land.plot(), land.to_frame(), dpi=120)
-    sec.seconds = time.perf_counter() - t0
-    return sec
 
 
 def verdict_line(report: Any) -> str:
@@ -215,26 +247,14 @@ def sphere_section(model: Any, text: str, out: Any) -> Section:
     """Traveling Words: how exactly normalised states lie on the √d hypersphere, layer by layer."""
     from tlgeom.experiments.sphere import sphere_report
 
-    out = output_dir(out)
     t0 = time.perf_counter()
     rep = sphere_report(model, text)
-    f = rep.to_frame()
-    res = {
-        "kind": rep.kind,
-        "d_model": rep.d_model,
-        "sqrt_d": math.sqrt(rep.d_model),
-        "n_tokens": rep.n_tokens,
-        "n_norm_layers": len(rep.layers),
-        "radius_rel_err_max": float(f.radius_rel_err_max.max()),
-        "eps_rel_err_max": float(f.eps_rel_err_max.max()),
-        "ones_cos_max": float(f.ones_cos_max.max()),
-        "raw_norm_first": float(f.raw_norm_mean.iloc[0]),
-        "raw_norm_last": float(f.raw_norm_mean.iloc[-1]),
-    }
-    sec = Section(
+    return result_section(
         "sphere",
         "The normalisation hypersphere (Traveling Words)",
-        rep.summary(),
+        rep,
+        out,
+        seconds=time.perf_counter() - t0,
         meaning=(
             "Every LayerNorm/RMSNorm output before its affine part should have norm √d (up to ε, corrected "
             "exactly); LayerNorm outputs also lie on the hyperplane orthogonal to the all-ones vector. γ and β "
@@ -246,11 +266,7 @@ def sphere_section(model: Any, text: str, out: Any) -> Section:
             "the hypersphere picture; a γ/β ellipsoid with extreme axis ratios weakens the 'sphere' reading of what "
             "the next weights see."
         ),
-        results=res,
     )
-    sec.add(out, "sphere", rep.plot(), f)
-    sec.seconds = time.perf_counter() - t0
-    return sec
 
 
 def bundled_pair(index: int = 0):
@@ -264,9 +280,13 @@ def bundled_pair(index: int = 0):
 
 
 def deflection_section(
-    model: Any, edit: Any, out: Any, *, controls: int = 8, seed: int = 0, patch: bool = True, progress: bool = True
+    model: Any, edit: Any, out: Any, *, controls: int = 19, seed: int = 0, patch: bool = True, progress: bool = True
 ) -> Section:
-    """Eclipse experiment on one context edit: deflection vs control edits, then patching attribution."""
+    """Eclipse experiment on one context edit: deflection vs matched control edits, then patching attribution.
+
+    The same edit, ``controls`` and ``seed`` give the same controls and onset as
+    :func:`tlgeom.experiments.eclipse.deflection` on the same texts.
+    """
     from tlgeom.experiments.eclipse import ContextEdit, deflection, sense_contexts
     from tlgeom.experiments.patching import patch_attribution
 
@@ -280,49 +300,18 @@ def deflection_section(
     if contexts and all(s in contexts for s in senses):
         prototypes = (contexts[senses[0]], contexts[senses[1]])
     d = deflection(model, edit, controls=controls, seed=seed, prototypes=prototypes)
-    last = d.n_points - 1
-    res = {
-        "clean": edit.clean,
-        "edited": edit.edited,
-        "target": d.target_token,
-        "final_distance": float(d.distance[last]),
-        "final_relative_distance": float(d.relative_distance[last]),
-        "final_angle_deg": float(d.angle[last].rad2deg()),
-        "max_relative_distance": float(d.relative_distance.max()),
-        "onset": d.onset_label,
-        "n_controls": len(d.control_texts),
-    }
-    lines = [
-        f"edit: {edit.clean!r} → {edit.edited!r}; target {d.target_token!r} (pos {d.clean_pos} → {d.edited_pos})",
-        f"final layer: distance {res['final_distance']:.3g} ({res['final_relative_distance']:.3f} of ‖clean‖), "
-        f"angle {res['final_angle_deg']:.1f}°",
-    ]
-    if d.control_distance is not None:
-        cd = d.control_distance[:, last]
-        res["control_final_distance_mean"] = float(cd.mean())
-        res["control_final_distance_max"] = float(cd.max())
-        res["exceeds_all_controls_at_last_layer"] = bool(d.distance[last] > cd.max())
-        lines.append(
-            f"controls ({len(d.control_texts)} same-slot edits): final distance mean {cd.mean():.3g}, max "
-            f"{cd.max():.3g} → the edit {'EXCEEDS every' if res['exceeds_all_controls_at_last_layer'] else 'does NOT exceed every'} "
-            f"control; onset (first point above all controls): {d.onset_label or 'never'}"
-        )
-    if d.toward is not None:
-        res["toward_final"] = float(d.toward[last])
-        if d.control_toward is not None:
-            res["control_toward_final_mean"] = float(d.control_toward[:, last].mean())
-        lines.append(
-            f"toward the other sense's prototype at the last layer: {res['toward_final']:.2f}"
-            + (f" (controls {res['control_toward_final_mean']:.2f})" if "control_toward_final_mean" in res else "")
-        )
+    res = d.headline()
+    lines = d.summary().splitlines()
     sec = Section(
         "deflection",
         "Eclipse experiment: deflection by a context edit",
         "\n".join(lines),
         meaning=(
             "The target word's trajectory is recorded in the clean and in the edited text and compared point by "
-            "point (distance, angle). Control edits put random words of similar length and frequency in the same "
-            "slot; the onset is the first layer where the edit deflects the target more than every control. "
+            "point (distance, angle). Control edits are edits of the same kind at the same place with words "
+            "matched in part of speech (in context), frequency and length; the onset is the first layer where the "
+            "edit deflects the target more than its controls, with the error controlled across all layers "
+            "(rank p-values, max-statistic correction; none when no layer is significant). "
             "'Toward' is the fraction of the way the edit moved the target toward the other sense's prototype "
             "(mean state over bundled contexts of that sense). Patching writes the clean activation at one "
             "(layer, position) into the edited run and measures how much of the final deflection it restores."
@@ -365,28 +354,9 @@ def deflection_section(
 # Output: results.json and a self-contained report.html
 
 
-def _jsonable(x: Any) -> Any:
-    """Plain JSON values: tensors/numpy to lists or floats, NaN to null, ±inf to "inf"/"-inf"."""
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, torch.Tensor):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float):
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-    return x
+#: Plain JSON values (tensors/numpy to lists or floats, NaN to null, ±inf to "inf"/"-inf"): the one
+#: converter of :mod:`tlgeom._result`.
+_jsonable = jsonable
 
 
 def environment(model: Any = None, model_name: str | None = None) -> dict:
@@ -422,7 +392,8 @@ def environment(model: Any = None, model_name: str | None = None) -> dict:
 
 
 def write_json(sections: list[Section], meta: dict, path: Any) -> Path:
-    """``results.json``: meta plus, per section, its headline results, files and time."""
+    """``results.json``: meta plus, per section, its headline results, files and time (strict JSON:
+    no NaN or infinity)."""
     path = Path(path)
     doc = {
         "meta": meta,
@@ -434,11 +405,12 @@ def write_json(sections: list[Section], meta: dict, path: Any) -> Path:
                 "seconds": round(s.seconds, 3),
                 "figures": [p.name for p in s.figures],
                 "tables": [p.name for p in s.tables],
+                "files": [p.name for p in s.files],
             }
             for s in sections
         },
     }
-    path.write_text(json.dumps(_jsonable(doc), indent=2, ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps(jsonable(doc), indent=2, ensure_ascii=False, allow_nan=False), encoding="utf-8")
     return path
 
 
@@ -510,7 +482,7 @@ def write_html(
         parts.append(f"<p><b>What it means.</b> {esc(s.meaning)}</p>")
         parts.append(f'<p class="against"><b>What would count as evidence against the paper.</b> {esc(s.against)}</p>')
         if s.tables:
-            links = ", ".join(f'<a href="{esc(p.name)}">{esc(p.name)}</a>' for p in s.tables)
+            links = ", ".join(f'<a href="{esc(p.name)}">{esc(p.name)}</a>' for p in s.tables + s.files)
             parts.append(f'<p class="meta">data: {links} · {s.seconds:.1f} s</p>')
         parts.append("</section>")
     parts.append("</body></html>")
