@@ -19,7 +19,6 @@ from tlgeom.experiments.eclipse import (
     _sign_flip_pvalue,
     align_tokens,
     control_edits,
-    control_words,
     deflection,
     deflection_measures,
     find_word,
@@ -63,7 +62,7 @@ def test_rotated_trajectory_closed_form(theta, n, d, seed):
     torch.testing.assert_close(m["relative_distance"], m["distance"] / c.norm(dim=-1), **F64)
 
 
-def test_identical_and_scaled():
+def test_identical_and_scaled(unchecked):
     c = torch.randn(2, 5, 8, dtype=torch.float64)  # leading dims are fine
     m = deflection_measures(c, c.clone())
     for k, v in m.items():
@@ -71,7 +70,7 @@ def test_identical_and_scaled():
     m = deflection_measures(c, 3 * c)  # same direction, 3× longer: angle 0, distance 2‖c‖
     torch.testing.assert_close(m["angle"], torch.zeros(2, 5, dtype=torch.float64), rtol=0, atol=1e-7)
     torch.testing.assert_close(m["distance"], 2 * c.norm(dim=-1), **F64)
-    with pytest.raises(TlgeomError, match="edited"):
+    with unchecked(), pytest.raises(TlgeomError, match="edited"):
         deflection_measures(c, c[..., :3, :])
 
 
@@ -150,6 +149,7 @@ def test_target_errors_name_the_text():
         (dict(clean="x y", edited="x y", target=(2, 3), edited_span=(0, 99)), "edited_span"),
     ],
 )
+@pytest.mark.unchecked  # mistyped fields on purpose: tlgeom's own TlgeomError is the subject
 def test_context_edit_validation(kwargs, arg):
     with pytest.raises(TlgeomError, match=arg):
         ContextEdit(**kwargs)
@@ -177,8 +177,8 @@ def test_multi_token_target_last_subtoken_by_default(tiny_gpt2):
     assert len(r.clean_target_positions) == 2
     assert r.clean_str_tokens[r.clean_pos] == "red"
     assert r.clean_str_tokens[e.resolve(tiny_gpt2, "first").clean_pos] == "big"
-    d_last = deflection(tiny_gpt2, e)
-    d_first = deflection(tiny_gpt2, e, subtoken="first")
+    d_last = deflection(tiny_gpt2, e, controls=0)
+    d_first = deflection(tiny_gpt2, e, subtoken="first", controls=0)
     assert d_last.target_token == "red" and d_first.target_token == "big"
     with pytest.raises(TlgeomError, match="subtoken"):
         deflection(tiny_gpt2, e, subtoken="mean")
@@ -197,7 +197,8 @@ def test_identical_texts_give_exact_zero(tiny_any):
 
 
 def test_states_are_record_trajectories(tiny_any):
-    d = deflection(tiny_any, "the cat sat on the mat .", "the big dog sat on the mat .", "sat")
+    # no controls: they would share a batch with the edited text (float32 batching differs by ~1e-7)
+    d = deflection(tiny_any, "the cat sat on the mat .", "the big dog sat on the mat .", "sat", controls=0)
     tc = tlgeom.record_trajectories(tiny_any, "the cat sat on the mat .")
     te = tlgeom.record_trajectories(tiny_any, "the big dog sat on the mat .")
     torch.testing.assert_close(d.clean_states, tc.states[0, d.clean_pos].double(), rtol=0, atol=0)
@@ -221,56 +222,179 @@ def test_encoder_sees_edits_after_the_target(tiny_bert):
     assert float(d.relative_distance[1:].min()) > 1e-4
 
 
+AFTER_WORDS = "rug bed box floor chair table road hill sand wall roof door grass porch shelf sofa step stool tree"
+CAUSAL = ("the cat sat on the mat .", "the dog sat on the mat .", "sat")
+
+
 def test_controls_band_onset_and_prototypes(tiny_gpt2):
     m = tiny_gpt2
-    # an identical "control" has zero deflection: the band is 0 and the onset is the first point > 0
+    # 19 identical "controls" have zero deflection: the band is 0 and the onset is the first point > 0
     d = deflection(
-        m, "the cat sat on the mat .", "the dog sat on the mat .", "mat", controls=["the cat sat on the mat ."]
+        m, "the cat sat on the mat .", "the dog sat on the mat .", "mat", controls=["the cat sat on the mat ."] * 19
     )
-    assert torch.equal(d.band()[1], torch.zeros(d.n_points, dtype=torch.float64))
+    assert torch.equal(d.band()[1], torch.zeros(d.n_points, dtype=torch.float64))  # batched with the clean run
     assert d.onset == int((d.distance > 0).nonzero()[0]) == 1  # the embedding of 'mat' is unchanged
     assert d.onset_label == "L0"
     # prototypes equal to the two runs' own states: the edit moves the whole way, straight toward them
     d2 = deflection(
-        m, "the cat sat on the mat .", "the dog sat on the mat .", "mat", prototypes=(d.clean_states, d.edited_states)
+        m,
+        "the cat sat on the mat .",
+        "the dog sat on the mat .",
+        "mat",
+        prototypes=(d.clean_states, d.edited_states),
+        controls=0,
     )
     torch.testing.assert_close(d2.toward[1:], torch.ones(d.n_points - 1, dtype=torch.float64), **F64)
     torch.testing.assert_close(d2.toward_cosine[1:], torch.ones(d.n_points - 1, dtype=torch.float64), rtol=0, atol=1e-7)
     assert math.isnan(float(d2.toward[0]))  # identical embeddings: no prototype difference
-    # text prototypes = the mean of sense_prototypes over the contexts
+    assert d2.onset is None and "no onset test" in d2.summary()
+    # text prototypes = the mean of sense_prototypes over the contexts; 19 matched controls by default
     d3 = deflection(
         m,
         "the cat sat on the mat .",
         "the dog sat on the mat .",
         "mat",
         prototypes=(["a cat on the mat", "the old cat sat on the mat"], ["a dog on the mat"]),
-        controls=3,
     )
-    assert d3.toward.shape == (d.n_points,) and d3.control_toward.shape == (3, d.n_points)
+    assert d3.toward.shape == (d.n_points,) and d3.control_toward.shape == (19, d.n_points)
     f = d3.to_frame()
-    assert len(f) == d.n_points and {"distance", "angle_deg", "control_distance_hi", "toward"} <= set(f.columns)
+    assert len(f) == d.n_points and {
+        "distance",
+        "angle_deg",
+        "control_distance_hi",
+        "toward",
+        "p",
+        "p_adjusted",
+    } <= set(f.columns)
+    assert (f.p_adjusted >= f.p).all() and f.p.between(1 / 20, 1).all()
 
 
-def test_control_edits_seeded_and_in_place():
-    e = minimal_pairs("homonym")[0]
-    a, b = control_edits(e, 5, seed=0), control_edits(e, 5, seed=0)
+@pytest.mark.parametrize("fixture", ["tiny_gpt2", "tiny_llama"])
+def test_placebo_controls_give_an_onset(fixture, request):
+    """Controls that change only words AFTER the target cannot reach it in a causal model (deflection
+    ~0): the edit must then be significant after correction, from the first block output on."""
+    m = request.getfixturevalue(fixture)
+    placebo = [f"the cat sat on the {w} ." for w in AFTER_WORDS.split()]
+    assert len(placebo) == 19
+    d = deflection(m, *CAUSAL, controls=placebo)
+    assert float(d.control_relative_distance.max()) < 1e-5  # causal: the controls do not reach 'sat'
+    p, padj = d.pvalues()
+    assert p[0] == 1.0 and padj[0] == 1.0  # the embedding: every deflection is 0, ties count against the edit
+    np.testing.assert_allclose(p[1:], 1 / 20)  # the edit beats all 19 controls at every block output
+    assert float(padj[1:].max()) <= 0.05
+    assert d.onset == 1 and d.onset_label == d.point_labels[1]
+    t = d.tests()
+    want = {"null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted"}
+    assert want | {"n_texts", "reject"} <= set(t.columns) and len(t) == d.n_points
+    assert t.statistic[1] == f"distance@{d.point_labels[1]}" and t.reject.tolist() == [False] + [True] * (
+        d.n_points - 1
+    )
+    np.testing.assert_allclose(t.effect, t.observed - t.null_mean, rtol=0, atol=1e-12)
+
+
+def test_ties_count_against_the_edit(tiny_gpt2):
+    """Controls identical to the edit tie with it at every point: p = 1, no onset."""
+    d = deflection(tiny_gpt2, *CAUSAL, controls=[CAUSAL[1]] * 19)
+    p, padj = d.pvalues()
+    assert (p == 1).all() and (padj == 1).all() and d.onset is None
+    # the old rule would not fire either here; with a single control strictly below it does, uncorrected
+    assert d.uncorrected_onset_point() is None
+
+
+def test_alpha_unreachable_warns_and_bad_args(tiny_gpt2):
+    with pytest.warns(UserWarning, match=r"smallest attainable p-value is 1/4"):
+        d = deflection(tiny_gpt2, *CAUSAL, controls=[CAUSAL[0]] * 3)
+    assert d.onset is None and "WARNING" in d.summary()  # p >= 1/4 everywhere
+    assert d.uncorrected_onset_point() == 1  # the old rule calls it an onset
+    for kw, arg in [
+        (dict(seed=-1), "seed"),
+        (dict(seed=2**70), "seed"),
+        (dict(controls=-1), "controls"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(points="foo"), "points"),
+    ]:
+        with pytest.raises(TlgeomError, match=arg):
+            deflection(tiny_gpt2, *CAUSAL, **kw)
+
+
+def test_deflection_follows_the_result_protocol(tiny_gpt2, tmp_path):
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tlgeom._result import Result
+
+    d = deflection(tiny_gpt2, *CAUSAL)  # 19 matched controls by default
+    assert isinstance(d, Result) and d.n_controls == 19 and len(d.control_info) == 19
+    paths = d.save(tmp_path)
+    doc = json.loads(paths["json"].read_text())
+    assert doc["headline"]["n_controls"] == 19 and doc["headline"]["onset"] == d.onset_label
+    assert doc["headline"]["controls_pos_match"] == 1.0  # every control has the edit's POS in context
+    assert doc["headline"]["controls_max_dzipf"] <= 0.5 and doc["headline"]["controls_max_dlen"] <= 2
+    cf = d.controls_frame()
+    assert len(cf) == 19 and cf.pos_match.all() and (cf.slot_pos == "NOUN").all()
+    assert str(d) == d.summary() and "onset" in d.summary()
+
+
+def test_report_and_api_agree_on_bundled_pair_0(tiny_gpt2, tmp_path):
+    """The report's bundled pair 0 and the API on the same texts get the same controls and onset."""
+    from tlgeom.report import bundled_pair, deflection_section
+
+    pair = bundled_pair(0)
+    api = deflection(tiny_gpt2, pair.clean, pair.edited, pair.target, controls=19, seed=0)
+    sec = deflection_section(tiny_gpt2, pair, tmp_path, controls=19, seed=0, patch=False, progress=False)
+    assert sec.results["onset"] == api.onset_label and sec.results["n_controls"] == 19
+    again = deflection(tiny_gpt2, pair, seed=0)
+    assert again.control_texts == api.control_texts and again.onset == api.onset
+    assert deflection(tiny_gpt2, pair, seed=1).control_texts != api.control_texts
+
+
+def test_control_edits_seeded_matched_and_of_the_edits_kind():
+    from tlgeom.experiments.controls import WIDENING, pos_in_context, zipf
+
+    e = minimal_pairs("homonym")[0]  # river -> savings before 'bank'
+    a, b = control_edits(e, 19, seed=0), control_edits(e, 19, seed=0)
     assert [x.edited for x in a] == [x.edited for x in b]
-    assert [x.edited for x in a] != [x.edited for x in control_edits(e, 5, seed=1)]
-    (cs, ce), _, _ = e.changed_region()
-    pool = {w["word"]: w for w in control_words()}
+    assert [x.edited for x in a] != [x.edited for x in control_edits(e, 19, seed=1)]
+    (cs, ce), (es, ee), _ = e.changed_region()
     words = [x.info["words"][0] for x in a]
-    assert len(set(words)) == 5  # distinct while the pool lasts
+    assert len(set(words)) == 19  # distinct
+    slot = e.edited[es:ee]
     for x, w in zip(a, words):
         assert x.edited == e.clean[:cs] + w + e.clean[ce:]
-        assert pool[w]["pos"] == e.info["slot"]["pos"]
+        assert x.info["pos_match"] and x.info["widened"] is None
+        assert abs(zipf(w) - zipf(slot)) <= WIDENING[0][0] and abs(len(w) - len(slot)) <= WIDENING[0][1]
+        # the recorded POS is what spaCy gives the control word in its own sentence
+        assert pos_in_context(x.edited, (cs, cs + len(w))) == pos_in_context(e.edited, (es, ee)) == "NOUN"
+    # an insertion's controls insert, keeping the edit's function words
     ins = ContextEdit("we saw the cat", "we saw the big red cat", "cat")
     for x in control_edits(ins, 3):
         assert x.edited.startswith("we saw the ") and x.edited.endswith(" cat")
         assert len(x.edited.split()) == 6  # two words inserted, like the edit
+        assert x.info["slot_pos"] == ["ADJ", "ADJ"] and x.info["pos"] == ["ADJ", "ADJ"]
+    # a deletion's controls delete a comparable word before the target
+    dele = ContextEdit(
+        "the old man and the young boy met the tall dog", "the old man and the boy met the tall dog", "dog"
+    )
+    with pytest.warns(UserWarning, match="widened to"):  # too few words within 0.5 Zipf: widened, and said so
+        dcs = control_edits(dele, 2)
+    for x in dcs:
+        assert x.info["widened"] is not None and x.info["dzipf"] <= x.info["widened"]["max_dzipf"]
+        assert len(x.edited.split()) == len(dele.edited.split()) and x.edited != dele.edited
+        assert x.info["words"][0] in ("old", "tall") and x.info["pos"] == ["ADJ"]
+    with pytest.raises(TlgeomError, match=r"only \d+ other word|ask for at most 2"):
+        control_edits(dele, 3)
     with pytest.raises(TlgeomError, match="changes the target itself"):
         control_edits(ContextEdit("the cat sat", "the dog sat", (4, 7), edited_span=(4, 7)), 2)
     with pytest.raises(TlgeomError, match="no word differs"):
         control_edits(ContextEdit("the cat", "the cat", "cat"), 2)
+
+
+def test_controls_refuse_rather_than_drop_a_criterion():
+    e = ContextEdit("a cat sat on the mat", "the cat sat on the mat", "mat")  # a determiner: few of them
+    with pytest.raises(TlgeomError, match=r"controls=19: only \d+ control\(s\) match the edit's part of speech"):
+        control_edits(e, 19)
 
 
 def test_plot_and_bad_args(tiny_gpt2):
@@ -279,9 +403,10 @@ def test_plot_and_bad_args(tiny_gpt2):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d = deflection(tiny_gpt2, "the cat sat on the mat .", "the dog sat on the mat .", "mat", controls=3)
-    ax = d.plot()
-    assert len(ax.lines) >= 1 and ax.get_title()
+    d = deflection(tiny_gpt2, *CAUSAL, controls=[f"the cat sat on the {w} ." for w in AFTER_WORDS.split()])
+    fig = d.plot()
+    ax = fig.axes[0]
+    assert len(ax.lines) >= 2 and ax.get_title() and any("onset" in t.get_text() for t in ax.get_legend().get_texts())
     d.plot(measure="angle")
     plt.close("all")
     with pytest.raises(TlgeomError, match="measure"):
@@ -290,12 +415,10 @@ def test_plot_and_bad_args(tiny_gpt2):
         deflection(object(), "a", "b", "a")
     with pytest.raises(TlgeomError, match="target"):
         deflection(tiny_gpt2, "the cat", "the dog")
-    with pytest.raises(TlgeomError, match="controls"):
-        deflection(tiny_gpt2, "the cat sat", "the dog sat", "sat", controls=-1)
     with pytest.raises(TlgeomError, match="band_quantile"):
         deflection(tiny_gpt2, "the cat sat", "the dog sat", "sat", band_quantile=0)
     with pytest.raises(TlgeomError, match="prototypes"):
-        deflection(tiny_gpt2, "the cat sat", "the dog sat", "sat", prototypes=torch.zeros(3, 64))
+        deflection(tiny_gpt2, "the cat sat", "the dog sat", "sat", prototypes=torch.zeros(3, 64), controls=0)
 
 
 # ---------------------------------------------------------------- bundled data
@@ -319,7 +442,8 @@ def test_bundled_minimal_pairs():
         if p.kind == "mass":
             assert cs == ce, p.name  # an insertion
         if p.kind == "homonym":
-            assert len(control_edits(p, 8)) == 8
+            cs = control_edits(p, 19)  # 19 matched controls for every bundled homonym pair
+            assert len(cs) == 19 and all(c.info["pos_match"] for c in cs), p.name
             for sense in (p.info["clean_sense"], p.info["edited_sense"]):
                 for text in senses[p.target][sense]:
                     assert len(find_word(text, p.target)) == 1, (p.target, text)
@@ -347,5 +471,19 @@ def test_meaning_vs_control_computation(tiny_gpt2):
     assert 0 < r.p_permutation <= 1 and np.isnan(r.p_toward_wilcoxon)  # no senses for these pairs
     assert r.meaning_curve.shape == (tiny_gpt2.cfg.n_layers + 1,)
     assert re.match(r"tiny: meaning edits (deflect|do NOT)", r.verdict())
+    # no sense contexts: the toward test was NOT run, and says so (never a negative verdict)
+    assert not r.toward_run and "not run: no sense contexts for mat" in r.verdict()
+    assert "do NOT move" not in r.verdict() and "nan" not in r.verdict()
+    t = r.tests()
+    toward = t[t.statistic == "toward other sense"].iloc[0]
+    assert np.isnan(toward.p) and not toward.reject and toward.note.startswith("not run")
+    # onsets across pairs: one row per point, max-T adjusted p >= per-point p, CI brackets the effect
+    lay = t[t.statistic.str.startswith("angle@")]
+    assert len(lay) == tiny_gpt2.cfg.n_layers + 1 and (lay.p_adjusted >= lay.p - 1e-12).all()
+    assert (lay.n_texts == 5).all() and ((lay.ci_low <= lay.effect + 1e-9) & (lay.effect <= lay.ci_high + 1e-9)).all()
+    assert r.layers.p.iloc[0] == 1.0  # the embedding: every unit ties at 0
+    assert r.onset is None or r.layers.p_adjusted.iloc[r.onset] <= 0.05
+    h = r.headline()
+    assert h["toward_test_run"] is False and h["n_controls"] == 3
     with pytest.raises(TlgeomError, match="measure"):
         meaning_vs_control(tiny_gpt2, pairs, measure="speed")

@@ -10,9 +10,12 @@ A :class:`ContextEdit` is a clean text, an edited text and a *target* word prese
   trajectories move in layer step l);
 * ``cumulative_bending_i = Σ_{l<i} step_deflection_l`` (radians; 0 at the embedding; an
   undefined step angle, from a zero-length step, counts 0);
-* the **onset**: the first point whose deflection exceeds the spread of *control edits*
-  (random replacement words of the same part of speech and similar length and frequency at
-  the same place, seeded): ``measure_i > quantile_q(control measures at i)`` (q = 1: the max);
+* the **onset**: the first point at which the edit deflects the target more than its *control
+  edits* (19 by default: seeded edits of the same kind at the same place, matched in part of
+  speech in context, frequency and length, :mod:`tlgeom.experiments.controls`), with the error
+  controlled across all points: per-point rank p-value ``p_i = (1 + #{controls ≥ edit}) / (1 + n)``
+  adjusted by the single-step max-statistic method over the exchangeable edit and controls
+  (:mod:`tlgeom.stats.onset`); the onset is the first point with ``p_adjusted ≤ alpha`` (None if none);
 * **meaning consistency**, given sense prototypes ``P_from`` (mean target state over contexts of
   the clean sense) and ``P_to`` (the edited sense): ``toward_i = ⟨e_i − c_i, u_i⟩ / ‖u_i‖²``
   with ``u_i = P_to,i − P_from,i`` (the fraction of the way to the other sense; 1 = moved by
@@ -37,7 +40,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import zlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -47,10 +50,13 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 
+from tlgeom._args import check_alpha, check_choice, check_int, check_points, check_seed
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._result import Result, new_axes
 from tlgeom.geometry.curvature import angle_between, steps
 from tlgeom.models import _compat
 from tlgeom.models.trajectory import record_trajectories
+from tlgeom.stats.onset import corrected_onset, maxstat_adjusted, paired_onset_test, uncorrected_onset
 
 SUBTOKENS = ("last", "first")
 MEASURES = ("distance", "relative_distance", "angle")
@@ -430,86 +436,34 @@ def control_words() -> list[dict]:
 
 
 def control_edits(
-    edit: ContextEdit, n: int = 8, seed: int = 0, pool: Sequence[dict] | None = None
+    edit: ContextEdit, n: int = 19, seed: int = 0, pool: Sequence[str] | Sequence[dict] | None = None
 ) -> list[ContextEdit]:
-    """Seeded control edits: the clean text with its edited stretch replaced by random words.
+    """Seeded control edits matched to ``edit``: :func:`tlgeom.experiments.controls.matched_controls`.
 
-    The stretch is :meth:`ContextEdit.changed_region` (an insertion point for insertions). It is
-    replaced by as many random pool words as the edit put there (at least one), each drawn
-    without replacement (across all the controls, while the pool lasts) from the words with the slot's part of speech (``edit.info["slot"]["pos"]``
-    when known), at most 2 characters longer or shorter than the replaced word and within
-    0.75 Zipf of its frequency (``edit.info["slot"]["zipf"]``); the length and then the frequency
-    criterion are dropped when fewer than ``n`` words satisfy them. Pool words equal to the
-    target or to a word of either text are excluded. The generator is seeded by ``seed`` and
-    the clean text, so controls are reproducible and differ between pairs.
+    Each control is an edit of the same kind at the same place (substitutions and insertions:
+    the edit's open-class words replaced by words of the same part of speech *in context*
+    (spaCy), within 0.5 Zipf (wordfreq) and 2 characters; deletions: another word before the
+    target deleted), seeded by ``seed`` and the two texts only. Each control's ``info`` records
+    how well it matched (``pos_match``, ``zipf``, ``dzipf``, ``dlen``, ``widened``).
+
+    Args:
+        edit: the edit.
+        n: number of controls (default 19: the fewest for which a rank p-value can reach 0.05).
+        seed: an int in [0, 2**63).
+        pool: candidate words (strings, or dicts with ``"word"`` like :func:`control_words`);
+            default the 30 000 most frequent English words (wordfreq).
 
     Raises:
-        TlgeomError: the edit changes the target itself, or the texts do not differ.
+        TlgeomError: the edit changes the target itself, the texts do not differ, fewer than ``n``
+            candidates match (naming how many), or the ``language`` extra is missing.
     """
-    if not isinstance(n, int) or n < 1:
-        raise bad_arg("n", n, "an int >= 1 (number of control edits)")
-    if not isinstance(seed, int):
-        raise bad_arg("seed", seed, "an int")
-    (cs, ce), _, k = edit.changed_region()
-    tspan = edit.target_span("clean")
-    if tspan is not None and cs < tspan[1] and tspan[0] < ce:
-        raise TlgeomError(
-            f"edit={edit.name or _short(edit.clean)!r}: the edit changes the target itself "
-            f"(clean characters [{cs}, {ce}) overlap the target); controls replace context words only"
-        )
-    k = max(k, 1)
-    pool = list(pool if pool is not None else control_words())
-    slot = edit.info.get("slot", {}) if isinstance(edit.info, dict) else {}
-    replaced = edit.clean[cs:ce]
-    seen = {w.lower() for w in re.findall(r"\w+", edit.clean + " " + edit.edited)}
-    tword = edit.target.lower() if isinstance(edit.target, str) else edit.clean[tspan[0] : tspan[1]].lower()
-    cands = [
-        w
-        for w in pool
-        if w["word"].lower() not in seen
-        and w["word"].lower() != tword
-        and (slot.get("pos") is None or w["pos"] == slot["pos"])
-    ]
-    L = len(replaced) / max(len(replaced.split()), 1) if replaced else None
-    filters = []
-    if L is not None:
-        filters.append(lambda w: abs(len(w["word"]) - L) <= 2)
-    if slot.get("zipf") is not None:
-        filters.append(lambda w: abs(w["zipf"] - slot["zipf"]) <= 0.75)
-    while filters and sum(all(f(w) for f in filters) for w in cands) < n * k:
-        filters.pop(0 if len(filters) == 2 and L is not None else -1)  # drop length first, then frequency
-    cands = [w["word"] for w in cands if all(f(w) for f in filters)]
-    if not cands:
-        raise TlgeomError(f"pool: no control word has part of speech {slot.get('pos')!r}")
-    rng = np.random.default_rng([seed, zlib.crc32(edit.clean.encode())])
-    # distinct words across all controls while the pool lasts (a fresh permutation when it runs out)
-    order = [str(w) for _ in range(-(-n * k // len(cands))) for w in rng.permutation(cands)]
-    out = []
-    for i in range(n):
-        words = order[i * k : (i + 1) * k]
-        if replaced[:1].isupper():
-            words[0] = words[0][:1].upper() + words[0][1:]
-        new = " ".join(words)
-        if cs == ce:  # insertion: put the words (and a space) at the insertion point
-            text = (edit.clean[:cs] + new + " " + edit.clean[cs:]) if cs < len(edit.clean) else (edit.clean + " " + new)
-        else:
-            text = edit.clean[:cs] + new + edit.clean[ce:]
-        shift = len(text) - len(edit.clean)
-        out.append(
-            ContextEdit(
-                edit.clean,
-                text,
-                edit.target,
-                occurrence=edit.occurrence,
-                edited_span=None
-                if isinstance(edit.target, str) or tspan[0] < cs
-                else (tspan[0] + shift, tspan[1] + shift),
-                name=f"{edit.name}#control{i}",
-                kind="control",
-                info={"words": words},
-            )
-        )
-    return out
+    from tlgeom.experiments.controls import matched_controls
+
+    if pool is not None:
+        if isinstance(pool, str) or not all(isinstance(w, (str, dict)) for w in pool):
+            raise bad_arg("pool", pool, "None or a list of words (str) or of dicts with a 'word'")
+        pool = [w if isinstance(w, str) else str(w["word"]) for w in pool]
+    return matched_controls(edit, n=n, seed=seed, pool=pool)
 
 
 def _target_states(
@@ -548,7 +502,7 @@ def sense_prototypes(
 
 
 @dataclass
-class Deflection:
+class Deflection(Result):
     """The target's deflection under one context edit, per trajectory point.
 
     Attributes:
@@ -561,10 +515,18 @@ class Deflection:
         clean_pos, edited_pos: the target's token position in each text.
         clean_str_tokens, edited_str_tokens: the tokens of each text.
         control_texts: the control edits' texts (empty without controls).
+        control_info: one dict per control: how it matched the edit (``words``, ``pos_match``,
+            ``zipf``, ``dzipf``, ``dlen``, ``widened``; empty for user-given control texts).
         control_distance, control_angle, control_relative_distance: ``[n_controls, point]`` or None.
-        band_quantile: the control quantile that bounds the band (1.0 = the control maximum).
+        band_quantile: the control quantile that bounds the plotted band (1.0 = the control maximum).
+        alpha: level of the onset test.
         toward, toward_cosine: ``[point]`` meaning consistency (see module docs) or None.
         control_toward: ``[n_controls, point]`` or None.
+
+    The **onset** is error-controlled (:mod:`tlgeom.stats.onset`): per point the rank p-value
+    ``p_i = (1 + #{controls with measure ≥ the edit's}) / (1 + n_controls)`` (ties count against
+    the edit), adjusted across all points by the single-step max-statistic method over the
+    exchangeable edit and controls; the onset is the first point with ``p_adjusted ≤ alpha``.
     """
 
     edit: ContextEdit
@@ -581,17 +543,25 @@ class Deflection:
     clean_str_tokens: list[str]
     edited_str_tokens: list[str]
     control_texts: list[str] = field(default_factory=list)
+    control_info: list[dict] = field(default_factory=list)
     control_distance: torch.Tensor | None = None
     control_angle: torch.Tensor | None = None
     control_relative_distance: torch.Tensor | None = None
     band_quantile: float = 1.0
+    alpha: float = 0.05
     toward: torch.Tensor | None = None
     toward_cosine: torch.Tensor | None = None
     control_toward: torch.Tensor | None = None
 
+    result_name = "deflection"
+
     @property
     def n_points(self) -> int:
         return int(self.distance.shape[-1])
+
+    @property
+    def n_controls(self) -> int:
+        return len(self.control_texts)
 
     @property
     def target_token(self) -> str:
@@ -609,17 +579,34 @@ class Deflection:
             return None
         return c.min(0).values, torch.quantile(c, self.band_quantile, dim=0)
 
-    def onset_point(self, measure: str = "distance") -> int | None:
-        """First point where ``measure`` exceeds the control band's upper edge (None: never / no controls)."""
-        band = self.band(measure)
-        if band is None:
+    def pvalues(self, measure: str = "distance") -> tuple[np.ndarray, np.ndarray] | None:
+        """``(p, p_adjusted)`` per point (:func:`tlgeom.stats.onset.maxstat_adjusted`), None without controls.
+
+        NaN measures (e.g. a relative distance of a zero state) count as 0.
+        """
+        c = self._controls(measure)
+        if c is None:
             return None
-        above = (getattr(self, measure) > band[1]).nonzero()
-        return int(above[0]) if len(above) else None
+        e = torch.nan_to_num(getattr(self, measure), nan=0.0).numpy()
+        return maxstat_adjusted(e, torch.nan_to_num(c, nan=0.0).numpy())
+
+    def onset_point(self, measure: str = "distance", alpha: float | None = None) -> int | None:
+        """First point whose corrected p-value is ≤ ``alpha`` (default ``self.alpha``); None: never / no controls."""
+        pv = self.pvalues(measure)
+        if pv is None:
+            return None
+        return corrected_onset(pv[1], self.alpha if alpha is None else alpha)
+
+    def uncorrected_onset_point(self, measure: str = "distance") -> int | None:
+        """The old rule, for comparison only: first point above every control (no error control)."""
+        c = self._controls(measure)
+        if c is None:
+            return None
+        return uncorrected_onset(getattr(self, measure).numpy(), c.numpy())
 
     @property
     def onset(self) -> int | None:
-        """:meth:`onset_point` for ``distance``."""
+        """:meth:`onset_point` for ``distance`` (error-controlled across points)."""
         return self.onset_point("distance")
 
     @property
@@ -627,8 +614,79 @@ class Deflection:
         o = self.onset
         return None if o is None else self.point_labels[o]
 
+    def controls_frame(self):
+        """One row per control edit: its text and how well it matched the edit."""
+        import pandas as pd
+
+        rows = []
+        for i, t in enumerate(self.control_texts):
+            info = self.control_info[i] if i < len(self.control_info) else {}
+            rows.append(
+                {
+                    "control": i,
+                    "text": t,
+                    "words": " ".join(info.get("words", [])) or None,
+                    "pos": " ".join(info.get("pos", [])) or None,
+                    "slot_pos": " ".join(info.get("slot_pos", [])) or None,
+                    "pos_match": info.get("pos_match"),
+                    "zipf": " ".join(f"{z:.2f}" for z in info.get("zipf", [])) or None,
+                    "dzipf": info.get("dzipf"),
+                    "dlen": info.get("dlen"),
+                    "widened": None if not info.get("widened") else json.dumps(info["widened"]),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def tests(self, measure: str = "distance", alpha: float | None = None):
+        """One row per point: the edit against its controls (rank p, max-statistic adjusted p).
+
+        Columns: ``null`` ("controls"), ``statistic`` (e.g. ``"distance@L7"``), ``space`` ("raw":
+        the residual stream as recorded), ``observed`` (the edit's measure), ``null_mean`` (the
+        controls' mean), ``effect`` (observed − null_mean), ``ci_low``/``ci_high`` (observed minus
+        the controls' ``1 − α/2`` and ``α/2`` quantiles: where the effect lies relative to the
+        control spread), ``p``, ``p_adjusted``, ``n_texts`` (1 edit), ``n_controls``, ``reject``
+        (``p_adjusted ≤ alpha``), ``note``.
+        """
+        import pandas as pd
+
+        alpha = self.alpha if alpha is None else check_alpha(alpha)
+        c = self._controls(measure)
+        y = getattr(self, measure).numpy()
+        rows = []
+        pv = self.pvalues(measure)
+        for i, label in enumerate(self.point_labels):
+            row = {
+                "null": "controls",
+                "statistic": f"{measure}@{label}",
+                "space": "raw",
+                "observed": float(y[i]),
+                "null_mean": float("nan"),
+                "effect": float("nan"),
+                "ci_low": float("nan"),
+                "ci_high": float("nan"),
+                "p": float("nan"),
+                "p_adjusted": float("nan"),
+                "n_texts": 1,
+                "n_controls": self.n_controls,
+                "reject": False,
+                "note": "not run: no control edits" if c is None else "",
+            }
+            if c is not None and pv is not None:
+                ci = c[:, i].numpy()
+                row.update(
+                    null_mean=float(ci.mean()),
+                    effect=float(y[i] - ci.mean()),
+                    ci_low=float(y[i] - np.quantile(ci, 1 - alpha / 2)),
+                    ci_high=float(y[i] - np.quantile(ci, alpha / 2)),
+                    p=float(pv[0][i]),
+                    p_adjusted=float(pv[1][i]),
+                    reject=bool(pv[1][i] <= alpha),
+                )
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     def to_frame(self):
-        """One row per trajectory point: deflection measures, control band, meaning consistency."""
+        """One row per trajectory point: deflection measures, control band, p / p_adjusted, meaning consistency."""
         import pandas as pd
 
         nan = torch.full((1,), float("nan"), dtype=torch.float64)
@@ -643,13 +701,17 @@ class Deflection:
         }
         band = self.band("distance")
         if band is not None:
+            p, padj = self.pvalues("distance")  # type: ignore[misc]
             cols["control_distance_min"] = band[0].numpy()
             cols["control_distance_hi"] = band[1].numpy()
-            cols["control_distance_mean"] = self.control_distance.mean(0).numpy()
+            cols["control_distance_mean"] = self.control_distance.mean(0).numpy()  # type: ignore[union-attr]
             cols["exceeds_controls"] = (self.distance > band[1]).numpy()
+            cols["p"] = p
+            cols["p_adjusted"] = padj
+            cols["significant"] = padj <= self.alpha
         if self.toward is not None:
             cols["toward"] = self.toward.numpy()
-            cols["toward_cosine"] = self.toward_cosine.numpy()
+            cols["toward_cosine"] = self.toward_cosine.numpy()  # type: ignore[union-attr]
             if self.control_toward is not None:
                 cols["control_toward_mean"] = self.control_toward.mean(0).numpy()
         frame = pd.DataFrame(cols)
@@ -657,15 +719,84 @@ class Deflection:
         frame.insert(1, "target", self.target_token)
         return frame
 
-    def plot(self, measure: str = "distance", ax=None):
-        """Deflection vs layer with the control band (min to the ``band_quantile``) and the onset."""
-        import matplotlib.pyplot as plt
+    def headline(self) -> dict[str, Any]:
+        """JSON-ready numbers: final-layer deflection, the corrected onset and how the controls matched."""
+        last = self.n_points - 1
+        out: dict[str, Any] = {
+            "clean": self.edit.clean,
+            "edited": self.edit.edited,
+            "target": self.target_token,
+            "final_distance": float(self.distance[last]),
+            "final_relative_distance": float(self.relative_distance[last]),
+            "final_angle_deg": float(self.angle[last].rad2deg()),
+            "max_relative_distance": float(self.relative_distance.max()),
+            "n_controls": self.n_controls,
+            "alpha": self.alpha,
+            "onset": self.onset_label,
+            "onset_index": self.onset,
+        }
+        pv = self.pvalues("distance")
+        if pv is not None:
+            out["min_p_adjusted"] = float(pv[1].min())
+            out["min_attainable_p"] = 1.0 / (self.n_controls + 1)
+            uo = self.uncorrected_onset_point("distance")
+            out["uncorrected_onset"] = None if uo is None else self.point_labels[uo]
+            cd = self.control_distance[:, last]  # type: ignore[index]
+            out["control_final_distance_mean"] = float(cd.mean())
+            out["control_final_distance_max"] = float(cd.max())
+        if self.control_info:
+            out["controls_pos_match"] = float(np.mean([bool(i.get("pos_match")) for i in self.control_info]))
+            out["controls_max_dzipf"] = float(max(i.get("dzipf", float("nan")) for i in self.control_info))
+            out["controls_max_dlen"] = int(max(i.get("dlen", 0) for i in self.control_info))
+            out["controls_widened"] = next((i["widened"] for i in self.control_info if i.get("widened")), None)
+        if self.toward is not None:
+            out["toward_final"] = float(self.toward[last])
+            if self.control_toward is not None:
+                out["control_toward_final_mean"] = float(self.control_toward[:, last].mean())
+        return out
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5))
-        y = getattr(self, measure) if measure in MEASURES else None
-        if y is None:
+    def summary(self) -> str:
+        """Numbers first: the edit, the final deflection, the corrected onset, the controls' match."""
+        h = self.headline()
+        lines = [
+            f"edit: {self.edit.clean!r} → {self.edit.edited!r}; target {self.target_token!r} "
+            f"(pos {self.clean_pos} → {self.edited_pos})",
+            f"final layer: distance {h['final_distance']:.3g} ({h['final_relative_distance']:.3f} of ‖clean‖), "
+            f"angle {h['final_angle_deg']:.1f}°",
+        ]
+        if self.n_controls == 0:
+            lines.append("no control edits: no onset test was run")
+        else:
+            lines.append(
+                f"onset (first point where the edit deflects more than its {self.n_controls} controls, rank p "
+                f"max-statistic corrected across {self.n_points} points, α={self.alpha}): "
+                f"{h['onset'] or 'none'} (smallest adjusted p {h['min_p_adjusted']:.3g}; uncorrected rule: "
+                f"{h['uncorrected_onset'] or 'none'})"
+            )
+            if h["min_attainable_p"] > self.alpha:
+                lines.append(
+                    f"WARNING: with {self.n_controls} controls no p-value can be below {h['min_attainable_p']:.3g} "
+                    f"> α={self.alpha}; use at least {math.ceil(1 / self.alpha) - 1} controls"
+                )
+            if self.control_info:
+                lines.append(
+                    f"controls matched: part of speech in context {h['controls_pos_match']:.0%}, "
+                    f"max |Δzipf| {h['controls_max_dzipf']:.2f}, max |Δlen| {h['controls_max_dlen']}"
+                    + (f", criteria widened to {h['controls_widened']}" if h["controls_widened"] else "")
+                )
+        if self.toward is not None:
+            lines.append(
+                f"toward the other sense's prototype at the last layer: {h['toward_final']:.2f}"
+                + (f" (controls {h['control_toward_final_mean']:.2f})" if "control_toward_final_mean" in h else "")
+            )
+        return "\n".join(lines)
+
+    def plot(self, ax: Any = None, measure: str = "distance") -> Any:
+        """Deflection vs layer with the control band (min to the ``band_quantile``) and the corrected onset."""
+        if measure not in MEASURES:
             raise bad_arg("measure", measure, f"one of {MEASURES}")
+        fig, ax = new_axes(ax, figsize=(7.0, 3.5))
+        y = getattr(self, measure)
         scale = (180 / math.pi) if measure == "angle" else 1.0
         x = np.arange(self.n_points)
         ax.plot(x, y.numpy() * scale, "o-", ms=3, color="C3", label=f"edit ({self.edit.name or 'edited'})")
@@ -677,17 +808,19 @@ class Deflection:
                 band[1].numpy() * scale,
                 color="0.6",
                 alpha=0.4,
-                label=f"{self.control_distance.shape[0]} control edits",
+                label=f"{self.n_controls} control edits",
             )
             o = self.onset_point(measure)
             if o is not None:
-                ax.axvline(o, color="C3", ls=":", lw=1, label=f"onset {self.point_labels[o]}")
+                ax.axvline(
+                    o, color="C3", ls=":", lw=1, label=f"onset {self.point_labels[o]} (corrected, α={self.alpha})"
+                )
         ax.set_xticks(x)
         ax.set_xticklabels(self.point_labels, rotation=90, fontsize=6)
         ax.set_ylabel({"distance": "‖e − c‖", "relative_distance": "‖e − c‖ / ‖c‖", "angle": "∠(c, e) [deg]"}[measure])
         ax.set_title(f"deflection of {self.target_token!r}")
         ax.legend(fontsize=7)
-        return ax
+        return fig
 
 
 def _prototype_pair(model, prototypes, target, points, subtoken, n_points, d_model):
@@ -722,8 +855,9 @@ def deflection(
     occurrence: int | tuple[int, int] | None = None,
     subtoken: str = "last",
     points: str = "resid",
-    controls: int | Sequence[str] = 0,
+    controls: int | Sequence[str] = 19,
     seed: int = 0,
+    alpha: float = 0.05,
     band_quantile: float = 1.0,
     prototypes: Any = None,
 ) -> Deflection:
@@ -737,18 +871,24 @@ def deflection(
         occurrence: which match of the word when a text contains it several times.
         subtoken: ``"last"`` (default) or ``"first"`` sub-token of a multi-token target.
         points: ``"resid"`` or ``"sublayer"`` trajectory points.
-        controls: number of seeded random control edits (:func:`control_edits`), or a list of
-            control texts (each containing the target); 0 for none.
-        seed: seed of the control edits.
-        band_quantile: upper edge of the control band (quantile over controls; 1.0 = maximum).
+        controls: number of seeded matched control edits (:func:`control_edits`; default 19, the
+            fewest for which a rank p-value can reach 0.05), or a list of control texts (each
+            containing the target); 0 for none (no onset test; also when the texts are identical).
+        seed: seed of the control edits, an int in [0, 2**63).
+        alpha: level of the onset test (family-wise over all points).
+        band_quantile: upper edge of the plotted control band (quantile over controls; 1.0 = maximum).
         prototypes: None, or ``(from, to)``: contexts (lists of texts containing the target) of the
             clean sense and of the edited sense, or their prototype tensors ``[point, d_model]``.
 
     Returns:
-        A :class:`Deflection`. Identical texts give exactly 0 everywhere.
+        A :class:`Deflection` whose ``onset`` is the first point significant after correction.
+        Identical texts give exactly 0 everywhere.
 
     Raises:
         TlgeomError: target absent or ambiguous in either text (naming which), bad arguments.
+
+    Warns:
+        UserWarning: when ``1 / (n_controls + 1) > alpha`` (no point can be significant).
     """
     info = _compat.check_model(model)
     if isinstance(clean, ContextEdit):
@@ -759,9 +899,43 @@ def deflection(
         edit = ContextEdit(clean, edited, target, occurrence=occurrence)  # type: ignore[arg-type]
     if not (isinstance(band_quantile, (int, float)) and 0 < band_quantile <= 1):
         raise bad_arg("band_quantile", band_quantile, "a number in (0, 1]")
+    points = check_points(points)
+    check_choice("subtoken", subtoken, SUBTOKENS)
+    seed = check_seed(seed, allow_none=False)  # type: ignore[assignment]
+    alpha = check_alpha(alpha)
+    if isinstance(controls, (list, tuple)):
+        if not all(isinstance(t, str) for t in controls):
+            raise bad_arg("controls", controls, "an int >= 0 (number of matched control edits) or a list of texts")
+        n_controls = len(controls)
+    else:
+        n_controls = check_int("controls", controls, 0)
+    if n_controls and 1 / (n_controls + 1) > alpha:
+        warnings.warn(
+            f"controls={n_controls}: the smallest attainable p-value is 1/{n_controls + 1} = "
+            f"{1 / (n_controls + 1):.3g} > alpha={alpha}, so no onset can be significant; use at least "
+            f"{math.ceil(1 / alpha) - 1} controls",
+            stacklevel=2,
+        )
+    if isinstance(controls, int):
+        # identical texts: no edit, so no place for a control edit and nothing to test
+        cedits = control_edits(edit, controls, seed) if controls and edit.clean != edit.edited else []
+    else:
+        cedits = [
+            ContextEdit(edit.clean, t, edit.target, occurrence=edit.occurrence, name=f"control{i}", kind="control")
+            for i, t in enumerate(controls)
+        ]
     r = _resolve(model, edit, subtoken, info)
-    c = _target_states(model, [(r.clean_tokens, r.clean_pos)], points, info)[0]
-    e = _target_states(model, [(r.edited_tokens, r.edited_pos)], points, info)[0]
+    rs = [_resolve(model, ce, subtoken, info) for ce in cedits]
+    # one batched pass: texts of equal token length run together, so equal texts give bitwise equal
+    # states and a control that ties with the edit ties exactly (ties count against the edit)
+    states = _target_states(
+        model,
+        [(r.clean_tokens, r.clean_pos), (r.edited_tokens, r.edited_pos)]
+        + [(x.edited_tokens, x.edited_pos) for x in rs],
+        points,
+        info,
+    )
+    c, e = states[0], states[1]
     m = deflection_measures(c, e)
     labels = _compat.point_labels(info.n_layers, points)
     out = Deflection(
@@ -774,28 +948,15 @@ def deflection(
         clean_str_tokens=r.clean_str_tokens,
         edited_str_tokens=r.edited_str_tokens,
         band_quantile=float(band_quantile),
+        alpha=alpha,
         **m,
     )
-    if isinstance(controls, bool) or not (
-        isinstance(controls, int)
-        and controls >= 0
-        or isinstance(controls, (list, tuple))
-        and all(isinstance(t, str) for t in controls)
-    ):
-        raise bad_arg("controls", controls, "an int >= 0 (number of random control edits) or a list of control texts")
-    if isinstance(controls, int):
-        cedits = control_edits(edit, controls, seed) if controls else []
-    else:
-        cedits = [
-            ContextEdit(edit.clean, t, edit.target, occurrence=edit.occurrence, name=f"control{i}", kind="control")
-            for i, t in enumerate(controls)
-        ]
     ctrl_states = None
     if cedits:
-        rs = [_resolve(model, ce, subtoken, info) for ce in cedits]
-        ctrl_states = _target_states(model, [(x.edited_tokens, x.edited_pos) for x in rs], points, info)
+        ctrl_states = states[2:]
         cm = deflection_measures(c.expand_as(ctrl_states), ctrl_states)
         out.control_texts = [ce.edited for ce in cedits]
+        out.control_info = [dict(ce.info) for ce in cedits]
         out.control_distance, out.control_angle = cm["distance"], cm["angle"]
         out.control_relative_distance = cm["relative_distance"]
     protos = _prototype_pair(model, prototypes, edit.target, points, subtoken, c.shape[0], c.shape[1])
@@ -828,19 +989,26 @@ def _sign_flip_pvalue(d: np.ndarray, n_random: int = 100_000, seed: int = 0) -> 
 
 
 @dataclass
-class DeflectionTest:
-    """Meaning-changing edits vs seeded control edits over many pairs (paired tests).
+class DeflectionTest(Result):
+    """Meaning-changing edits vs matched control edits over many pairs (the pair is the unit).
 
     Attributes:
         frame: one row per pair: ``meaning`` (the edit's summary deflection: the mean of
             ``measure`` over points 1…, in degrees for ``angle``), ``control`` (the same, averaged
             over its controls), ``diff``, ``toward_meaning``, ``toward_control`` (mean
-            toward-fraction over points 1…), ``toward_diff``.
+            toward-fraction over points 1…; NaN without sense contexts), ``toward_diff``.
         measure: the per-point measure summarised (mean over points 1…, i.e. every block output).
         meaning_curve, control_curve: ``[point]`` means over pairs of the measure (radians for angle).
         p_wilcoxon, p_permutation: one-sided tests that ``meaning > control`` (Wilcoxon signed-rank;
             paired sign-flip permutation).
-        p_toward_wilcoxon, p_toward_permutation: the same for ``toward_meaning > toward_control``.
+        p_toward_wilcoxon, p_toward_permutation: the same for ``toward_meaning > toward_control``
+            (NaN when that test was not run: no pair has sense contexts).
+        layers: one row per point: the across-pairs onset test (:func:`tlgeom.stats.onset.paired_onset_test`):
+            ``statistic`` (mean normalised mid-rank of the edit among its controls, 0.5 under the null),
+            ``p``, ``p_adjusted`` (max-T over points), ``effect`` (mean over pairs of edit − control mean,
+            degrees for angle) with a percentile bootstrap CI over pairs (``ci_low``, ``ci_high``).
+        onset: index of the first point with ``p_adjusted ≤ alpha`` across pairs, or None.
+        toward_note: why the toward test was not run ("" when it was).
     """
 
     frame: Any
@@ -855,45 +1023,185 @@ class DeflectionTest:
     n_controls: int
     seed: int
     model_name: str = ""
+    alpha: float = 0.05
+    layers: Any = None
+    onset: int | None = None
+    toward_note: str = ""
+
+    result_name = "meaning_vs_control"
 
     @property
     def n_pairs(self) -> int:
         return len(self.frame)
 
-    def verdict(self, alpha: float = 0.05) -> str:
-        """A one-line, numbers-first statement of what the test found."""
+    @property
+    def toward_run(self) -> bool:
+        return not self.toward_note
+
+    @property
+    def onset_label(self) -> str | None:
+        return None if self.onset is None else self.point_labels[self.onset]
+
+    def verdict(self, alpha: float | None = None) -> str:
+        """A one-line, numbers-first statement of what the test found (a test not run says so)."""
+        alpha = self.alpha if alpha is None else check_alpha(alpha)
         f = self.frame
         unit = " deg" if self.measure == "angle" else ""
         more = "deflect MORE than" if self.p_wilcoxon < alpha else "do NOT deflect significantly more than"
-        tw = "move MORE toward" if self.p_toward_wilcoxon < alpha else "do NOT move significantly more toward"
-        return (
+        out = (
             f"{self.model_name}: meaning edits {more} controls (mean {self.measure} "
             f"{f.meaning.mean():.3f}{unit} vs {f.control.mean():.3f}{unit}; {int((f['diff'] > 0).sum())}/"
             f"{len(f)} pairs higher; Wilcoxon p={self.p_wilcoxon:.2g}, permutation p={self.p_permutation:.2g}); "
-            f"they {tw} the other sense than controls (toward {f.toward_meaning.mean():.3f} vs "
-            f"{f.toward_control.mean():.3f}; Wilcoxon p={self.p_toward_wilcoxon:.2g}, "
-            f"permutation p={self.p_toward_permutation:.2g})"
         )
+        if not self.toward_run:
+            out += f"toward the other sense: {self.toward_note}"
+        else:
+            tw = "move MORE toward" if self.p_toward_wilcoxon < alpha else "do NOT move significantly more toward"
+            out += (
+                f"they {tw} the other sense than controls (toward {f.toward_meaning.mean():.3f} vs "
+                f"{f.toward_control.mean():.3f}; Wilcoxon p={self.p_toward_wilcoxon:.2g}, "
+                f"permutation p={self.p_toward_permutation:.2g})"
+            )
+        return out
+
+    def summary(self) -> str:
+        line = (
+            f"onset across {self.n_pairs} pairs (pair as unit, {self.n_controls} matched controls each, "
+            f"max-T over {len(self.point_labels)} points, α={self.alpha}): {self.onset_label or 'none'}"
+        )
+        if self.layers is not None:
+            line += f" (smallest adjusted p {float(self.layers.p_adjusted.min()):.3g})"
+        return self.verdict() + "\n" + line
+
+    def tests(self, alpha: float | None = None):
+        """The family of tests: the summary deflection, the toward-sense test and one row per point.
+
+        Columns: ``null``, ``statistic``, ``space``, ``observed``, ``null_mean``, ``effect``, ``ci_low``,
+        ``ci_high``, ``p``, ``p_adjusted``, ``n_texts`` (pairs), ``reject``, ``note``. The two summary
+        tests are Holm-adjusted together (those run); the per-point rows carry the max-T adjustment.
+        A test not run has ``p`` NaN, ``reject`` False and a note saying why.
+        """
+        import pandas as pd
+        from statsmodels.stats.multitest import multipletests
+
+        alpha = self.alpha if alpha is None else check_alpha(alpha)
+        f = self.frame
+        rows = [
+            _pair_row(f["meaning"], f["control"], f"mean {self.measure} over points 1…", self.p_wilcoxon, self.seed),
+            _pair_row(
+                f["toward_meaning"], f["toward_control"], "toward other sense", self.p_toward_wilcoxon, self.seed
+            ),
+        ]
+        if not self.toward_run:
+            rows[1].update(p=float("nan"), note=self.toward_note)
+        ran = [i for i, r in enumerate(rows) if np.isfinite(r["p"])]
+        if ran:
+            adj = multipletests([rows[i]["p"] for i in ran], method="holm")[1]
+            for i, a in zip(ran, adj):
+                rows[i]["p_adjusted"] = float(a)
+        for r in rows:
+            r["reject"] = bool(np.isfinite(r["p_adjusted"]) and r["p_adjusted"] <= alpha)
+        if self.layers is not None:
+            for _, lr in self.layers.iterrows():
+                rows.append(
+                    {
+                        "null": "controls",
+                        "statistic": f"{self.measure}@{lr['label']}",
+                        "space": "raw",
+                        "observed": float(lr["meaning_mean"]),
+                        "null_mean": float(lr["control_mean"]),
+                        "effect": float(lr["effect"]),
+                        "ci_low": float(lr["ci_low"]),
+                        "ci_high": float(lr["ci_high"]),
+                        "p": float(lr["p"]),
+                        "p_adjusted": float(lr["p_adjusted"]),
+                        "n_texts": self.n_pairs,
+                        "reject": bool(lr["p_adjusted"] <= alpha),
+                        "note": "mid-rank of the edit among its controls, pairs relabelled; max-T over points",
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def headline(self) -> dict[str, Any]:
+        f = self.frame
+        return {
+            "model": self.model_name,
+            "measure": self.measure,
+            "n_pairs": self.n_pairs,
+            "n_controls": self.n_controls,
+            "alpha": self.alpha,
+            "meaning_mean": float(f.meaning.mean()),
+            "control_mean": float(f.control.mean()),
+            "p_wilcoxon": self.p_wilcoxon,
+            "p_permutation": self.p_permutation,
+            "toward_test_run": self.toward_run,
+            "toward_note": self.toward_note or None,
+            "p_toward_wilcoxon": self.p_toward_wilcoxon,
+            "p_toward_permutation": self.p_toward_permutation,
+            "onset": self.onset_label,
+            "onset_index": self.onset,
+        }
 
     def to_frame(self):
         return self.frame.copy()
 
-    def plot(self, ax=None):
-        """Mean deflection of meaning edits vs controls across depth."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5))
+    def plot(self, ax: Any = None) -> Any:
+        """Mean deflection of meaning edits vs controls across depth, with the corrected onset."""
+        fig, ax = new_axes(ax, figsize=(7.0, 3.5))
         scale = 180 / math.pi if self.measure == "angle" else 1.0
         x = np.arange(len(self.point_labels))
         ax.plot(x, self.meaning_curve.numpy() * scale, "o-", ms=3, color="C3", label="meaning-changing edits")
         ax.plot(x, self.control_curve.numpy() * scale, "s--", ms=3, color="0.4", label="control edits")
+        if self.onset is not None:
+            ax.axvline(self.onset, color="C3", ls=":", lw=1, label=f"onset {self.onset_label} (corrected)")
         ax.set_xticks(x)
         ax.set_xticklabels(self.point_labels, rotation=90, fontsize=6)
         ax.set_ylabel(self.measure + (" [deg]" if self.measure == "angle" else ""))
         ax.set_title(f"{self.model_name}: {self.n_pairs} pairs, p={self.p_wilcoxon:.2g} (Wilcoxon)")
         ax.legend(fontsize=7)
-        return ax
+        return fig
+
+
+def _bootstrap_ci(d: np.ndarray, seed: int, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI over units (axis 0) of the mean, seeded (scipy.stats.bootstrap)."""
+    from scipy.stats import bootstrap
+
+    d = np.asarray(d, dtype=np.float64)
+    if d.shape[0] < 2:
+        nan = np.full(d.shape[1:], np.nan)
+        return nan, nan
+    res = bootstrap(
+        (d,),
+        np.mean,
+        axis=0,
+        confidence_level=1 - alpha,
+        n_resamples=2000,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
+
+
+def _pair_row(meaning, control, statistic: str, p: float, seed: int) -> dict[str, Any]:
+    m, c = np.asarray(meaning, dtype=np.float64), np.asarray(control, dtype=np.float64)
+    ok = np.isfinite(m) & np.isfinite(c)
+    d = (m - c)[ok]
+    lo, hi = _bootstrap_ci(d[:, None], seed) if d.size >= 2 else (np.array([np.nan]), np.array([np.nan]))
+    return {
+        "null": "controls",
+        "statistic": statistic,
+        "space": "raw",
+        "observed": float(m[ok].mean()) if ok.any() else float("nan"),
+        "null_mean": float(c[ok].mean()) if ok.any() else float("nan"),
+        "effect": float(d.mean()) if d.size else float("nan"),
+        "ci_low": float(lo[0]),
+        "ci_high": float(hi[0]),
+        "p": float(p),
+        "p_adjusted": float("nan"),
+        "n_texts": int(ok.sum()),
+        "reject": False,
+        "note": "Wilcoxon signed-rank over pairs, one-sided",
+    }
 
 
 def meaning_vs_control(
@@ -901,10 +1209,12 @@ def meaning_vs_control(
     pairs: Sequence[ContextEdit] | None = None,
     *,
     senses: dict | None = None,
-    n_controls: int = 8,
+    n_controls: int = 19,
     seed: int = 0,
     measure: str = "angle",
     points: str = "resid",
+    alpha: float = 0.05,
+    n_perm: int = 9999,
     model_name: str = "",
 ) -> DeflectionTest:
     """Do meaning-changing edits deflect the target more than control edits at the same place?
@@ -914,19 +1224,33 @@ def meaning_vs_control(
     (:func:`control_edits`). ``diff = meaning − control`` is tested one-sided (``> 0``) with the
     Wilcoxon signed-rank test and an exact paired sign-flip permutation test. When sense
     contexts are known (``pair.info["clean_sense"]``/``["edited_sense"]`` and ``senses``), the
-    toward-fraction of :func:`toward_sense` (mean over points 1…) is tested the same way.
+    toward-fraction of :func:`toward_sense` (mean over points 1…) is tested the same way;
+    otherwise that test is reported as not run (never as a negative verdict).
+
+    Onsets across pairs: at every point, each pair's edit is ranked among its own controls and
+    :func:`tlgeom.stats.onset.paired_onset_test` relabels, within each pair, which unit is the
+    edit (``n_perm`` seeded relabellings), adjusting across points by max-T; the onset is the first
+    point with ``p_adjusted ≤ alpha``. Effects (edit − control mean) get percentile bootstrap CIs
+    over pairs.
 
     Args:
         pairs: default the bundled homonym pairs (:func:`minimal_pairs` ``("homonym")``).
         senses: ``{word: {sense: [texts]}}``; default the bundled :func:`sense_contexts`.
+        n_controls: matched control edits per pair (:func:`control_edits`; default 19).
+        seed: seed of the controls, relabellings and bootstrap (an int in [0, 2**63)).
+        alpha: level of every test.
+        n_perm: relabellings of the across-pairs onset test.
     """
     import pandas as pd
     from scipy.stats import wilcoxon
 
     if measure not in MEASURES:
         raise bad_arg("measure", measure, f"one of {MEASURES}")
-    if not isinstance(n_controls, int) or n_controls < 1:
-        raise bad_arg("n_controls", n_controls, "an int >= 1")
+    n_controls = check_int("n_controls", n_controls, 1)
+    seed = check_seed(seed, allow_none=False)  # type: ignore[assignment]
+    alpha = check_alpha(alpha)
+    n_perm = check_int("n_perm", n_perm, 1)
+    points = check_points(points)
     pairs = list(minimal_pairs("homonym") if pairs is None else pairs)
     if len(pairs) < 2 or not all(isinstance(p, ContextEdit) for p in pairs):
         raise bad_arg("pairs", pairs, "at least two ContextEdit pairs")
@@ -958,7 +1282,7 @@ def meaning_vs_control(
     states = _target_states(model, jobs, points, info)
     scale = 180 / math.pi if measure == "angle" else 1.0
 
-    rows, mcurves, ccurves = [], [], []
+    rows, mcurves, ccurves, ccurves_all = [], [], [], []
     for p, base in zip(pairs, layout):
         c, e = states[base], states[base + 1]
         ctrl = states[base + 2 : base + 2 + n_controls]
@@ -966,6 +1290,7 @@ def meaning_vs_control(
         cm = deflection_measures(c.expand_as(ctrl), ctrl)[measure]
         mcurves.append(mm)
         ccurves.append(cm.mean(0))
+        ccurves_all.append(cm)
         row = {
             "pair": p.name,
             "target": p.target,
@@ -993,6 +1318,35 @@ def meaning_vs_control(
 
     pw, pp = tests(frame["diff"].to_numpy())
     tw, tp = tests(frame["toward_diff"].to_numpy())
+    n_toward = int(np.isfinite(frame["toward_diff"].to_numpy()).sum())
+    if n_toward < 2:
+        missing = sorted({str(p.target) for p in pairs if (p.target, p.info.get("clean_sense")) not in proto_rows})
+        toward_note = (
+            f"not run: no sense contexts for {', '.join(missing) or 'these pairs'} "
+            f"({n_toward} of {len(pairs)} pairs have both senses' contexts; at least 2 are needed)"
+        )
+    else:
+        toward_note = ""
+    labels = _compat.point_labels(info.n_layers, points)
+    em = torch.nan_to_num(torch.stack(mcurves), nan=0.0).numpy()  # [P, point]
+    cmall = torch.nan_to_num(torch.stack(ccurves_all), nan=0.0).numpy()  # [P, n, point]
+    ot = paired_onset_test(em, cmall, n_perm=n_perm, seed=seed, alpha=alpha)
+    d_layer = (em - cmall.mean(1)) * scale
+    lo, hi = _bootstrap_ci(d_layer, seed, alpha)
+    layers = pd.DataFrame(
+        {
+            "point": np.arange(len(labels)),
+            "label": labels,
+            "meaning_mean": em.mean(0) * scale,
+            "control_mean": cmall.mean((0, 1)) * scale,
+            "effect": d_layer.mean(0),
+            "ci_low": lo,
+            "ci_high": hi,
+            "statistic": ot["statistic"],
+            "p": ot["p"],
+            "p_adjusted": ot["p_adjusted"],
+        }
+    )
     return DeflectionTest(
         frame=frame,
         measure=measure,
@@ -1006,4 +1360,8 @@ def meaning_vs_control(
         n_controls=n_controls,
         seed=seed,
         model_name=model_name or type(model).__name__,
+        alpha=alpha,
+        layers=layers,
+        onset=ot["onset"],
+        toward_note=toward_note,
     )
