@@ -64,7 +64,7 @@ cells = [
         "side writes toward token embeddings: a key-value store would map related tokens to each other."
     ),
     c(
-        "ov = singular_directions(model, 'OV', layer=LAST, k=K)\n"
+        "ov = singular_directions(model, 'OV', layers=LAST, k=K)\n"
         "print(ov.table(LAST, 1))\n"
         "print(f'rank at 99% energy (of d_head={cfg.d_head}), layer {LAST} heads:', ov.rank_at(0.99)[0].tolist())"
     ),

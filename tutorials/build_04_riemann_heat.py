@@ -94,7 +94,7 @@ cells = [
         "               if N_HEAT_LAYERS > 1 else [cfg.n_layers // 2])\n"
         "heads = None if N_HEAT_HEADS is None else sorted({round(i * (cfg.n_heads - 1) / max(1, N_HEAT_HEADS - 1))\n"
         "                                                  for i in range(N_HEAT_HEADS)})\n"
-        "results = [EH.attention_vs_heat_kernel(model, toks, layer=l, heads=heads, n_t=GRID[0], n_sigma=GRID[1])\n"
+        "results = [EH.attention_vs_heat_kernel(model, toks, layers=l, heads=heads, n_t=GRID[0], n_sigma=GRID[1])\n"
         "           for l in heat_layers]\n"
         "for res in results:\n"
         "    print(res.summary(), end='\\n\\n')"

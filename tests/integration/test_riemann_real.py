@@ -65,7 +65,7 @@ def test_head_signature_bridge_equals_hooked(smollm2, smollm2_hooked):
 def test_attention_vs_heat_kernel_smollm2(smollm2, paragraph):
     toks = _first_100(smollm2, paragraph)
     t0 = time.perf_counter()
-    r = attention_vs_heat_kernel(smollm2, toks, layer=3)
+    r = attention_vs_heat_kernel(smollm2, toks, layers=3)
     dt = time.perf_counter() - t0
     print(f"\nattention_vs_heat_kernel(smollm2, 100 tokens, layer 3): {dt:.1f} s\n{r.summary()}")
     assert r.qk_err.max() < 1e-4  # the rotated q/k reproduce the pattern

@@ -36,14 +36,14 @@ def test_singular_directions_smollm2(smollm2):
     m = smollm2
     assert (m.cfg.n_heads, m.cfg.n_key_value_heads) == (9, 3)
     for circuit in ("QK", "OV"):
-        sd = singular_directions(m, circuit, layer=[0, 29], k=5, n_nearest=5)
+        sd = singular_directions(m, circuit, layers=[0, 29], k=5, n_nearest=5)
         fm = qk_circuit(m) if circuit == "QK" else ov_circuit(m)
         dense = fm.A[[0, 29]] @ fm.B[[0, 29]]
         err = float(((sd.reconstruct() - dense).norm(dim=(-2, -1)) / dense.norm(dim=(-2, -1))).max())
         orth = float((sd.U.transpose(-1, -2) @ sd.U - torch.eye(64, dtype=torch.float64)).abs().max())
         assert err < 1e-4 and orth < 1e-10
         if circuit == "QK":  # signs stable across calls
-            again = singular_directions(m, circuit, layer=[0, 29], k=5, n_nearest=5)
+            again = singular_directions(m, circuit, layers=[0, 29], k=5, n_nearest=5)
             assert torch.equal(again.U, sd.U) and torch.equal(again.right_ids, sd.right_ids)
         tok = m.tokenizer
         assert all(tok.decode([int(i)]) == s for i, s in zip(sd.left_ids[1, 0, 0], sd.left_tokens[1][0][0]))

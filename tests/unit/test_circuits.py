@@ -226,10 +226,10 @@ def test_nouns_and_single_tokens(tiny_gpt2):
 
 def test_bad_input(tiny_llama):
     m = tiny_llama
-    with pytest.raises(tlgeom.TlgeomError, match=r"layer=2: expected .*\[0, 1\]"):
-        singular_directions(m, "QK", layer=2)
-    with pytest.raises(tlgeom.TlgeomError, match=r"head=-1: expected .*\[0, 3\]"):
-        singular_directions(m, "OV", head=-1)
+    with pytest.raises(tlgeom.TlgeomError, match=r"layers=2: expected .*\[0, 1\]"):
+        singular_directions(m, "QK", layers=2)
+    with pytest.raises(tlgeom.TlgeomError, match=r"heads=-1: expected .*\[0, 3\]"):
+        singular_directions(m, "OV", heads=-1)
     with pytest.raises(tlgeom.TlgeomError, match=r"\[0, 3\]"):
         noun_probe(m, heads=[0, 4])
     with pytest.raises(tlgeom.TlgeomError, match="circuit"):

@@ -171,11 +171,11 @@ def test_attention_heat_recovers_a_heat_kernel(tiny_gpt2):
 
 
 def test_attention_vs_heat_bad_args(tiny_gpt2):
-    with pytest.raises(TlgeomError, match="layer="):
+    with pytest.raises(TlgeomError, match="layers="):
         attention_vs_heat_kernel(tiny_gpt2, TEXT, 5)
     with pytest.raises(TlgeomError, match="heads="):
         attention_vs_heat_kernel(tiny_gpt2, TEXT, 0, heads=[7])
-    with pytest.raises(TlgeomError, match="text="):
+    with pytest.raises(TlgeomError, match="inputs="):
         attention_vs_heat_kernel(tiny_gpt2, "the cat", 0)
 
 

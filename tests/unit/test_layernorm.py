@@ -160,7 +160,7 @@ def test_no_normalisation_and_bad_input():
     with pytest.raises(tlgeom.TlgeomError, match="model"):
         sphere_report(torch.nn.Linear(2, 2), "the cat")
     m = tiny_model("gpt2")
-    with pytest.raises(tlgeom.TlgeomError, match="texts"):
+    with pytest.raises(tlgeom.TlgeomError, match="inputs"):
         sphere_report(m, 3)
     with pytest.raises(tlgeom.TlgeomError, match="kind"):
         normalize(torch.ones(3), "BatchNorm")

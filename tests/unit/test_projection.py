@@ -99,7 +99,7 @@ def test_reference_options_and_plots(tiny_gpt2, unchecked):
         project_trajectory(m, "the dog", reference="vocab")
     with pytest.raises(tlgeom.TlgeomError, match="method"):
         project_trajectory(m, "the dog", method="tsne")
-    with unchecked(), pytest.raises(tlgeom.TlgeomError, match="text"):
+    with unchecked(), pytest.raises(tlgeom.TlgeomError, match="inputs"):
         project_trajectory(m, ["the dog"])
     with pytest.raises(tlgeom.TlgeomError, match="n_components"):
         fit_projection(torch.randn(10, 4), "pca", 5)

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
+from tlgeom._args import renamed
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.sphere import normalize
@@ -402,22 +403,24 @@ class SingularDirections(Result):
         return fig
 
 
+@renamed(layer="layers", head="heads")
 def singular_directions(
     model: Any,
-    circuit: str = "QK",
-    layer: Any = None,
-    head: Any = None,
+    circuit: Any = "QK",
+    layers: Any = None,
+    heads: Any = None,
     *,
-    k: int = 10,
-    n_nearest: int = 5,
+    k: Any = 10,
+    n_nearest: Any = 5,
 ) -> SingularDirections:
     """Singular directions of W_QK or W_OV and their nearest tokens.
 
     Args:
         model: a TransformerBridge, HookedTransformer or HookedEncoder.
         circuit: ``"QK"`` (``W_Q W_Kᵀ/√d_head``) or ``"OV"`` (``W_V W_O``).
-        layer: an int, a list of ints, or None (all layers).
-        head: an int, a list of ints, or None (all query heads; grouped-query models expanded).
+        layers: an int, a list of ints, or None (all layers) (``layer=`` is its deprecated name).
+        heads: an int, a list of ints, or None (all query heads; grouped-query models expanded)
+            (``head=`` is its deprecated name).
         k: top directions mapped to tokens (≤ d_head).
         n_nearest: nearest tokens per direction and side.
 
@@ -426,14 +429,14 @@ def singular_directions(
         ``.rank_at(0.99)``, ``.plot()``).
 
     Raises:
-        TlgeomError: bad circuit, layer or head out of range (the message names the valid range),
+        TlgeomError: bad circuit, layers or heads out of range (the message names the valid range),
             k or n_nearest not positive.
     """
     info = _compat.check_model(model)
     if circuit not in CIRCUITS:
         raise bad_arg("circuit", circuit, f"one of {CIRCUITS}")
-    layers = _as_index_list(layer, info.n_layers, "layer", "n_layers")
-    heads = _as_index_list(head, int(model.cfg.n_heads), "head", "n_heads")
+    layers = _as_index_list(layers, info.n_layers, "layers", "n_layers")
+    heads = _as_index_list(heads, int(model.cfg.n_heads), "heads", "n_heads")
     d_head = int(model.cfg.d_head)
     k = _check_positive_int(k, "k", d_head)
     vocab = _Vocab(model)

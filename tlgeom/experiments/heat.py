@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from tlgeom._args import check_int, check_layers, renamed
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.heat import DEFAULT_K, GraphLaplacian, bandwidth, graph_laplacian
@@ -55,7 +56,7 @@ from tlgeom.models.trajectory import record_trajectories
 
 
 def residual_laplacian(
-    model: Any, inputs: Any, point: int, eps: Any = None, *, k: int = DEFAULT_K, alpha: float = 1.0
+    model: Any, inputs: Any, point: Any, eps: Any = None, *, k: Any = DEFAULT_K, alpha: Any = 1.0
 ) -> GraphLaplacian:
     """Graph Laplacian on the residual states of every (valid) token at trajectory point ``point``.
 
@@ -66,6 +67,8 @@ def residual_laplacian(
     info = _compat.check_model(model)
     if not isinstance(point, int) or isinstance(point, bool) or not 0 <= point <= info.n_layers:
         raise bad_arg("point", point, f"a trajectory point in [0, n_layers={info.n_layers}]")
+    check_int("k", k, minimum=1)
+    _compat.tokenize(model, inputs, info)  # bad inputs refused before the pass
     traj = record_trajectories(model, inputs)
     X = traj.states[:, :, point][traj.mask]
     if X.shape[0] <= k:
@@ -260,17 +263,18 @@ def _qk_and_pattern(model: Any, tokens: torch.Tensor, layer: int, info) -> tuple
     return q, k, got[base + "hook_pattern"][0].to(torch.float64)
 
 
+@renamed(text="inputs", layer="layers")
 def attention_vs_heat_kernel(
     model: Any,
-    text: Any,
-    layer: int,
+    inputs: Any,
+    layers: Any,
     *,
     heads: Sequence[int] | None = None,
     k: int = DEFAULT_K,
     eps_factors: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
     n_t: int = 25,
     n_sigma: int = 41,
-) -> HeatAttention:
+) -> Any:
     """Fit, per head, a heat kernel and a plain Gaussian kernel on the head's query/key states to its attention.
 
     For head h with queries ``q_i`` and keys ``k_j`` (rotated, for rotary models; grouped K heads
@@ -290,22 +294,24 @@ def attention_vs_heat_kernel(
 
     Args:
         model: a TransformerLens model (decoder or encoder).
-        text: one text or token ids.
-        layer: block index.
+        inputs: one text or token ids (``text=`` is its deprecated name).
+        layers: a block index (→ one :class:`HeatAttention`), or a sequence of them (→ a list, one
+            per layer, in the order given sorted); negative counts from the end (``layer=`` is its
+            deprecated name).
         heads: head indices (default all).
         k: neighbour rank of the bandwidth rule.
         eps_factors: multiples of the rule's ε to try.
         n_t, n_sigma: grid sizes.
     """
     info = _compat.check_model(model)
-    if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < info.n_layers:
-        raise bad_arg("layer", layer, f"a block index in [0, n_layers={info.n_layers})")
-    tokens, _ = _compat.tokenize(model, text, info, arg="text")
+    layer_list = check_layers(layers, info.n_layers)
+    tokens, _ = _compat.tokenize(model, inputs, info)
     if tokens.shape[0] != 1:
-        raise bad_arg("text", text, "one text or one sequence of token ids")
+        raise bad_arg("inputs", inputs, "one text or one sequence of token ids")
     N = tokens.shape[1]
+    check_int("k", k, minimum=1)
     if N <= k + 1:
-        raise bad_arg("text", text, f"more than k+1={k + 1} tokens (got {N}) for the bandwidth rule")
+        raise bad_arg("inputs", inputs, f"more than k+1={k + 1} tokens (got {N}) for the bandwidth rule")
     n_heads = int(model.cfg.n_heads)
     heads = list(range(n_heads)) if heads is None else list(heads)
     if not heads or not all(isinstance(h, int) and 0 <= h < n_heads for h in heads):
@@ -314,8 +320,11 @@ def attention_vs_heat_kernel(
     if factors.dim() != 1 or len(factors) == 0 or bool((factors <= 0).any()):
         raise bad_arg("eps_factors", eps_factors, "a non-empty list of positive floats")
     for name, v in (("n_t", n_t), ("n_sigma", n_sigma)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 2:
-            raise bad_arg(name, v, "an int ≥ 2")
+        check_int(name, v, minimum=2)
+    if not isinstance(layers, int):  # a sequence: one result per layer, every argument checked above
+        kw = dict(heads=heads, k=k, eps_factors=eps_factors, n_t=n_t, n_sigma=n_sigma)
+        return [attention_vs_heat_kernel(model, inputs, layer, **kw) for layer in layer_list]
+    layer = layer_list[0]
 
     q, kk, pattern = _qk_and_pattern(model, tokens, layer, info)
     scale = float(getattr(model.cfg, "attn_scale", -1) or -1)

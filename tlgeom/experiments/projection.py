@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
+from tlgeom._args import check_choice, check_int, check_seed, generator, renamed
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable
 from tlgeom.geometry.sphere import apply_norm
@@ -126,8 +127,8 @@ def fit_projection(
     method: str = "pca",
     n_components: int = 2,
     *,
-    seed: int = 0,
-    max_plot_points: int = 5000,
+    seed: Any = 0,
+    max_plot_points: Any = 5000,
     **umap_kwargs: Any,
 ) -> Projection:
     """Fit PCA (default) or UMAP on a reference cloud (rows of ``reference``).
@@ -142,10 +143,11 @@ def fit_projection(
             ``min_dist=0.1``).
 
     Raises:
-        TlgeomError: unknown method, UMAP requested without umap-learn, bad reference shape.
+        TlgeomError: unknown method, UMAP requested without umap-learn, bad reference shape or seed.
     """
-    if method not in METHODS:
-        raise bad_arg("method", method, f"one of {METHODS}")
+    check_choice("method", method, METHODS)
+    check_seed(seed, allow_none=False)
+    check_int("max_plot_points", max_plot_points, minimum=1)
     if not isinstance(reference, torch.Tensor) or reference.dim() != 2 or reference.shape[0] < 2:
         raise bad_arg(
             "reference",
@@ -158,7 +160,7 @@ def fit_projection(
         or not 1 <= n_components <= reference.shape[1]
     ):
         raise bad_arg("n_components", n_components, f"an int in [1, {reference.shape[1]}]")
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
     n = reference.shape[0]
     sub = torch.randperm(n, generator=gen)[:max_plot_points].sort().values if n > max_plot_points else torch.arange(n)
     if method == "pca":
@@ -168,7 +170,9 @@ def fit_projection(
         return proj
     UMAP = _umap_class()
     kwargs = {**UMAP_DEFAULTS, **umap_kwargs}
-    reducer = UMAP(n_components=n_components, random_state=seed, **kwargs)
+    # umap-learn seeds a numpy RandomState (seeds < 2**32): a larger seed is hashed down, deterministically
+    state = seed if seed < 2**32 else int(__import__("numpy").random.SeedSequence(seed).generate_state(1)[0])
+    reducer = UMAP(n_components=n_components, random_state=state, **kwargs)
     emb = reducer.fit_transform(reference.detach().double().cpu().numpy())
     proj = Projection("umap", n_components, mean=torch.zeros(reference.shape[1], dtype=torch.float64), reducer=reducer)
     proj.reference_coords = torch.as_tensor(emb, dtype=torch.float64)[sub]
@@ -336,23 +340,25 @@ class TrajectoryProjection(Result):
         return ax.figure
 
 
+@renamed(text="inputs")
 def project_trajectory(
     model: Any,
-    text: str,
+    inputs: Any,
     *,
     reference: Any = "embeddings",
-    method: str = "pca",
-    n_components: int = 2,
-    final_norm: bool | None = None,
-    projection: Projection | None = None,
-    seed: int = 0,
+    method: Any = "pca",
+    n_components: Any = 2,
+    final_norm: Any = None,
+    projection: Any = None,
+    seed: Any = 0,
     **umap_kwargs: Any,
 ) -> TrajectoryProjection:
     """Record a phrase's trajectory through the layers and project it.
 
     Args:
         model: a TransformerBridge, HookedTransformer or HookedEncoder.
-        text: the phrase (one string).
+        inputs: the phrase: one string or token ids ``[pos]`` / ``[1, pos]`` (``text=`` is its
+            deprecated name).
         reference: the cloud the projection is fitted on: ``"embeddings"`` (``model.W_E``, the
             paper's choice), ``"states"`` (the phrase's own projected states) or a tensor [n, d_model].
         method: ``"pca"`` (default) or ``"umap"`` (``tlgeom[umap]`` extra).
@@ -366,19 +372,29 @@ def project_trajectory(
         :class:`TrajectoryProjection` (``.coords [pos, point, n_components]``, ``.plot(tokens=...)``).
 
     Raises:
-        TlgeomError: bad text, reference, method; UMAP without umap-learn; final_norm=True on a
-            model without a usable final normalisation.
+        TlgeomError: bad inputs, reference, method, seed; UMAP without umap-learn; final_norm=True
+            on a model without a usable final normalisation. All checked before the forward pass.
     """
     from tlgeom.models.trajectory import record_trajectories
 
     info = _compat.check_model(model)
-    if not isinstance(text, str):
-        raise bad_arg("text", text, "one string (the phrase to follow)")
+    if isinstance(inputs, (list, tuple)):
+        raise bad_arg("inputs", inputs, "one string or token ids [pos] (the phrase to follow)")
+    tokens, _ = _compat.tokenize(model, inputs, info)
+    if tokens.shape[0] != 1:
+        raise bad_arg("inputs", f"Tensor(shape={tuple(tokens.shape)})", "one string or token ids [pos] / [1, pos]")
     if final_norm is None:
         final_norm = not info.encoder
     if not isinstance(final_norm, bool):
         raise bad_arg("final_norm", final_norm, "True, False or None")
-    traj = record_trajectories(model, text)
+    if projection is None:
+        check_choice("method", method, METHODS)
+        check_seed(seed, allow_none=False)
+        if isinstance(reference, str):
+            check_choice("reference", reference, ("embeddings", "states"))
+    elif not isinstance(projection, Projection):
+        raise bad_arg("projection", projection, "a tlgeom Projection (from fit_projection) or None")
+    traj = record_trajectories(model, tokens)
     states = traj.states[0].double().cpu()  # [pos, point, d]
     if final_norm:
         if info.encoder:

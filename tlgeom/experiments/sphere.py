@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 
+from tlgeom._args import renamed
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.sphere import (
     SPHERE_TOL,
@@ -253,25 +254,27 @@ class SphereReport(Result):
         return fig
 
 
-def sphere_report(model: Any, texts: Any) -> SphereReport:
-    """Measure the LayerNorm/RMSNorm hypersphere on ``texts``, layer by layer.
+@renamed(texts="inputs")
+def sphere_report(model: Any, inputs: Any) -> SphereReport:
+    """Measure the LayerNorm/RMSNorm hypersphere on ``inputs``, layer by layer.
 
     One forward pass with hooks on every normalisation layer's ``hook_normalized``,
     ``hook_scale``, raw input and (Bridge) output; every hook is removed on every path.
 
     Args:
         model: a TransformerBridge, HookedTransformer or HookedEncoder with LayerNorm or RMSNorm.
-        texts: a string, a list of strings (right-padded; padding is excluded), or token ids.
+        inputs: a string, a list of strings (right-padded; padding is excluded), or token ids
+            (``texts=`` is its deprecated name).
 
     Returns:
         A :class:`SphereReport` (``.summary()``, ``.to_frame()``, ``.embedding_frame()``, ``.plot()``).
 
     Raises:
-        TlgeomError: not a TransformerLens model, no normalisation hooks, bad ``texts``.
+        TlgeomError: not a TransformerLens model, no normalisation hooks, bad ``inputs``.
     """
     info = _compat.check_model(model)
     layers = norm_layers(model)
-    tokens, mask = _compat.tokenize(model, texts, info, arg="texts")
+    tokens, mask = _compat.tokenize(model, inputs, info)
     wanted: set[str] = set()
     for l in layers:
         wanted |= {f"{l.name}.hook_normalized", f"{l.name}.hook_scale", *l.input_hooks}

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from tlgeom._args import check_bool, check_int, check_seed, generator, renamed
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.models import _compat
@@ -81,8 +82,8 @@ def classify_tokens(str_tokens: Sequence[str], special: Sequence[str] = ()) -> l
     return out
 
 
-def _perm_index(n: int, n_perm: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+def _perm_index(n: int, n_perm: int, seed: int | None) -> torch.Tensor:
+    g = generator(check_seed(seed))
     return torch.argsort(torch.rand(n_perm, n, generator=g), dim=-1)
 
 
@@ -94,6 +95,7 @@ def permutation_effect(
     ``d = (m_a − m_b) / s_p``, ``s_p² = ((n_a−1) s_a² + (n_b−1) s_b²)/(n_a + n_b − 2)``. The null
     shuffles the pooled values across the two groups (vectorised: ``n_perm × n`` index matrix).
     """
+    check_seed(seed)
     v = torch.as_tensor(values, dtype=torch.float64)
     a, b = torch.as_tensor(in_a, dtype=torch.bool), torch.as_tensor(in_b, dtype=torch.bool)
     keep = (a | b) & torch.isfinite(v)
@@ -142,6 +144,7 @@ def permutation_spearman(
     values: torch.Tensor, position: torch.Tensor, n_perm: int = 10000, seed: int = 0
 ) -> dict[str, float | int]:
     """Spearman ρ between ``values`` and ``position`` with a two-sided permutation p-value."""
+    check_seed(seed)
     v = torch.as_tensor(values, dtype=torch.float64)
     pos = torch.as_tensor(position, dtype=torch.float64)
     keep = torch.isfinite(v)
@@ -273,43 +276,49 @@ def _chart_scalar_curvatures(
     return out
 
 
+@renamed(text="inputs")
 def curvature_vs_structure(
     model: Any,
-    text: Any,
+    inputs: Any,
     *,
-    chart_curvature: bool = False,
-    chart_points: tuple[int, int] = (1, 2),
-    chart_k: int = 2,
-    n_perm: int = 10000,
-    seed: int = 0,
+    chart_curvature: Any = False,
+    chart_points: Any = (1, 2),
+    chart_k: Any = 2,
+    n_perm: Any = 10000,
+    seed: Any = 0,
 ) -> StructureResult:
     """Per-token curvature against word class and position, with effect sizes and permutation p-values.
 
     Args:
         model: a TransformerLens model.
-        text: one text or token ids.
+        inputs: one text or token ids (``text=`` is its deprecated name).
         chart_curvature: also compute each token's local-chart scalar curvature (Gauss equation on
             the map ``chart_points[0] → chart_points[1]``; one chart per token, k² second
             derivatives each).
         chart_points: trajectory points (l0, l1) of the chart map.
         chart_k: chart dimension (basis: top principal directions of the text's states at l0).
         n_perm: permutation shuffles.
-        seed: permutation RNG seed.
+        seed: permutation RNG seed (an int in [0, 2**63) or None).
+
+    Raises:
+        TlgeomError: bad ``model``, ``inputs`` (a batch, empty), ``chart_curvature``, ``chart_points``,
+            ``chart_k``, ``n_perm`` or ``seed``; all checked before the forward pass.
     """
     from tlgeom.geometry.curvature import turning_angles
     from tlgeom.models.trajectory import record_trajectories
 
     info = _compat.check_model(model)
-    if not isinstance(n_perm, int) or isinstance(n_perm, bool) or n_perm < 99:
-        raise bad_arg("n_perm", n_perm, "an int ≥ 99")
+    check_int("n_perm", n_perm, minimum=99)
+    check_seed(seed)
+    check_bool("chart_curvature", chart_curvature)
     if not isinstance(chart_k, int) or isinstance(chart_k, bool) or not 2 <= chart_k <= 4:
         raise bad_arg("chart_k", chart_k, "an int in [2, 4] (k² second derivatives per token)")
     l0, l1 = chart_points if isinstance(chart_points, (tuple, list)) and len(chart_points) == 2 else (None, None)
     if not (isinstance(l0, int) and isinstance(l1, int) and 0 <= l0 < l1 <= info.n_layers):
         raise bad_arg("chart_points", chart_points, f"(l0, l1) with 0 ≤ l0 < l1 ≤ n_layers={info.n_layers}")
-    tokens, _ = _compat.tokenize(model, text, info, arg="text")
+    tokens, _ = _compat.tokenize(model, inputs, info)
     if tokens.shape[0] != 1:
-        raise bad_arg("text", text, "one text or one sequence of token ids")
+        raise bad_arg("inputs", inputs, "one text or one sequence of token ids")
     traj = record_trajectories(model, tokens)
     toks = traj.str_tokens[0]
     tok_obj = getattr(model, "tokenizer", None)
