@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 
@@ -28,6 +29,36 @@ needs_hooked = pytest.mark.skipif(not HAS_HOOKED, reason="HookedTransformer exis
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@contextlib.contextmanager
+def _shape_checks_off():
+    """Switch off the runtime jaxtyping/beartype checks (pyproject addopts) for the calls inside."""
+    import jaxtyping
+
+    was = jaxtyping.config.jaxtyping_disable
+    jaxtyping.config.update("jaxtyping_disable", True)
+    try:
+        yield
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", was)
+
+
+@pytest.fixture
+def unchecked():
+    """``with unchecked(): ...`` runs a deliberately mistyped or misshaped call past the runtime shape checker,
+    so that a bad-input test sees tlgeom's own TlgeomError (naming the argument), which is what users get."""
+    return _shape_checks_off
+
+
+@pytest.fixture(autouse=True)
+def _unchecked_marker(request):
+    """``@pytest.mark.unchecked``: the whole test runs without runtime shape checks (bad-input tests)."""
+    if request.node.get_closest_marker("unchecked") is None:
+        yield
+    else:
+        with _shape_checks_off():
+            yield
 
 
 def _warm(model):

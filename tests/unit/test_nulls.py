@@ -288,6 +288,7 @@ def test_normalized_space_and_trajectories_input(tiny_gpt2):
     torch.testing.assert_close(rep.observed_angles, expected)
 
 
+@pytest.mark.unchecked  # mistyped input on purpose: tlgeom's own TlgeomError is the subject
 def test_bad_input():
     x = _obs()
     with pytest.raises(tlgeom.TlgeomError, match="curvature_test"):

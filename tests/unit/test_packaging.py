@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 import tomllib
 
 import tlgeom
@@ -33,3 +35,23 @@ def test_changelog_has_a_section_for_this_version():
     assert release is not None
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert re.search(rf"^## \[{re.escape(release.group())}\]", changelog, flags=re.M)
+
+
+def test_the_tests_check_shapes_at_run_time(unchecked):
+    """pyproject's addopts instrument tlgeom with jaxtyping + beartype: a misshaped tensor is refused at the call,
+    and ``unchecked()`` (conftest) lets a bad-input test reach tlgeom's own check."""
+    import jaxtyping
+    import torch
+
+    from tlgeom import TlgeomError
+    from tlgeom.geometry.heat import graph_laplacian
+
+    with pytest.raises(jaxtyping.TypeCheckError, match="X"):
+        graph_laplacian(torch.ones(5))  # annotated Float[Tensor, "... N D"]
+    with unchecked(), pytest.raises(TlgeomError, match="X="):
+        graph_laplacian(torch.ones(5))
+
+
+def test_warnings_are_errors_in_the_tests():
+    with pytest.raises(UserWarning):
+        warnings.warn("any warning fails a test", UserWarning, stacklevel=1)
