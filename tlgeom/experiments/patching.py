@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from jaxtyping import Float
 
+from tlgeom._args import check_bool, check_layers
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.experiments.eclipse import ContextEdit, _resolve, _short, align_tokens
@@ -282,10 +283,10 @@ def patch_attribution(
     component: str = "resid_pre",
     metric: str = "restored",
     layers: Any = None,
-    batch_size: int | None = None,
-    token_budget: int = TOKEN_BUDGET,
-    prune: bool = True,
-    progress: bool = True,
+    batch_size: Any = None,
+    token_budget: Any = TOKEN_BUDGET,
+    prune: Any = True,
+    progress: Any = True,
 ) -> PatchAttribution:
     """Patch the clean activation at every (layer, position[, head]) into the edited run, batched.
 
@@ -296,7 +297,8 @@ def patch_attribution(
         occurrence, subtoken: as in :func:`tlgeom.eclipse` (last sub-token by default).
         component: ``"resid_pre"``, ``"attn_out"``, ``"mlp_out"`` or ``"head"`` (see module docs).
         metric: ``"restored"`` or ``"projection"`` (see :func:`restored_fraction`).
-        layers: None (all) or an iterable of layer indices to sweep.
+        layers: None (all), a layer index or a sequence of distinct layer indices to sweep (negative
+            counts from the end; swept in increasing order).
         batch_size: patched copies per forward pass; default :func:`default_batch_size` of the
             run length with ``token_budget``.
         prune: skip cells that are exactly 0 without running them (see module docs).
@@ -318,16 +320,9 @@ def patch_attribution(
         raise bad_arg("batch_size", batch_size, "None or an int >= 1")
     if isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget < 1:
         raise bad_arg("token_budget", token_budget, "an int >= 1 (token positions per forward pass)")
-    L = info.n_layers
-    if layers is None:
-        layers = list(range(L))
-    else:
-        try:
-            layers = [int(x) for x in layers]
-        except TypeError:
-            raise bad_arg("layers", layers, f"None or an iterable of layer indices in [0, {L})") from None
-        if not layers or any(not 0 <= x < L for x in layers) or len(set(layers)) != len(layers):
-            raise bad_arg("layers", layers, f"None or distinct layer indices in [0, {L})")
+    layers = check_layers(layers, info.n_layers)
+    check_bool("prune", prune)
+    check_bool("progress", progress)
     if isinstance(clean, ContextEdit):
         edit = clean
     else:

@@ -37,6 +37,7 @@ import torch
 from jaxtyping import Float
 from torch.func import jacfwd, jvp
 
+from tlgeom._args import check_choice, check_int
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.geometry.riemann import head_effective_metric
@@ -230,6 +231,9 @@ def model_chart(
     if not isinstance(pos, int) or isinstance(pos, bool) or not -P <= pos < P:
         raise bad_arg("pos", pos, f"a position in [-{P}, {P})")
     pos = pos % P
+    if not isinstance(basis, (torch.Tensor, list, tuple)):  # the basis and k checked before the pass
+        check_choice("basis", basis, ("embedding", "context"))
+        check_int("k", k, minimum=1, maximum=int(model.cfg.d_model))
     traj = record_trajectories(model, tokens)
     B = chart_basis(model, basis, k, states=traj.states[0, :, l0])
     return LayerChart(model, tokens, pos, l0, l1, B, traj.states[0, pos, l0], traj.hook_names)
