@@ -149,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edited", help="the edited text (with --text as the clean text)")
     p.add_argument("--target", help="the target word, present in both texts")
     p.add_argument("--pair", type=int, default=0, help="index of the bundled homonym pair (default 0)")
-    p.add_argument("--controls", type=int, default=8, help="number of random control edits (default 8)")
+    p.add_argument(
+        "--controls",
+        type=int,
+        default=19,
+        help="number of matched control edits (default 19: the fewest for which the onset can reach p <= 0.05)",
+    )
     p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
 
     p = sub.add_parser(
@@ -174,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
     p.add_argument("--pair", type=int, default=0, help="bundled homonym pair for the eclipse section (default 0)")
-    p.add_argument("--controls", type=int, default=8, help="control edits in the eclipse section (default 8)")
+    p.add_argument("--controls", type=int, default=19, help="matched control edits in the eclipse section (default 19)")
     p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
     return parser
 

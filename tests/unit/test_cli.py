@@ -107,7 +107,7 @@ def test_report_html_embeds_every_figure(tiny_cli, tmp_path, capsys):
     text_file.write_text(TINY_TEXT + "\n", encoding="utf-8")
     out = tmp_path / "rep"
     assert (
-        tiny_cli("report", "--text-file", str(text_file), "--n-sims", "19", "--controls", "2", "--out", str(out)) == 0
+        tiny_cli("report", "--text-file", str(text_file), "--n-sims", "19", "--controls", "19", "--out", str(out)) == 0
     )
     html = (out / "report.html").read_text(encoding="utf-8")
     figures = _pngs(out)
