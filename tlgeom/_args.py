@@ -63,10 +63,11 @@ def check_seed(seed: Any, arg: str = "seed", allow_none: bool = True) -> int | N
 def generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
     """A fresh ``torch.Generator`` on ``device`` seeded with ``seed`` (None: from the OS entropy)."""
     g = torch.Generator(device=torch.device(device))
-    if seed is None:
+    checked = check_seed(seed)
+    if checked is None:
         g.seed()
     else:
-        g.manual_seed(check_seed(seed))
+        g.manual_seed(checked)
     return g
 
 
@@ -158,7 +159,7 @@ def renamed(**old_to_new: str):
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
 
-        inner.__tlgeom_renamed__ = dict(old_to_new)  # type: ignore[attr-defined]
+        inner.__tlgeom_renamed__ = dict(old_to_new)
         return inner
 
     return wrap

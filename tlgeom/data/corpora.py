@@ -287,7 +287,8 @@ def wiki_prose(wikitext: str) -> str:
     t = _TAG.sub("", t)
     t = html.unescape(t).replace("\xa0", " ")
     t = re.sub(r"'{2,}", "", t)
-    paragraphs, current = [], []
+    paragraphs: list[str] = []
+    current: list[str] = []
     for line in t.splitlines():
         s = line.strip()
         if not s or s.startswith(("=", "*", "#", ":", ";", "|", "!", "{", "}")):

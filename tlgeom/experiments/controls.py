@@ -137,7 +137,9 @@ def matched_controls(edit: Any, n: int = 19, seed: int = 0, pool: Sequence[str] 
     from tlgeom.experiments.eclipse import ContextEdit, _short
 
     n = check_int("n", n, 1)
-    seed = check_seed(seed, allow_none=False)
+    checked_seed = check_seed(seed, allow_none=False)
+    assert checked_seed is not None  # allow_none=False
+    seed = checked_seed
     if not isinstance(edit, ContextEdit):
         raise bad_arg("edit", edit, "a ContextEdit")
     (cs, ce), (es, ee), _ = edit.changed_region()

@@ -39,6 +39,7 @@ from tlgeom.models.streaming import (
     NormalizedStepNorms,
     NormalizedTurningAngles,
     StepNorms,
+    StreamMetric,
     TurningAngles,
 )
 
@@ -232,7 +233,11 @@ def curvature_landscape(
             nm, eps = model_normalization(model)
         else:
             nm, eps = norm, float(getattr(model.cfg, "eps", None) or 1e-5)
-        metrics = [NormalizedTurningAngles(nm, eps), NormalizedStepNorms(nm, eps), NormalizedLengthToChord(nm, eps)]
+        metrics: list[StreamMetric] = [
+            NormalizedTurningAngles(nm, eps),
+            NormalizedStepNorms(nm, eps),
+            NormalizedLengthToChord(nm, eps),
+        ]
     else:
         nm = None
         metrics = [TurningAngles(), StepNorms(), LengthToChord()]

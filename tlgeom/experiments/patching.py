@@ -45,6 +45,7 @@ trajectory point (a hook raises there), so no logits are ever computed: with the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,6 +270,7 @@ def _capture(model, tokens, info, names, final) -> dict[str, torch.Tensor]:
         final,
         lambda act: out.__setitem__(final, row0(act)),
     )
+    _compat.check_fired(model, [*names, final], set(out))
     return out
 
 
@@ -388,15 +390,19 @@ def patch_attribution(
                     heads = chunk[sel, 2]
                     vals = src[pair[pos], heads]
 
-                    def hook(act, hook=None, rows=rows, pos=pos, heads=heads, vals=vals):
+                    def patch_heads(act, hook=None, rows=rows, pos=pos, heads=heads, vals=vals):
                         act[rows.to(act.device), pos.to(act.device), heads.to(act.device)] = vals.to(act.dtype)
                         return act
+
+                    hook: Callable[..., torch.Tensor] = patch_heads
                 else:
                     vals = src[pair[pos]]
 
-                    def hook(act, hook=None, rows=rows, pos=pos, vals=vals):
+                    def patch_positions(act, hook=None, rows=rows, pos=pos, vals=vals):
                         act[rows.to(act.device), pos.to(act.device)] = vals.to(act.dtype)
                         return act
+
+                    hook = patch_positions
 
                 hooks.append((names[li], hook))
             _run_until(

@@ -103,6 +103,7 @@ class Projection:
         lead = x.shape[:-1]
         flat = x.detach().double().reshape(-1, x.shape[-1])
         if self.method == "pca":
+            assert self.mean is not None and self.components is not None  # fit_projection sets both for PCA
             out = (flat - self.mean) @ self.components.T
         else:
             import numpy as np

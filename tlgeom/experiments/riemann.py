@@ -182,7 +182,7 @@ class LayerChart:
         """``Jᵀ`` at ``u`` (default 0): row i is ``∂f/∂u_i``, from k JVPs in one batched forward pass."""
         u = torch.zeros(self.k, dtype=torch.float64) if u is None else u.to(torch.float64)
         U = u.to(self.device)[None].expand(self.k, -1).contiguous()
-        _, JT = jvp(self._forward, (U,), (torch.eye(self.k, dtype=torch.float64, device=self.device),))
+        JT = jvp(self._forward, (U,), (torch.eye(self.k, dtype=torch.float64, device=self.device),))[1]
         return JT.detach()
 
     def metric(self, u: torch.Tensor | None = None) -> Float[torch.Tensor, "k k"]:

@@ -98,8 +98,8 @@ class SphereReport(Result):
     d_model: int
     n_tokens: int
     encoder: bool
-    norms: torch.Tensor = field(repr=False, default=None)
-    raw_norms: torch.Tensor = field(repr=False, default=None)
+    norms: torch.Tensor | None = field(repr=False, default=None)
+    raw_norms: torch.Tensor | None = field(repr=False, default=None)
     dtype: str = "float32"
     tol: float = SPHERE_TOL["float32"]
 
@@ -290,7 +290,8 @@ def sphere_report(model: Any, inputs: Any) -> SphereReport:
     for l in layers:
         n = acts[f"{l.name}.hook_normalized"][valid].double().cpu()
         s = acts[f"{l.name}.hook_scale"][valid].double().cpu()
-        x = sum(acts[h][valid].double().cpu() for h in l.input_hooks) if l.input_hooks else None
+        zero = torch.zeros((), dtype=torch.float64)
+        x = sum((acts[h][valid].double().cpu() for h in l.input_hooks), zero) if l.input_hooks else None
         nn_ = n.norm(dim=-1)
         ratio = nn_ / root
         exp = expected_radius(s[..., 0] if s.dim() == 2 else s, d, l.eps)

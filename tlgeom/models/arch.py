@@ -232,7 +232,7 @@ def _attn_scale(model: Any, hf_cfg: Any, mt: str, d_head: int, notes: list[str])
     attn = None
     if blocks is not None and len(blocks) and hasattr(blocks[0], "attn"):
         attn = _original(blocks[0].attn)
-    if attn is not None and attn is not getattr(blocks[0], "attn", None):
+    if attn is not None and blocks is not None and attn is not getattr(blocks[0], "attn", None):
         cls = type(attn).__name__
         v = getattr(attn, "scaling", None)
         if isinstance(v, (int, float)) and v > 0:

@@ -138,6 +138,7 @@ def norm_layers(model: Any) -> list[NormLayer]:
         if name == "ln_final":
             return (info.n_layers, 0)
         m = re.match(r"^blocks\.(\d+)\.ln([12])(_post)?", name)
+        assert m is not None, name  # found holds only embed*, ln_final and blocks.<i>.ln<1|2>[_post] names
         return (int(m.group(1)), int(m.group(2)) * 2 + (1 if m.group(3) else 0))
 
     out = []
@@ -149,9 +150,8 @@ def norm_layers(model: Any) -> list[NormLayer]:
         b = getattr(mod, "b", None) if kind == "LayerNorm" else None
         gamma = torch.ones(d, dtype=torch.float64) if not isinstance(g, torch.Tensor) else g.detach().double().cpu()
         beta = torch.zeros(d, dtype=torch.float64) if not isinstance(b, torch.Tensor) else b.detach().double().cpu()
-        eps = getattr(mod, "eps", None)
-        if eps is None:
-            eps = getattr(model.cfg, "eps", 1e-5)
+        mod_eps = getattr(mod, "eps", None)
+        eps = getattr(model.cfg, "eps", 1e-5) if mod_eps is None else mod_eps
         out_hook = f"{name}.hook_out" if f"{name}.hook_out" in model.hook_dict else None
         out.append(
             NormLayer(

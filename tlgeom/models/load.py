@@ -160,7 +160,7 @@ def _smollm2_hf(dtype: torch.dtype = torch.float32):
         tmp.rename(cached)
     except OSError:
         cached = src  # read-only home: works, only slower next time
-    hf = hf.to(dtype).eval()
+    hf = hf.to(dtype).eval()  # type: ignore[arg-type]  # mypy misreads transformers' decorated .to as unbound
     return hf, tok, cached
 
 
@@ -209,7 +209,7 @@ def _gemma3_hf(dtype: torch.dtype = torch.float32):
         gguf_path.unlink(missing_ok=True)  # the float cache replaces the assembled file
     except OSError:
         pass  # read-only cache: works, only slower next time
-    return hf.to(dtype).eval(), tok, cached
+    return hf.to(dtype).eval(), tok, cached  # type: ignore[arg-type]  # as above: transformers' decorated .to
 
 
 def _smollm2_hooked_transformer(hf, tok, dtype: torch.dtype, device: str | None):
@@ -435,13 +435,13 @@ def tiny_model(
                 num_attention_heads=n_heads,
                 intermediate_size=4 * d_model,
                 max_position_embeddings=n_ctx,
-                attn_implementation="eager",
+                attn_implementation="eager",  # type: ignore[call-arg]  # a PretrainedConfig **kwargs
                 pad_token_id=tok.pad_token_id,
                 architectures=["BertForMaskedLM"],
             )
         ).eval()
         return _bridge_class().boot_transformers("local-bert", hf_model=hf, tokenizer=tok).eval()
-    cfg_kwargs = {**common, **(llama if kind == "llama" else gpt2)}
+    cfg_kwargs: dict[str, Any] = {**common, **(llama if kind == "llama" else gpt2)}
     if api == "hooked":
         try:
             from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -451,8 +451,8 @@ def tiny_model(
     try:
         from transformer_lens.config import TransformerBridgeConfig
     except ImportError:
-        from transformer_lens.config.TransformerBridgeConfig import (
-            TransformerBridgeConfig,
+        from transformer_lens.config.TransformerBridgeConfig import (  # type: ignore[import-not-found,no-redef]
+            TransformerBridgeConfig,  # TransformerLens 3.x
         )
     cfg = TransformerBridgeConfig(**cfg_kwargs)
     return _bridge_class().boot_native(cfg, tokenizer=tok).eval()

@@ -15,7 +15,7 @@ Use :func:`stream` for one call, or :meth:`StreamMetric.hooks` with TransformerL
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from jaxtyping import Float
@@ -112,6 +112,9 @@ class StepMetric(StreamMetric):
 
     per_token = True
     min_points = 2
+    first: torch.Tensor | None
+    prev: torch.Tensor | None
+    prev_step: torch.Tensor | None
 
     def start(self, n_points: int) -> None:
         super().start(n_points)
@@ -121,6 +124,7 @@ class StepMetric(StreamMetric):
         if index == 0:
             self.first = x
         else:
+            assert self.prev is not None  # points arrive in order: index 0 came first
             delta = x - self.prev
             self.step(index - 1, delta, self.prev_step)
             self.prev_step = delta
@@ -171,6 +175,8 @@ class LengthToChord(StepMetric):
 
     name = "length_to_chord"
 
+    length: torch.Tensor | None
+
     def start(self, n_points: int) -> None:
         super().start(n_points)
         self.length = None
@@ -181,6 +187,7 @@ class LengthToChord(StepMetric):
 
     def result(self) -> torch.Tensor:
         self._require_run()
+        assert self.length is not None and self.prev is not None and self.first is not None  # a complete run
         return chord_ratio(self.length, _norm(self.prev - self.first))
 
 
@@ -331,4 +338,4 @@ class SequenceTurningAngles(StreamMetric):
 
     def result(self) -> torch.Tensor:
         self._require_run()
-        return torch.stack(self.values, dim=1)
+        return torch.stack(cast(list[torch.Tensor], self.values), dim=1)  # a complete run filled every slot
