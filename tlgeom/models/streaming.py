@@ -244,7 +244,11 @@ def stream(
     finally:
         for m in metrics:
             m.bind_mask(None)
-    out: dict[str, Any] = {"tokens": tokens, "mask": mask, "forward_dtype": _compat.dtype_name(_compat.forward_dtype(model))}
+    out: dict[str, Any] = {
+        "tokens": tokens,
+        "mask": mask,
+        "forward_dtype": _compat.dtype_name(_compat.forward_dtype(model)),
+    }
     for m in metrics:
         r = m.result()
         if m.per_token and isinstance(r, torch.Tensor):
