@@ -24,8 +24,8 @@ SHORT = ("She walked to the river bank.", "She walked to the savings bank.", "ba
 
 
 def test_decoder_edit_after_target_leaves_trajectory_unchanged(smollm2):
-    after = [deflection(smollm2, p) for p in minimal_pairs("after_target")]
-    before = [deflection(smollm2, p) for p in minimal_pairs("homonym")[:6]]
+    after = [deflection(smollm2, p, controls=0) for p in minimal_pairs("after_target")]
+    before = [deflection(smollm2, p, controls=0) for p in minimal_pairs("homonym")[:6]]
     worst_after = max(float(d.relative_distance.max()) for d in after)
     least_before = min(float(d.relative_distance.max()) for d in before)
     print(
@@ -39,7 +39,7 @@ def test_decoder_edit_after_target_leaves_trajectory_unchanged(smollm2):
 
 
 def test_encoder_sees_edits_after_the_target(minilm):
-    after = [deflection(minilm, p) for p in minimal_pairs("after_target")]
+    after = [deflection(minilm, p, controls=0) for p in minimal_pairs("after_target")]
     vals = [float(d.relative_distance[-1]) for d in after]
     print(
         f"\nminilm (bidirectional): edits after the target move its last-layer state by ‖e−c‖/‖c‖ = "
@@ -77,6 +77,8 @@ def _tl_subset(model, res, layers):
     return ref.double(), df
 
 
+# TransformerLens builds a tensor from the index DataFrame's read-only (copy-on-write) NumPy values
+@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable:UserWarning")
 @pytest.mark.parametrize("fixture", ["smollm2", "smollm2_hooked"])
 def test_patching_equals_transformer_lens_smollm2(fixture, request):
     """Full batched sweep vs TransformerLens' loop on layers 5 and 20 (every position; ~16 passes)."""
@@ -100,18 +102,44 @@ def test_meaning_vs_control(fixture, name, request):
     from scipy.stats import wilcoxon
 
     model = request.getfixturevalue(fixture)
-    r = meaning_vs_control(model, n_controls=8, seed=0, model_name=name)
+    r = meaning_vs_control(model, seed=0, model_name=name)  # 19 matched controls per pair
     f = r.frame
-    print("\n" + r.verdict())
+    print("\n" + r.summary())
     print(f[["pair", "meaning", "control", "toward_meaning", "toward_control"]].round(3).to_string(index=False))
+    print(
+        r.layers[["label", "effect", "ci_low", "ci_high", "statistic", "p", "p_adjusted"]]
+        .round(3)
+        .to_string(index=False)
+    )
     pairs = minimal_pairs("homonym")
+    assert r.n_controls == 19 and r.toward_run
     assert len(f) == len(pairs) >= 14 and not f[["meaning", "control", "toward_meaning"]].isna().any().any()
     assert r.p_wilcoxon == pytest.approx(float(wilcoxon(f["diff"], alternative="greater").pvalue))
     assert r.p_permutation == pytest.approx(_sign_flip_pvalue(f["diff"].to_numpy()))
     assert r.p_toward_permutation == pytest.approx(_sign_flip_pvalue(f["toward_diff"].to_numpy()))
     assert 0 < r.p_permutation <= 1 and 0 < r.p_toward_wilcoxon <= 1
-    # the batched per-pair numbers equal an independent single-pair computation
+    assert (r.layers.p_adjusted >= r.layers.p - 1e-12).all()
+    # the batched per-pair numbers equal an independent single-pair computation with the same controls
     p = pairs[0]
-    d = deflection(model, p, controls=[c.edited for c in control_edits(p, 8, seed=0)])
+    d = deflection(model, p, controls=[c.edited for c in control_edits(p, 19, seed=0)])
     assert f.meaning[0] == pytest.approx(float(d.angle[1:].rad2deg().mean()), rel=1e-4)
     assert f.control[0] == pytest.approx(float(d.control_angle[:, 1:].rad2deg().mean()), rel=1e-4)
+
+
+def test_bundled_pair_0_onset_with_19_matched_controls(smollm2):
+    """The report's bundled pair 0 and the API on the same texts: same controls, same corrected onset."""
+    pair = minimal_pairs("homonym")[0]
+    d = deflection(smollm2, pair.clean, pair.edited, pair.target, controls=19, seed=0)
+    again = deflection(smollm2, pair, seed=0)
+    print("\nsmollm2-135m, bundled pair 0:\n" + d.summary())
+    print(
+        d.tests()[["statistic", "observed", "null_mean", "p", "p_adjusted", "reject"]].round(4).to_string(index=False)
+    )
+    print(d.controls_frame()[["words", "pos", "slot_pos", "dzipf", "dlen"]].to_string(index=False))
+    assert again.control_texts == d.control_texts and again.onset == d.onset
+    assert d.n_controls == 19 and all(i["pos_match"] for i in d.control_info)
+    t = d.tests()
+    assert t.p.between(1 / 20, 1).all() and (t.p_adjusted >= t.p).all()
+    assert t.p.iloc[0] == 1.0  # the target's own embedding: every deflection is 0 (a tie)
+    if d.onset is not None:
+        assert t.p_adjusted.iloc[d.onset] <= 0.05 and (t.p_adjusted.iloc[: d.onset] > 0.05).all()
