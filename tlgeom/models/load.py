@@ -372,7 +372,8 @@ def tiny_model(
             gated MLP, grouped-query attention) or ``"bert"`` (post-LN encoder, Bridge only).
         api: ``"bridge"`` (``TransformerBridge.boot_native`` / ``boot_transformers``) or
             ``"hooked"`` (``HookedTransformer``, TransformerLens 3.x only).
-        seed: initialisation seed.
+        seed: initialisation seed (an int in [0, 2**63)); the caller's global torch RNG state is
+            left as it was.
     """
     check_choice("kind", kind, ("gpt2", "llama", "bert"))
     check_choice("api", api, ("bridge", "hooked"))
@@ -382,6 +383,13 @@ def tiny_model(
     if d_model % 4:
         raise bad_arg("d_model", d_model, "a multiple of 4 (4 heads)")
     check_int("n_ctx", n_ctx, minimum=1)
+    # the initialisers draw from torch's global RNG: seed it inside a fork so the caller's stream is untouched
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build_tiny(kind, api, seed, n_layers, d_model, n_ctx)
+
+
+def _build_tiny(kind: str, api: str, seed: int, n_layers: int, d_model: int, n_ctx: int) -> Any:
     tok = tiny_tokenizer()
     d_vocab = len(tok)
     n_heads = 4
@@ -405,7 +413,6 @@ def tiny_model(
         act_fn="silu",
     )
     gpt2 = dict(normalization_type="LN", act_fn="gelu_new")
-    torch.manual_seed(seed)
     if kind == "bert":
         if api == "hooked":  # TransformerLens 3.x HookedEncoder (post-LN BERT)
             try:
