@@ -35,7 +35,6 @@ on the SVD routine's arbitrary signs, so results are stable across calls and lib
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,10 +43,11 @@ import torch
 from jaxtyping import Float, Int
 
 from tlgeom._args import renamed
-from tlgeom._errors import bad_arg
+from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.sphere import normalize
 from tlgeom.models import _compat
+from tlgeom.models.arch import architecture, require
 from tlgeom.models.conventions import NormLayer, attention_input_norm
 
 CIRCUITS = ("QK", "OV")
@@ -106,21 +106,27 @@ def factored_svd(A: Float[torch.Tensor, "... d_left m"], B: Float[torch.Tensor, 
 
 
 def attn_scale(model: Any) -> float:
-    """The score divisor TransformerLens uses: ``cfg.attn_scale`` if set, else √d_head (1 if unscaled)."""
-    cfg = model.cfg
-    if getattr(cfg, "use_attn_scale", True) is False:
-        return 1.0
-    s = getattr(cfg, "attn_scale", None)
-    if s is None or float(s) <= 0:
-        return math.sqrt(cfg.d_head)
-    return float(s)
+    """The model's true score divisor ``s`` (``softmax(q·k / s)``), read by :func:`tlgeom.models.arch.architecture`.
+
+    From the Hugging Face attention module or config where there is one (Gemma 2/3 and VaultGemma:
+    √query_pre_attn_scalar; Granite: 1/attention_multiplier; GPT-Neo: 1), else TransformerLens'
+    ``cfg.attn_scale``, else √d_head.
+    """
+    return architecture(model).attn_scale
 
 
 def _factors(model: Any, circuit: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``A [layer, head, d, d_head]``, ``B [layer, head, d_head, d]`` (float64, detached); QK scaled."""
     if circuit not in CIRCUITS:
         raise bad_arg("circuit", circuit, f"one of {CIRCUITS}")
-    fm = model.QK if circuit == "QK" else model.OV
+    require(model, f"{circuit} circuit", attention=True)
+    try:
+        fm = model.QK if circuit == "QK" else model.OV
+    except (NotImplementedError, AttributeError, RuntimeError, ValueError) as exc:
+        raise TlgeomError(
+            f"circuit={circuit!r}: this {architecture(model).family} bridge cannot give per-head "
+            f"W_Q W_Kᵀ / W_V W_O ({type(exc).__name__}: {str(exc)[:160]})"
+        ) from exc
     A, B = fm.A.detach().double().cpu(), fm.B.detach().double().cpu()
     if circuit == "QK":
         A = A / attn_scale(model)

@@ -45,10 +45,11 @@ from typing import Any
 import torch
 
 from tlgeom._args import check_int, check_layers, renamed
-from tlgeom._errors import bad_arg
+from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.heat import DEFAULT_K, GraphLaplacian, bandwidth, graph_laplacian
 from tlgeom.models import _compat
+from tlgeom.models.arch import architecture, require
 from tlgeom.models.trajectory import record_trajectories
 
 # ---------------------------------------------------------------------------------------------
@@ -249,12 +250,17 @@ class HeatAttention(Result):
         return fig
 
 
+QK_TOL = 1e-3  # max |softmax(q·k/s + mask) − pattern| accepted for a float32/float64 forward pass
+QK_TOL_LOW_PRECISION = 2e-2  # … for bfloat16/float16
+
+
 def _qk_and_pattern(model: Any, tokens: torch.Tensor, layer: int, info) -> tuple[torch.Tensor, ...]:
     base = f"blocks.{layer}.attn."
     names = [base + "hook_rot_q", base + "hook_rot_k", base + "hook_q", base + "hook_k", base + "hook_pattern"]
     names = [n for n in names if n in model.hook_dict]
     _compat.check_hook_names(model, [base + "hook_q", base + "hook_k", base + "hook_pattern"])
-    got = _compat.capture(model, tokens, torch.ones_like(tokens, dtype=torch.bool), info, names)
+    required = [base + "hook_q", base + "hook_k", base + "hook_pattern"]
+    got = _compat.capture(model, tokens, torch.ones_like(tokens, dtype=torch.bool), info, names, required=required)
     # rotary models: the rotated q/k (what the scores use) when the API fires those hooks
     qn = base + "hook_rot_q" if base + "hook_rot_q" in got else base + "hook_q"
     q, k = got[qn][0].to(torch.float64), got[qn.replace("_q", "_k")][0].to(torch.float64)  # [pos, head, d]
@@ -326,10 +332,9 @@ def attention_vs_heat_kernel(
         return [attention_vs_heat_kernel(model, inputs, layer, **kw) for layer in layer_list]
     layer = layer_list[0]
 
+    require(model, "attention_vs_heat_kernel", scores=True)  # MLA, ALiBi, soft-capping: q·k/s is not the score
     q, kk, pattern = _qk_and_pattern(model, tokens, layer, info)
-    scale = float(getattr(model.cfg, "attn_scale", -1) or -1)
-    if scale <= 0:  # the Bridge reports -1: HF uses 1/√d_head
-        scale = math.sqrt(q.shape[-1])
+    scale = architecture(model).attn_scale  # the model's true divisor (HF attention module / config)
     causal = not info.encoder
     valid = torch.ones(N, N, dtype=torch.bool).tril() if causal else torch.ones(N, N, dtype=torch.bool)
     rows = (valid.sum(-1) >= 2).to(torch.float64)
@@ -340,6 +345,16 @@ def attention_vs_heat_kernel(
 
     scores = torch.einsum("qhd,khd->hqk", qs, ks)
     qk_err = (scores.masked_fill(~valid, float("-inf")).softmax(-1) - A).abs().amax((-1, -2))
+    tol = QK_TOL if _compat.forward_dtype(model).itemsize >= 4 else QK_TOL_LOW_PRECISION
+    if float(qk_err.max()) > tol:
+        worst = heads[int(qk_err.argmax())]
+        raise TlgeomError(
+            f"attention_vs_heat_kernel: layer {layer}: softmax(q·k/s + mask) with s={scale:.4g} "
+            f"({architecture(model).attn_scale_source}) from the hooked q/k differs from the model's hook_pattern "
+            f"by up to {float(qk_err.max()):.3g} (head {worst}; tolerance {tol:g}): the q/k cloud does not produce "
+            "this attention (pre-rotary hooks, a sliding window shorter than the text, or an extra score term), "
+            "so a kernel fitted on it would describe something else"
+        )
 
     # Gaussian baseline, all heads and σ at once: [H, S, N, N]
     D2 = (qs.pow(2).sum(-1).T[:, :, None] + ks.pow(2).sum(-1).T[:, None, :] - 2 * scores).clamp_min(0)

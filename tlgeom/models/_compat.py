@@ -277,22 +277,63 @@ def storing_hooks(out: dict, names: Sequence[str], take=lambda act: act.detach()
 
 
 def capture(
-    model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo, names: Sequence[str]
+    model: Any,
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    info: ModelInfo,
+    names: Sequence[str],
+    required: Sequence[str] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The activations at ``names`` from one forward pass (detached, not copied)."""
+    """The activations at ``names`` from one forward pass (detached, not copied).
+
+    ``required`` (default: all of ``names``) must fire, else a TlgeomError names those that did not.
+    """
     out: dict[str, torch.Tensor] = {}
-    run_with_point_hooks(model, tokens, mask, info, storing_hooks(out, names))
+    run_with_point_hooks(model, tokens, mask, info, storing_hooks(out, names), required=required)
     return out
 
 
 def run_with_point_hooks(
-    model: Any, tokens: torch.Tensor, mask: torch.Tensor, info: ModelInfo, fwd_hooks: list
+    model: Any,
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    info: ModelInfo,
+    fwd_hooks: list,
+    required: Sequence[str] | None = None,
 ) -> None:
-    """One forward pass with ``fwd_hooks`` attached; every hook is removed on every path."""
+    """One forward pass with ``fwd_hooks`` attached; every hook is removed on every path.
+
+    Every hook in ``required`` (default: all of ``fwd_hooks``) must fire, else a TlgeomError names
+    those that did not.
+    """
     check_precision(model)
     kwargs = forward_kwargs(model, mask, info)
     if info.api != "hooked_encoder":
         kwargs["return_type"] = None  # skip the unembedding: only the residual stream is read
+    fired: set[str] = set()
+
+    def tracked(name: str, fn):
+        def hook(act, hook=None):
+            fired.add(name)
+            return fn(act, hook=hook)
+
+        return hook
+
     # model.hooks() removes exactly the hooks it added when the block exits, exceptions included.
-    with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks):
+    with torch.no_grad(), model.hooks(fwd_hooks=[(n, tracked(n, f)) for n, f in fwd_hooks]):
         model(tokens.to(model_device(model)), **kwargs)
+    check_fired(model, [n for n, _ in fwd_hooks] if required is None else required, fired)
+
+
+def check_fired(model: Any, names: Sequence[str], fired: set[str]) -> None:
+    """TlgeomError naming every hook point in ``names`` that did not fire (a tensor filled from hooks
+    would otherwise hold uninitialised memory where they should have written)."""
+    missing = [n for n in dict.fromkeys(names) if n not in fired]
+    if missing:
+        from tlgeom._errors import TlgeomError
+
+        raise TlgeomError(
+            f"hook points {missing} exist on this {type(model).__name__} but did not fire during the forward pass "
+            f"({len(missing)} of {len(set(names))}): the bridge does not route these activations through them, "
+            "so tlgeom refuses to return states it never received"
+        )

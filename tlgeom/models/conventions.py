@@ -31,6 +31,7 @@ import torch
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom.geometry.sphere import _NORM_RE
 from tlgeom.models import _compat
+from tlgeom.models.arch import architecture, effective_gain
 
 
 def model_normalization(model: Any) -> tuple[str, float]:
@@ -116,6 +117,7 @@ def norm_layers(model: Any) -> list[NormLayer]:
     """
     info = _compat.check_model(model)
     found = []
+    arch = architecture(model)
     for key in model.hook_dict:
         if not key.endswith(".hook_normalized"):
             continue
@@ -125,6 +127,11 @@ def norm_layers(model: Any) -> list[NormLayer]:
         if name == "ln_final" and info.encoder:
             continue  # Bridge BERT: the masked-LM head's LayerNorm, not the encoder's
         found.append(name)
+    if not found and arch.norm != "none":
+        raise TlgeomError(
+            f"model={arch.family}: its {arch.norm} layers expose no 'blocks.L.ln1.hook_normalized' hook points "
+            "on this TransformerLens bridge, so the residual-stream normalisation cannot be read"
+        )
     if not found:
         raise TlgeomError(
             f"model={type(model).__name__}: expected a model with normalisation layers (hook points "
@@ -148,7 +155,7 @@ def norm_layers(model: Any) -> list[NormLayer]:
         kind = _norm_kind(mod, model.cfg)
         g = getattr(mod, "w", None)
         b = getattr(mod, "b", None) if kind == "LayerNorm" else None
-        gamma = torch.ones(d, dtype=torch.float64) if not isinstance(g, torch.Tensor) else g.detach().double().cpu()
+        gamma = torch.ones(d, dtype=torch.float64) if not isinstance(g, torch.Tensor) else effective_gain(model, g)
         beta = torch.zeros(d, dtype=torch.float64) if not isinstance(b, torch.Tensor) else b.detach().double().cpu()
         mod_eps = getattr(mod, "eps", None)
         eps = getattr(model.cfg, "eps", 1e-5) if mod_eps is None else mod_eps

@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 
 from tlgeom._args import check_dtype, check_points
-from tlgeom._errors import bad_arg
+from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.models import _compat
 
@@ -167,6 +167,11 @@ def record_trajectories(model: Any, inputs: Any, points: Any = "resid", *, dtype
 
     def make_hook(i: int):
         def hook(act, hook=None):
+            if act.dim() != 3 or act.shape[:2] != tokens.shape:
+                raise TlgeomError(
+                    f"hook point {names[i]!r} gave an activation of shape {tuple(act.shape)}, not "
+                    f"[batch, pos, d_model] = [{tokens.shape[0]}, {tokens.shape[1]}, d_model]"
+                )
             if "states" not in out:
                 B, P, D = act.shape
                 out["states"] = torch.empty((B, P, len(names), D), dtype=dtype or act.dtype, device=act.device)
