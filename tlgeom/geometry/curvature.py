@@ -32,12 +32,13 @@ from typing import Any, NamedTuple
 import torch
 from jaxtyping import Float
 
+from tlgeom import _args
 from tlgeom._errors import TlgeomError, bad_arg
 
 #: Default thresholds (degrees of turning angle): tlgeom's choice, documented, not the paper's.
 SHARP_DEG = 110.0
 FLAT_DEG = 70.0
-SPACES = ("raw", "normalized")
+SPACES = _args.SPACES
 NORMS = ("rms", "layernorm")
 
 #: Relative step norm under which a step counts as zero length (its angles are NaN).
@@ -160,8 +161,7 @@ def normalize_states(x: torch.Tensor, norm: str = "rms", eps: float = 1e-5) -> F
     ``ln*.hook_normalized``. Computed without overflow as ``y · s / hypot(s·rms(y), √eps)`` with
     ``y = x / s``, ``s = max |x|``.
     """
-    if norm not in NORMS:
-        raise bad_arg("norm", norm, f"one of {NORMS}")
+    _args.check_choice("norm", norm, NORMS)
     if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise bad_arg("eps", eps, "a finite float >= 0")
     x = x.to(torch.float64)
@@ -174,8 +174,7 @@ def normalize_states(x: torch.Tensor, norm: str = "rms", eps: float = 1e-5) -> F
 
 
 def _space(x: Any, space: str, norm: str, eps: float, min_points: int = 2) -> torch.Tensor:
-    if space not in SPACES:
-        raise bad_arg("space", space, f"one of {SPACES}")
+    _args.check_space(space)
     x = as_states(x, min_points=min_points)
     return normalize_states(x, norm, eps) if space == "normalized" else x
 
