@@ -7,6 +7,7 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -449,7 +450,7 @@ def test_bundled_minimal_pairs():
                     assert len(find_word(text, p.target)) == 1, (p.target, text)
 
 
-def test_meaning_vs_control_computation(tiny_gpt2):
+def test_meaning_vs_control_computation(tiny_gpt2, tmp_path):
     """The paired tests are computed from the frame (Wilcoxon = scipy's; permutation = enumeration)."""
     from scipy.stats import wilcoxon
 
@@ -485,5 +486,11 @@ def test_meaning_vs_control_computation(tiny_gpt2):
     assert r.onset is None or r.layers.p_adjusted.iloc[r.onset] <= 0.05
     h = r.headline()
     assert h["toward_test_run"] is False and h["n_controls"] == 3
+    import matplotlib
+
+    matplotlib.use("Agg")
+    paths = r.save(tmp_path)  # the Result protocol: PNG, CSV (one row per pair), JSON headline
+    assert paths["png"].stat().st_size > 0 and len(pd.read_csv(paths["csv"])) == 5
+    assert "not run: no sense contexts" in paths["json"].read_text()
     with pytest.raises(TlgeomError, match="measure"):
         meaning_vs_control(tiny_gpt2, pairs, measure="speed")
