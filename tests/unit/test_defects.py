@@ -41,18 +41,15 @@ def test_duplicate_metric_names_refused_before_the_pass(tiny_llama):
 
 
 def test_sequence_angles_not_masked_on_the_point_axis(tiny_gpt2):
-    """pos == n_points: the [batch, point, pos-2] result was masked as if it were [batch, pos, ...]."""
-    texts = ["the cat", "the"]  # [BOS] the cat / [BOS] the [PAD]: pos 3 = n_points 3 (2 layers)
-    t = tlgeom.record_trajectories(tiny_gpt2, texts)
-    assert t.states.shape[1] == t.n_points == 3
-    out = stream(tiny_gpt2, texts, [SequenceTurningAngles()])
-    got = out["sequence_turning_angles"]
-    assert got.shape == (2, 3, 1)
-    # sequence 0 has no padding: every point's angle is defined (point 2 was NaN-filled before)
-    assert torch.isfinite(got[0]).all()
-    # sequence 1's only angle touches padding: NaN at every point, as the tensor path gives
+    """pos == n_points: the [batch, point, pos-2] result was NaN-filled as if it were [batch, pos, ...]."""
+    texts = ["the cat sat on", "the cat sat"]  # 5 and 4 positions with [BOS]; sublayer points: 5
+    t = tlgeom.record_trajectories(tiny_gpt2, texts, points="sublayer")
+    assert t.states.shape[1] == t.n_points == 5
+    got = stream(tiny_gpt2, texts, [SequenceTurningAngles()], points="sublayer")["sequence_turning_angles"]
+    assert got.shape == (2, 5, 3)
+    # sequence 1's first angle (positions 0, 1, 2) is real at every point: point 4 was NaN-filled before
+    assert torch.isfinite(got[1, :, 0]).all()
     torch.testing.assert_close(got, sequence_turning_angles(t), equal_nan=True)
-    assert torch.isnan(got[1]).all()
 
 
 def test_one_layer_model_turning_angles_refused(tmp_path):
