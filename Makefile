@@ -29,7 +29,7 @@ UV_SOURCES   := $(addprefix --find-links ,$(FIND_LINKS)) $(addprefix --extra-ind
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0*),,--torch-backend cpu)
 UV_INSTALL    = $(UV) pip install -q $(UV_SOURCES) --python $(1)/bin/python
 
-LINT_PATHS := tlgeom tests benchmarks $(wildcard tutorials/*.py)
+LINT_PATHS := tlgeom tests benchmarks $(wildcard tutorials/*.py) $(wildcard scripts)
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
