@@ -23,8 +23,14 @@ def test_demo_prints_verdict_and_writes_every_file(demo_report):
         "patching.csv",
         "results.json",
         "report.html",
+        "landscape.json",  # each Result's own save(): headline + summary
+        "sphere.json",
+        ".tlgeom-manifest.json",
     ):
         assert (out / name).stat().st_size > 0, name
+    assert not list(out.parent.glob(f".{out.name}.partial-*"))  # the staging directory was moved into place
+    manifest = json.loads((out / ".tlgeom-manifest.json").read_text(encoding="utf-8"))["files"]
+    assert set(manifest) == {p.name for p in out.iterdir()} - {".tlgeom-manifest.json"}
     doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert doc["meta"]["model"]["name"] == "smollm2-135m" and doc["meta"]["n_sims"] == 999
     land = doc["sections"]["landscape"]["results"]
@@ -44,10 +50,15 @@ def test_demo_prints_verdict_and_writes_every_file(demo_report):
         (["landscape", "--text-file", "/nonexistent/words.txt"], "--text-file='/nonexistent/words.txt'"),
         (["landscape", "--model", "definitely-not-a-model"], "--model='definitely-not-a-model'"),
         (["landscape", "--text", ""], "--text=''"),
+        (["report", "--seed", "-1"], "--seed=-1"),
+        (["deflect", "--seed", "-1"], "--seed=-1"),
+        (["sphere", "--out", "/proc/x"], "--out='/proc/x'"),
     ],
 )
 def test_bad_input_one_line_exit_2_no_traceback(tlgeom_cli, tmp_path, argv, needle):
-    proc = tlgeom_cli(*argv, "--out", str(tmp_path / "o"), "--no-progress", timeout=300)
+    if "--out" not in argv:
+        argv = [*argv, "--out", str(tmp_path / "o")]
+    proc = tlgeom_cli(*argv, "--no-progress", timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr

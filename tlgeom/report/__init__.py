@@ -371,7 +371,7 @@ def environment(model: Any = None, model_name: str | None = None) -> dict:
         except md.PackageNotFoundError:
             return None
 
-    env = {
+    env: dict[str, Any] = {
         "tlgeom": __version__,
         "transformer_lens": version("transformer-lens"),
         "torch": torch.__version__,
