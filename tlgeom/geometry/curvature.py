@@ -59,9 +59,20 @@ def safe_norm(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Te
     exceeds the float range.
     """
     x = x.to(torch.float64)
-    s = max_abs(x, dim)
-    n = torch.linalg.vector_norm(x / s, dim=dim, keepdim=True) * s
+    n = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
+    if bool(_out_of_range(n).any()):  # rare: rescale (the fast path is exact to rounding elsewhere)
+        s = max_abs(x, dim)
+        n = torch.linalg.vector_norm(x / s, dim=dim, keepdim=True) * s
     return n if keepdim else n.squeeze(dim)
+
+
+#: Norms inside [1e-140, 1e140] are exact to rounding when computed from plain squares (no square
+#: overflows, and what underflows is < 1e-27 of the total); outside it the vector is rescaled first.
+_SAFE_NORM_RANGE = (1e-140, 1e140)
+
+
+def _out_of_range(n: torch.Tensor) -> torch.Tensor:
+    return (n < _SAFE_NORM_RANGE[0]) | (n > _SAFE_NORM_RANGE[1])
 
 
 def check_finite_states(x: torch.Tensor, arg: str = "x") -> None:
@@ -69,14 +80,19 @@ def check_finite_states(x: torch.Tensor, arg: str = "x") -> None:
 
     A trajectory that is NaN at every point and coordinate is padding and allowed.
     """
-    finite = torch.isfinite(x)
-    if bool(finite.all()):
+    # fast path: a token's sum over [point, d_model] is finite unless one of its entries is not (or
+    # the sum overflows, which the exact check below clears); only suspect tokens are looked at
+    suspect = ~torch.isfinite(x.sum(dim=(-2, -1)))
+    if not bool(suspect.any()):
         return
-    padding = torch.isnan(x).all(-1, keepdim=True).all(-2, keepdim=True)
-    bad = ~finite & ~padding
+    xs = x[suspect]  # [n_suspect, point, d_model]
+    padding = torch.isnan(xs).all(-1).all(-1)
+    bad = ~torch.isfinite(xs) & ~padding[:, None, None]
     if not bool(bad.any()):
         return
-    first = tuple(int(i) for i in bad.nonzero()[0])
+    row = int(bad.flatten(1).any(-1).nonzero()[0])
+    inner = tuple(int(i) for i in bad[row].nonzero()[0])
+    first = tuple(int(i) for i in suspect.nonzero()[row]) + inner
     raise TlgeomError(
         f"{arg}: {int(bad.sum())} non-finite value(s) in the states of real tokens, the first "
         f"{float(x[first])} at index {first} of shape {tuple(x.shape)} ([..., point, d_model]); expected "
@@ -114,7 +130,10 @@ def as_states(x: Any, arg: str = "x", min_points: int = 2) -> Float[torch.Tensor
 
 def steps(x: Any) -> Float[torch.Tensor, "... step d_model"]:
     """Layer steps ``Δ_l = x_{l+1} − x_l`` in float64."""
-    x = as_states(x)
+    return _steps(as_states(x))
+
+
+def _steps(x: torch.Tensor) -> torch.Tensor:
     return x[..., 1:, :] - x[..., :-1, :]
 
 
@@ -123,7 +142,7 @@ def step_norms(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5)
 
     Computed with :func:`safe_norm`, so no square overflows.
     """
-    return safe_norm(steps(_space(x, space, norm, eps)))
+    return safe_norm(_steps(_space(x, space, norm, eps)))
 
 
 def angle_between(a: torch.Tensor, b: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -134,15 +153,20 @@ def angle_between(a: torch.Tensor, b: torch.Tensor, dim: int = -1) -> torch.Tens
     """
     a = a.to(torch.float64)
     b = b.to(torch.float64)
-    # the angle is scale-free: divide each vector by its largest |entry| so no square overflows
-    sa, sb = max_abs(a, dim), max_abs(b, dim)
-    a, b = a / sa, b / sb
     na = torch.linalg.vector_norm(a, dim=dim, keepdim=True)
     nb = torch.linalg.vector_norm(b, dim=dim, keepdim=True)
-    u, v = a * nb, b * na
+    if bool((_out_of_range(na) | _out_of_range(nb)).any()):
+        # the angle is scale-free: divide each vector by its largest |entry| so no square overflows
+        sa, sb = max_abs(a, dim), max_abs(b, dim)
+        a, b = a / sa, b / sb
+        na = torch.linalg.vector_norm(a, dim=dim, keepdim=True)
+        nb = torch.linalg.vector_norm(b, dim=dim, keepdim=True)
+        m = torch.maximum(sa, sb)
+        u, v = a * nb, b * na
+        na, nb = na * (sa / m), nb * (sb / m)  # the true norms, both divided by the larger scale
+    else:
+        u, v = a * nb, b * na
     ang = 2 * torch.atan2(torch.linalg.vector_norm(u - v, dim=dim), torch.linalg.vector_norm(u + v, dim=dim))
-    m = torch.maximum(sa, sb)
-    na, nb = na * (sa / m), nb * (sb / m)  # the true norms, both divided by the larger scale
     scale = torch.maximum(na, nb).squeeze(dim)
     tiny = (torch.minimum(na, nb).squeeze(dim) <= ZERO_STEP_RTOL * scale) | (scale == 0)
     return ang.masked_fill(tiny, float("nan"))
@@ -165,10 +189,13 @@ def normalize_states(x: torch.Tensor, norm: str = "rms", eps: float = 1e-5) -> F
     if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise bad_arg("eps", eps, "a finite float >= 0")
     x = x.to(torch.float64)
-    s = max_abs(x)
-    y = x / s
     if norm == "layernorm":
-        y = y - y.mean(-1, keepdim=True)
+        x = x - x.mean(-1, keepdim=True)
+    ms = x.pow(2).mean(-1, keepdim=True)
+    if not bool(_out_of_range(ms.sqrt()).any()):
+        return x * torch.rsqrt(ms + eps)
+    s = max_abs(x)  # rare: rescale so no square overflows or underflows
+    y = x / s
     rms = y.pow(2).mean(-1, keepdim=True).sqrt()
     return y * (s / torch.hypot(s * rms, torch.tensor(math.sqrt(eps), dtype=torch.float64, device=x.device)))
 
@@ -197,7 +224,7 @@ def turning_angles(
         space: ``"raw"`` or ``"normalized"`` (states normalised first, see :func:`normalize_states`).
         norm, eps: the normalisation for ``space="normalized"``.
     """
-    d = steps(_space(x, space, norm, eps, min_points=3))
+    d = _steps(_space(x, space, norm, eps, min_points=3))
     return angle_between(d[..., :-1, :], d[..., 1:, :])
 
 
@@ -216,7 +243,7 @@ def chord_ratio(length: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
 def length_to_chord(x: Any, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, ...]:
     """Path length over chord: ``Σ_l ‖Δ_l‖ / ‖x_last − x_0‖`` (≥ 1; NaN for a zero chord)."""
     x = _space(x, space, norm, eps)
-    length = safe_norm(steps(x)).sum(-1)
+    length = safe_norm(_steps(x)).sum(-1)
     return chord_ratio(length, safe_norm(x[..., -1, :] - x[..., 0, :]))
 
 
