@@ -53,7 +53,7 @@ def test_curvature_test_command(tiny_cli, tmp_path, capsys):
     assert res["verdict"].startswith("curvature verdict")
     assert doc["meta"]["seed"] == 3
     out = capsys.readouterr().out
-    assert "curvature verdict" in out and "[gaussian]" in out
+    assert "curvature verdict" in out and "[rotation]" in out and "[untrained]" in out
 
 
 def test_deflect_command_with_own_edit(tiny_cli, tmp_path):
@@ -280,21 +280,25 @@ def test_jsonable_and_verdict_line():
         "c": [1.5],
     }
 
-    class Fake:
-        alpha = 0.05
-        n_sims = 999
+    import pandas as pd
 
-        def verdicts(self):
-            return {
-                "gaussian": {"sharp+flat exceeds": True, "ltc longer": False},
-                "shuffle": {"sharp+flat exceeds": False, "ltc longer": None},
-            }
+    class Fake:
+        alpha, n_sims, n_texts, correction = 0.05, 999, 5, "holm"
+
+        def tests(self):
+            return pd.DataFrame(
+                {
+                    "null": ["rotation", "rotation", "shuffle"],
+                    "statistic": ["mean_angle", "log_ltc", "sharp_flat"],
+                    "informative": [True, True, False],
+                    "reject": [True, False, False],
+                }
+            )
 
     line = R.verdict_line(Fake())
-    assert "exceed 1/2 testable nulls (gaussian; not shuffle)" in line
-    assert "longer than 0/1 testable nulls (not gaussian)" in line and "Caution" not in line
-    Fake.n_sims = 19  # smallest p = 1/20 = α: nothing can be significant, and the line says so
-    assert "smallest p-value is 0.05 ≥ α" in R.verdict_line(Fake())
+    assert "rejected 1/2 (rotation·mean_angle)" in line and "1 uninformative" in line and "Caution" not in line
+    Fake.n_sims = 19  # smallest p = 1/20 > α/2: nothing can be significant, and the line says so
+    assert "smallest p-value is 0.05 > α/2" in R.verdict_line(Fake())
 
 
 def test_unknown_model_and_device_errors_come_from_load_model(monkeypatch):

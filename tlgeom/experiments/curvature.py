@@ -1,180 +1,178 @@
-"""Null models for layer-wise trajectory curvature, and the statistics that compare to them.
+"""Is trajectory curvature more than chance? Text-level tests of turning angles and length-to-chord
+against null models (:mod:`tlgeom.stats.nulls`).
 
-Is a model's trajectory curvature more than dimensionality or chance would give? Each null model
-below generates surrogate trajectories that keep some properties of the observed ones and
-randomise the rest; :func:`compare_to_nulls` counts sharp and flat turns and measures
-length-to-chord (LTC) on the observed and on ``n_sims`` surrogate sets, and reports the excess,
-a z-score and a permutation p-value ``p = (1 + #{null ≥ observed}) / (1 + n_sims)``.
+**The text is the unit of inference.** Tokens of one text share their context and are strongly
+dependent, so token counts are never treated as independent samples. For every text t, null and
+statistic:
 
-The null models (tlgeom's choices: the paper, arXiv 2511.03060, names "dimensionality or
-chance" but its null models are not available to us, so none of these is claimed to be its):
+1. the statistic ``s_t`` is computed over all tokens and layer vertices of the text (below);
+2. the null is simulated ``B = n_sims`` times *for the whole text at once* (the default nulls are
+   joint: one random rotation/permutation per text shared by its tokens), giving ``s_t^(b)``;
+3. the text-level statistic is ``T = mean_t (s_t − m_t)``, ``m_t`` the mean of the text's
+   simulations. Treating simulation b as the observation in every text at once (leave-one-out
+   means) gives ``T^(b)``; since ``T^(j) = (B+1)/B · (mean_t s_t^(j) − grand mean)``, the
+   Monte-Carlo p-value ``p = (1 + #{b : T^(b) ≥ T}) / (1 + B)`` (``|T|`` for two-sided) is exact
+   whenever the observed text is exchangeable with its simulations under the null.
+4. effect = ``mean_t (s_t − m_t)`` with a 95 % percentile-bootstrap CI over texts; z = mean over
+   texts of ``(s_t − m_t) / sd_t``.
 
-=============  =================================================================================
-``gaussian``   norm-matched isotropic Gaussian walk: each token keeps its step norms ‖Δ_l‖;
-               each step's direction is uniform on the sphere of R^d_model.
-``shuffle``    step shuffle: each token's own steps, permuted across layers (one random
-               permutation per token and simulation). Length and chord are sums over steps, so
-               LTC is unchanged by construction: this null tests angles only.
-``rotation``   angle-preserving rotation: keeps every step norm and every turning angle; the
-               direction of each turn (the plane it happens in) is uniform. Angles are kept by
-               construction: this is the null for LTC given the angles.
-``dimension``  the ``gaussian`` walk in R^k, k = the participation ratio
-               ``(Σλ)² / Σλ²`` of the covariance of the observed residual cloud (all valid
-               states, centred), rounded, at least 2.
-``untrained``  (model-based, :func:`curvature_test` only) the same architecture re-initialised
-               with a seed, fed the same tokens; compared by a paired swap test: for each
-               simulation, each token's trained and untrained trajectories are swapped with
-               probability ½.
-=============  =================================================================================
+The **untrained** null is paired: the same texts through the re-initialised architecture give
+``u_t``; ``d_t = s_t − u_t`` is tested across texts by random sign flips (exact enumeration for
+≤ 16 texts, :func:`tlgeom.stats.pvalues.sign_flip_test`), effect = mean ``d_t`` with a bootstrap
+CI, z = Cohen's ``d_z = mean(d)/sd(d)``.
 
-Exact and cheap: every null is a distribution over rotation-invariant quantities (norms, angles,
-LTC), so surrogate walks are generated in an orthonormal basis of their own span: ``D =
-min(steps, d)`` coordinates instead of ``d``. For the Gaussian walk this is the Bartlett
-decomposition (the Gram matrix of K Gaussian vectors in R^d equals ``RᵀR`` with ``R`` upper
-triangular, ``R_jj ~ χ(d − j)``, ``R_ij ~ N(0, 1)`` above the diagonal), so cost grows with
-``sims·tokens·steps²``, not with ``d``; ``method="direct"`` draws the d-dimensional vectors
-instead (same distribution, tested). All samplers are vectorised over simulations and tokens,
-seeded, and run on the states' device.
+Statistics (per text, over its defined angles / tokens):
+
+=================  =================================================================================
+``sharp_flat``     fraction of turning angles beyond the null's own per-vertex thresholds (default
+                   ``thresholds="quantile"``: its lower/upper ``tail`` = 2.5 % quantiles, so ≈ 5 % under
+                   the null; ``"null_sd"``: μ ± k·σ of the null's angles; ``"degrees"``: fixed
+                   ``flat_deg``/``sharp_deg``). One-sided: more sharp+flat turns than the null.
+``mean_angle``     mean turning angle (degrees). Two-sided.
+``mean_abs_dev``   mean ``|θ − 90°|`` (degrees): distance from orthogonal turns. One-sided (greater).
+``log_ltc``        mean over tokens of ``log LTC`` (LTC = length / chord): geometric-mean LTC on the
+                   log scale, robust to a few huge ratios. One-sided (greater: longer paths).
+=================  =================================================================================
+
+Thresholds are per layer vertex, computed from the pooled angles of the observation *and* the
+simulations of all texts (a symmetric function of the exchangeable configurations, so the test
+stays exact; the observation weighs ``1/(B+1)``). A null that keeps a quantity by construction
+does not test it (``shuffle`` keeps LTC). With fixed ``degrees`` thresholds a null may have
+(almost) no mass beyond them (in d = 576 a random walk turns by 90° ± 2.4°): that row is reported
+as uninformative and not counted as evidence.
+
+**Multiple comparisons**: every report tests a family (nulls × statistics); ``p_adjusted`` uses
+Holm (default) or Benjamini–Hochberg (``correction="bh"``), and ``reject`` is decided on it.
+
+**Space**: ``space="normalized"`` normalises every state (what the next LayerNorm/RMSNorm reads)
+and puts it exactly on the sphere of radius √d (removing the ≤ 1e-5 relative shrinkage of the
+norm's ε), and only nulls that live on that sphere are allowed (``sphere_rotation``,
+``sphere_walk``, ``untrained``): a null in R^d would make any walk on the sphere look curved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
-from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom.geometry.curvature import (
-    FLAT_DEG,
-    NORMS,
-    SHARP_DEG,
-    SPACES,
-    as_states,
-    normalize_states,
-    null_sd_thresholds,
-    sharp_flat_counts,
+from tlgeom._args import (
+    check_alpha,
+    check_choice,
+    check_correction,
+    check_points,
+    check_seed,
+    check_space,
 )
+from tlgeom._args import generator as make_generator
+from tlgeom._errors import bad_arg
+from tlgeom._result import Result, jsonable, new_axes
+from tlgeom.geometry.curvature import FLAT_DEG, NORMS, SHARP_DEG, length_to_chord, normalize_states, turning_angles
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.untrained import untrained_model
 from tlgeom.stats.nulls import (
-    _KINDS,
-    _SEED_OFFSET,
-    MODEL_NULLS,
-    NULLS,
-    THRESHOLDS,
-    _angles_ltc,
+    DEFAULT_NULLS,
+    STATISTICS,
+    Null,
+    NullDraw,
     _check_d,
     _check_n_sims,
-    _simulate,
+    get_null,
     participation_ratio,
-    seeded,
+    stream_seed,
 )
-from tlgeom.stats.pvalues import _stats
+from tlgeom.stats.pvalues import adjust_pvalues, bootstrap_ci, exchangeable_pvalue, sign_flip_test
+
+THRESHOLDS = ("quantile", "null_sd", "degrees")
+ALTERNATIVES = {"sharp_flat": "greater", "mean_angle": "two-sided", "mean_abs_dev": "greater", "log_ltc": "greater"}
+#: A null with less than this fraction of its angles beyond fixed-degree thresholds is uninformative.
+MIN_TAIL_MASS = 1e-3
+TEST_COLUMNS = [
+    "null",
+    "statistic",
+    "space",
+    "alternative",
+    "observed",
+    "null_mean",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "z",
+    "p",
+    "p_adjusted",
+    "n_texts",
+    "informative",
+    "reject",
+    "note",
+]
+
+__all__ = ["compare_to_nulls", "curvature_test", "CurvatureReport", "NullResult", "untrained_model", "THRESHOLDS"]
 
 
 @dataclass
 class NullResult:
-    """One null model's comparison. Counts are per layer vertex ``[V]``; sims along dim 0.
+    """One null's part of a report.
 
     Attributes:
         name, description: the null and what it keeps.
-        sharp_deg, flat_deg: ``[V]`` thresholds used (degrees of turning angle).
-        observed: ``{"sharp"|"flat"|"sharp+flat": [V]}`` observed counts (under these thresholds).
-        null: same keys, ``[n_sims, V]`` counts in each simulation (for ``untrained``: the
-            trained arm after a random per-token swap).
-        reference: same keys, ``[V]`` what the null "has": the mean of ``null`` (for
-            ``untrained``: the untrained model's own count).
-        valid: ``[V]`` number of defined observed angles.
-        ltc_observed: observed median LTC over tokens; ltc_null ``[n_sims]`` per-simulation
-            medians (None when the null cannot test LTC); ltc_reference: their median (for
-            ``untrained``: the untrained model's median LTC).
-        tests_angles / tests_ltc: False when the null keeps that quantity by construction.
-        angles_sample ``[s, N, V]`` and ltc_sample ``[s, N]``: a few simulations kept for plots.
+        joint: one draw shared by the tokens of a text (dependence-preserving) or per token.
+        statistics: the statistics it tested.
+        flat_deg, sharp_deg: ``[V]`` thresholds of ``sharp_flat`` (degrees).
+        tail_mass: fraction of the null's angles beyond them (≈ 2·tail for ``quantile``).
+        angles_sample ``[s, pos, V]`` and ltc_sample ``[s, pos]``: a few simulations of the
+            first text, kept for the plot (the untrained model's own values for ``untrained``).
+        note: why a statistic is not tested, if any.
     """
 
     name: str
     description: str
-    sharp_deg: torch.Tensor
+    joint: bool
+    statistics: tuple[str, ...]
     flat_deg: torch.Tensor
-    observed: dict[str, torch.Tensor]
-    null: dict[str, torch.Tensor]
-    reference: dict[str, torch.Tensor]
-    valid: torch.Tensor
-    ltc_observed: float
-    ltc_null: torch.Tensor | None
-    ltc_reference: float
-    tests_angles: bool = True
-    tests_ltc: bool = True
-    note: str = ""
+    sharp_deg: torch.Tensor
+    tail_mass: float
     angles_sample: torch.Tensor | None = field(default=None, repr=False)
     ltc_sample: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def n_sims(self) -> int:
-        return int(self.null["sharp"].shape[0])
-
-    def stats(self, kind: str = "sharp+flat", vertex: int | None = None) -> dict[str, float]:
-        """observed, reference, null mean/sd, excess (observed − reference), z, p for one count.
-
-        ``vertex=None`` pools all layer vertices (sum of counts). ``z = (observed − null mean) /
-        null sd`` (±inf when the null never varies; NaN if also equal); ``p = (1 + #{null ≥
-        observed}) / (1 + n_sims)``, one-sided: does the observed count exceed the null's?
-        """
-        if kind not in _KINDS:
-            raise bad_arg("kind", kind, f"one of {_KINDS}")
-        if vertex is None:
-            obs, null, ref = self.observed[kind].sum(), self.null[kind].sum(-1), self.reference[kind].sum()
-        else:
-            obs, null, ref = self.observed[kind][vertex], self.null[kind][:, vertex], self.reference[kind][vertex]
-        return _stats(float(obs), null.to(torch.float64), float(ref))
-
-    def ltc_stats(self) -> dict[str, float]:
-        """observed and null median LTC, their ratio and the one-sided p (is LTC longer?)."""
-        if self.ltc_null is None:
-            return {
-                "observed": self.ltc_observed,
-                "reference": self.ltc_reference,
-                "ratio": float("nan"),
-                "null_mean": float("nan"),
-                "null_sd": float("nan"),
-                "excess": float("nan"),
-                "z": float("nan"),
-                "p": float("nan"),
-            }
-        s = _stats(self.ltc_observed, self.ltc_null, self.ltc_reference)
-        s["ratio"] = self.ltc_observed / self.ltc_reference if self.ltc_reference else float("nan")
-        return s
+    note: str = ""
 
 
 @dataclass
-class CurvatureReport:
-    """Observed curvature against each null model (see :func:`compare_to_nulls`).
+class CurvatureReport(Result):
+    """Observed curvature against null models, text by text (see :func:`compare_to_nulls`).
 
-    Attributes:
-        results: one :class:`NullResult` per null.
-        observed_angles: ``[N, V]`` observed turning angles (radians) of the N tokens compared.
-        observed_ltc: ``[N]`` observed LTC.
-        vertex_labels: label of each vertex.
-        n_sims, seed, alpha, space, thresholds ("degrees" | "null_sd"), k_sd, d_model, d_eff.
+    :meth:`tests` is the results table (one row per null × statistic); :meth:`to_frame` the tidy
+    per-text table behind it (one row per null × statistic × text: observed ``s_t``, the mean and
+    sd of its simulations, effect and z).
     """
 
+    table: Any
+    per_text: Any
     results: list[NullResult]
-    observed_angles: torch.Tensor
-    observed_ltc: torch.Tensor
+    observed_angles: list[torch.Tensor]
+    observed_ltc: list[torch.Tensor]
     vertex_labels: list[str]
     n_sims: int
     seed: int | None
     alpha: float
+    correction: str
     space: str
     thresholds: str
-    k_sd: float
     d_model: int
-    d_eff: int | None = None
+    tail: float = 0.025
+    k_sd: float = 2.0
     sharp_deg: float = SHARP_DEG
     flat_deg: float = FLAT_DEG
+    d_eff: int | None = None
     label: str = ""
+    result_name: str = "curvature_test"
+
+    @property
+    def n_texts(self) -> int:
+        return len(self.observed_angles)
 
     def __getitem__(self, name: str) -> NullResult:
         for r in self.results:
@@ -184,329 +182,515 @@ class CurvatureReport:
 
     def __repr__(self) -> str:
         return (
-            f"CurvatureReport({self.observed_angles.shape[0]} tokens × {len(self.vertex_labels)} vertices, "
-            f"nulls={[r.name for r in self.results]}, n_sims={self.n_sims}) — .summary() for the verdict"
+            f"CurvatureReport({self.n_texts} text(s), {sum(a.shape[0] for a in self.observed_angles)} tokens × "
+            f"{len(self.vertex_labels)} vertices, nulls={[r.name for r in self.results]}, n_sims={self.n_sims}) "
+            "— .tests() for the table, .summary() for the verdict"
         )
 
+    def tests(self):
+        """The results table: one row per (null, statistic) with observed, null_mean, effect, its
+        95 % bootstrap CI over texts, z, p, p_adjusted (``correction``), n_texts, informative and
+        reject (``p_adjusted ≤ alpha``; never for an uninformative row)."""
+        return self.table.copy()
+
     def verdicts(self) -> dict[str, dict[str, bool | None]]:
-        """Per null: ``{"sharp+flat exceeds": p < alpha, "ltc longer": p < alpha}`` (None = not testable)."""
-        out = {}
-        for r in self.results:
-            out[r.name] = {
-                "sharp+flat exceeds": (r.stats("sharp+flat")["p"] < self.alpha) if r.tests_angles else None,
-                "ltc longer": (r.ltc_stats()["p"] < self.alpha) if r.tests_ltc else None,
-            }
+        """Per null: ``{statistic: reject}`` (None where the row is uninformative)."""
+        out: dict[str, dict[str, bool | None]] = {}
+        for row in self.table.itertuples():
+            out.setdefault(row.null, {})[row.statistic] = bool(row.reject) if row.informative else None
         return out
 
     def summary(self) -> str:
-        """A plain-text verdict, with numbers, for each null."""
-        N, V = self.observed_angles.shape
-        deg = torch.rad2deg(self.observed_angles)
-        ok = ~torch.isnan(deg)
+        """A plain-text verdict written from :meth:`tests`."""
+        t = self.table
+        n_tok = sum(a.shape[0] for a in self.observed_angles)
+        deg = torch.rad2deg(torch.cat([a.flatten() for a in self.observed_angles]))
+        deg = deg[~torch.isnan(deg)]
+        ltc = torch.cat(self.observed_ltc)
+        thr = {
+            "quantile": f"beyond each null's own {100 * self.tail:g} % / {100 * (1 - self.tail):g} % angle quantiles "
+            "per layer vertex",
+            "null_sd": f"beyond μ ± {self.k_sd:g}σ of each null's angles per layer vertex",
+            "degrees": f"θ ≥ {self.sharp_deg:g}° or θ ≤ {self.flat_deg:g}° (fixed; tlgeom's choice, not the paper's)",
+        }[self.thresholds]
         lines = [
-            f"Curvature vs null models{' — ' + self.label if self.label else ''}: {N} token trajectories × {V} "
-            f"layer vertices ({self.space} space, d_model {self.d_model}), {self.n_sims} simulations per null, "
-            f"seed {self.seed}, α = {self.alpha}",
-            f"observed turning angles: median {float(deg[ok].median()):.1f}°, "
-            f"5–95% {float(deg[ok].quantile(0.05)):.1f}–{float(deg[ok].quantile(0.95)):.1f}° "
-            f"({int(ok.sum())} defined); median LTC {float(self.observed_ltc.nanmedian()):.3f}",
+            f"Curvature vs null models{' — ' + self.label if self.label else ''}: {self.n_texts} text(s), "
+            f"{n_tok} tokens × {len(self.vertex_labels)} layer vertices ({self.space} space, d_model {self.d_model}), "
+            f"{self.n_sims} simulations per text and null, seed {self.seed}, α = {self.alpha}, "
+            f"{self.correction} correction over {int(t.informative.sum())} tests",
+            f"observed turning angles: median {float(deg.median()):.1f}°, 5–95% {float(deg.quantile(0.05)):.1f}–"
+            f"{float(deg.quantile(0.95)):.1f}°; median LTC {float(ltc.nanmedian()):.3f}",
+            f"sharp+flat = fraction of turns {thr}. The text is the unit: each statistic is computed per text "
+            "and compared with that text's own simulations.",
         ]
-        if self.thresholds == "degrees":
+        if self.n_texts == 1:
+            m = max(1, int(t.informative.sum()))
+            need = math.ceil(math.log2(m / self.alpha))
             lines.append(
-                f"thresholds: sharp θ ≥ {self.sharp_deg:g}°, flat θ ≤ {self.flat_deg:g}° (turning angle; "
-                "tlgeom's defaults, not the paper's)"
+                "CAUTION: one text. Inference is within this single text (its tokens are dependent, so they are not "
+                "independent evidence): the simulated nulls only say whether this text differs from them, and the "
+                f"paired untrained comparison cannot reach p < 0.5. A claim about texts in general needs many texts: "
+                f"at least {need} for a sign-flip test to reach α/{m} = {self.alpha / m:.3g}, and 20 or more for a "
+                "useful confidence interval."
             )
-        else:
+        p_min = 1 / (1 + self.n_sims)
+        if p_min > self.alpha / max(1, int(t.informative.sum())):
             lines.append(
-                f"thresholds: per null and layer vertex, sharp θ ≥ μ + {self.k_sd:g}σ, flat θ ≤ μ − "
-                f"{self.k_sd:g}σ of that null's angles"
+                f"CAUTION: with {self.n_sims} simulations the smallest p-value is {p_min:.3g}, above α divided by the "
+                f"number of tests: use at least {math.ceil(max(1, int(t.informative.sum())) / self.alpha)} simulations."
             )
-        pmin = 1 / (1 + self.n_sims)
         for r in self.results:
             lines.append(f"\n[{r.name}] {r.description}")
-            if r.tests_angles:
-                s = r.stats("sharp+flat")
-                sh, fl = r.stats("sharp"), r.stats("flat")
-                per_v = torch.tensor([r.stats("sharp+flat", v)["p"] for v in range(V)])
-                verdict = "EXCEEDS the null" if s["p"] < self.alpha else "does NOT exceed the null"
-                thr = (
-                    ""
-                    if self.thresholds == "degrees"
-                    else (f" (thresholds {float(r.flat_deg.mean()):.1f}°/{float(r.sharp_deg.mean()):.1f}° on average)")
+            rows = t[t.null == r.name]
+            for row in rows.itertuples():
+                if not row.informative:
+                    lines.append(f"  {row.statistic}: UNINFORMATIVE — {row.note}")
+                    continue
+                if r.name == "untrained":
+                    zpart = "" if not np.isfinite(row.z) else f", d_z {row.z:+.2f}"
+                    ref = f"untrained {row.null_mean:.4g} (paired, {row.n_texts} text(s))"
+                else:
+                    zpart = f", z {row.z:+.1f}" if np.isfinite(row.z) else ""
+                    ref = f"null {row.null_mean:.4g}"
+                ci = (
+                    f" [95% CI {row.ci_low:+.3g}, {row.ci_high:+.3g}]"
+                    if np.isfinite(row.ci_low)
+                    else " [no CI: one text]"
                 )
-                spread = "" if r.name == "untrained" else " ± {:.1f}".format(s["null_sd"])
-                smallest = " (the smallest possible)" if s["p"] <= pmin * 1.0001 else ""
+                verdict = "REJECT the null" if row.reject else "consistent with the null"
                 lines.append(
-                    f"  sharp+flat: observed {s['observed']:.0f} vs null {s['reference']:.1f}{spread}{thr}: "
-                    f"excess {s['excess']:+.1f}, z {s['z']:+.1f}, p = {s['p']:.3g}{smallest} → {verdict}"
+                    f"  {row.statistic}: observed {row.observed:.4g} vs {ref}: effect {row.effect:+.3g}{ci}{zpart}, "
+                    f"p = {row.p:.3g} ({row.alternative}), adjusted {row.p_adjusted:.3g} → {verdict}"
                 )
-                lines.append(
-                    f"    sharp {sh['observed']:.0f} vs {sh['reference']:.1f} (p = {sh['p']:.3g}); flat "
-                    f"{fl['observed']:.0f} vs {fl['reference']:.1f} (p = {fl['p']:.3g}); layer vertices with "
-                    f"p < {self.alpha}: {int((per_v < self.alpha).sum())}/{V} "
-                    f"(Bonferroni {int((per_v < self.alpha / V).sum())}/{V})"
-                )
-            else:
-                lines.append(f"  sharp/flat counts: n/a — {r.note or 'this null keeps the angles by construction'}")
-            if r.tests_ltc:
-                t = r.ltc_stats()
-                verdict = "LONGER than the null" if t["p"] < self.alpha else "NOT longer than the null"
-                lines.append(
-                    f"  LTC median: observed {t['observed']:.3f} vs null {t['reference']:.3f}: ratio "
-                    f"{t['ratio']:.3f}, p = {t['p']:.3g} → {verdict}"
-                )
-            else:
-                lines.append(f"  LTC: n/a — {r.note or 'this null keeps LTC by construction'}")
+            if r.note:
+                lines.append(f"  not tested: {r.note}")
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.summary()
-
     def to_frame(self):
-        """Tidy frame: one row per (null, statistic, vertex) with observed, reference, null mean/sd,
-        excess, z, p and the thresholds; vertex "all" pools the layer vertices, and statistic
-        "ltc_median" compares median length-to-chord."""
-        import pandas as pd
+        """Tidy per-text table: one row per (null, statistic, text) with ``observed`` (s_t),
+        ``null_mean`` and ``null_sd`` (of that text's simulations; the untrained value for
+        ``untrained``), ``effect`` and ``z``. The tests table is :meth:`tests`."""
+        return self.per_text.copy()
 
-        rows = []
-        for r in self.results:
-            if r.tests_angles:
-                for kind in _KINDS:
-                    for v in [None] + list(range(len(self.vertex_labels))):
-                        s = r.stats(kind, v)
-                        rows.append(
-                            {
-                                "null": r.name,
-                                "statistic": kind,
-                                "vertex": "all" if v is None else self.vertex_labels[v],
-                                "sharp_deg": float(r.sharp_deg.mean() if v is None else r.sharp_deg[v]),
-                                "flat_deg": float(r.flat_deg.mean() if v is None else r.flat_deg[v]),
-                                "n_angles": int(r.valid.sum() if v is None else r.valid[v]),
-                                **s,
-                            }
-                        )
-            if r.tests_ltc:
-                s = r.ltc_stats()
-                rows.append(
-                    {
-                        "null": r.name,
-                        "statistic": "ltc_median",
-                        "vertex": "all",
-                        "n_angles": int(self.observed_ltc.numel()),
-                        **s,
-                    }
-                )
-        return pd.DataFrame(rows)
+    def headline(self) -> dict[str, Any]:
+        """JSON-ready: the tests table as records, n_texts, space, alpha, correction, n_sims, seed."""
+        return jsonable(
+            {
+                "n_texts": self.n_texts,
+                "space": self.space,
+                "alpha": self.alpha,
+                "correction": self.correction,
+                "n_sims": self.n_sims,
+                "seed": self.seed,
+                "thresholds": self.thresholds,
+                "any_reject": bool(self.table.reject.any()),
+                "tests": self.table.to_dict(orient="records"),
+            }
+        )
 
-    def plot(self, bins: int = 60):
-        """Histograms: turning angles observed vs each null (pooled), and LTC distributions."""
+    def plot(self, ax: Any = None, bins: int = 60):
+        """Turning angles observed vs each null (pooled; on ``ax`` if given), and without ``ax`` a
+        second panel with the text-level effects and their CIs, in units of each statistic's
+        null spread (z). Returns the figure."""
         import matplotlib.pyplot as plt
-        import numpy as np
 
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
-        obs = torch.rad2deg(self.observed_angles).flatten().cpu().numpy()
-        edges = np.linspace(0, 180, bins + 1)
-        a1.hist(obs[~np.isnan(obs)], bins=edges, density=True, color="black", alpha=0.35, label="observed")
-        ltc = self.observed_ltc.cpu().numpy()
-        samples = [ltc[~np.isnan(ltc)]] + [
-            r.ltc_sample.flatten().cpu().numpy() for r in self.results if r.tests_ltc and r.ltc_sample is not None
-        ]
-        hi = float(np.nanquantile(np.concatenate(samples), 0.995)) if samples else 2.0
-        ledges = np.linspace(1.0, max(hi, 1.01), bins + 1)
-        a2.hist(samples[0], bins=ledges, density=True, color="black", alpha=0.35, label="observed")
+        if ax is None:
+            fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
+        else:
+            fig, a1 = new_axes(ax)
+            a2 = None
+        obs = torch.rad2deg(torch.cat([a.flatten() for a in self.observed_angles])).cpu().numpy()
+        obs = obs[~np.isnan(obs)]
+        samples = [obs]
         for r in self.results:
-            if r.angles_sample is not None and r.tests_angles:
-                x = torch.rad2deg(r.angles_sample).flatten().cpu().numpy()
-                a1.hist(x[~np.isnan(x)], bins=edges, density=True, histtype="step", lw=1.3, label=r.name)
-            if r.ltc_sample is not None and r.tests_ltc:
-                x = r.ltc_sample.flatten().cpu().numpy()
-                a2.hist(x[~np.isnan(x)], bins=ledges, density=True, histtype="step", lw=1.3, label=r.name)
-        if self.thresholds == "degrees":
-            for t in (self.flat_deg, self.sharp_deg):
-                a1.axvline(t, color="grey", ls="--", lw=0.8)
+            if r.angles_sample is not None:
+                x = torch.rad2deg(r.angles_sample.double()).flatten().cpu().numpy()
+                samples.append(x[~np.isnan(x)])
+        allv = np.concatenate(samples)
+        lo, hi = np.quantile(allv, [0.001, 0.999]) if allv.size else (0, 180)
+        edges = np.linspace(max(0.0, lo - 1), min(180.0, hi + 1), bins + 1)
+        a1.hist(obs, bins=edges, density=True, color="black", alpha=0.35, label="observed")
+        for r, x in zip([r for r in self.results if r.angles_sample is not None], samples[1:]):
+            a1.hist(x, bins=edges, density=True, histtype="step", lw=1.3, label=r.name)
         a1.set_xlabel("turning angle (degrees)")
         a1.set_ylabel("density")
         a1.set_title("turning angles: observed vs nulls")
         a1.legend(fontsize=7)
-        a2.set_xlabel("length-to-chord")
-        a2.set_title("length-to-chord: observed vs nulls")
-        a2.legend(fontsize=7)
-        fig.tight_layout()
+        if a2 is not None:
+            t = self.table
+            y = np.arange(len(t))
+            z = t.z.to_numpy(dtype=float)
+            colors = ["tab:red" if r else "tab:grey" for r in t.reject]
+            a2.scatter(np.nan_to_num(z), y, c=colors)
+            a2.axvline(0, color="black", lw=0.8)
+            a2.set_yticks(y)
+            a2.set_yticklabels([f"{n} · {s}" for n, s in zip(t.null, t.statistic)], fontsize=7)
+            a2.set_xlabel("z (per-text standardized effect; d_z for untrained)")
+            a2.set_title(f"text-level tests (red: rejected after {self.correction})")
+            fig.tight_layout()
         return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: texts
+
+
+def _texts(states: Any) -> tuple[list[torch.Tensor], list[str] | None]:
+    """A list of per-text float64 states ``[pos, point, d]`` (padding and all-NaN tokens dropped)."""
+    labels = None
+    if hasattr(states, "states") and hasattr(states, "mask"):
+        pl = list(getattr(states, "point_labels", []) or [])
+        labels = pl[1:-1] if len(pl) >= 3 else None
+        x, mask = states.states, states.mask
+        raw = [x[b][mask[b].to(x.device)] for b in range(x.shape[0])]
+    elif isinstance(states, torch.Tensor):
+        if states.dim() == 4:
+            raw = list(states)
+        elif states.dim() == 3:
+            raw = [states]
+        else:
+            raise bad_arg(
+                "states",
+                f"Tensor(shape={tuple(states.shape)})",
+                "[pos, point, d] (one text), [text, pos, point, d], a list of per-text tensors or a Trajectories",
+            )
+    elif isinstance(states, (list, tuple)) and len(states) > 0:
+        raw = list(states)
+    else:
+        raise bad_arg("states", type(states).__name__, "a list of per-text [pos, point, d] tensors or a Trajectories")
+    out = []
+    for i, x in enumerate(raw):
+        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() != 3:
+            shown = f"Tensor(shape={tuple(x.shape)})" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise bad_arg(f"states[{i}]", shown, "a float tensor [pos, point, d] (one text)")
+        x = x.to(torch.float64)
+        x = x[~torch.isnan(x).all(-1).all(-1)]  # padding
+        if x.shape[1] < 3:
+            raise bad_arg(f"states[{i}]", f"Tensor(shape={tuple(x.shape)})", "at least 3 points per trajectory")
+        out.append(x)
+    if not out or any(x.shape[1:] != out[0].shape[1:] for x in out):
+        raise bad_arg("states", [tuple(x.shape) for x in out], "texts with the same number of points and d")
+    if all(x.shape[0] == 0 for x in out):
+        raise bad_arg("states", "no valid token", "at least one token with defined states")
+    return [x for x in out if x.shape[0] > 0], labels
+
+
+def _check_finite(x: torch.Tensor, i: int, what: str = "states") -> None:
+    """A TlgeomError naming text ``i``'s first token/point whose state, norm or step norm is not finite."""
+    norms = torch.linalg.vector_norm(x, dim=-1)  # [pos, point]
+    steps = torch.linalg.vector_norm(x[:, 1:] - x[:, :-1], dim=-1)
+    bad = ~torch.isfinite(x).all(-1) | ~torch.isfinite(norms)
+    bad[:, 1:] |= ~torch.isfinite(steps)
+    if bad.any():
+        tok, pt = (int(v) for v in bad.nonzero()[0])
+        vals = x[tok, pt][~torch.isfinite(x[tok, pt])]
+        val = float(vals[0]) if vals.numel() else "an overflowing norm (inf)"
+        raise bad_arg(f"{what} of text {i}, token {tok}, point {pt}", val, "finite states")
+
+
+def _prepare(texts: list[torch.Tensor], space: str, norm: str, eps: float, what: str = "states") -> list[torch.Tensor]:
+    out = []
+    for i, x in enumerate(texts):
+        _check_finite(x, i, what)
+        if space == "normalized":
+            x = normalize_states(x, norm, eps)
+            x = x * (math.sqrt(x.shape[-1]) / torch.linalg.vector_norm(x, dim=-1, keepdim=True))
+            _check_finite(x, i, what)
+        out.append(x)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def text_statistics(
+    angles: torch.Tensor, ltc: torch.Tensor | None, flat_deg: torch.Tensor, sharp_deg: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Per-text statistics of configurations: angles ``[..., pos, V]`` (radians), ltc ``[..., pos]``.
+
+    ``sharp_flat`` = fraction of defined angles with ``θ ≥ sharp_deg[v]`` or ``θ ≤ flat_deg[v]``;
+    ``mean_angle`` = mean θ (degrees); ``mean_abs_dev`` = mean ``|θ − 90°|``; ``log_ltc`` = mean
+    over tokens of ``log LTC``. NaN angles/LTC are left out.
+    """
+    deg = torch.rad2deg(angles)
+    ok = ~torch.isnan(deg)
+    n = ok.sum((-2, -1)).to(torch.float64)
+    beyond = ((deg >= sharp_deg) | (deg <= flat_deg)) & ok
+    out = {
+        "sharp_flat": beyond.sum((-2, -1)) / n,
+        "mean_angle": torch.where(ok, deg, 0).sum((-2, -1)) / n,
+        "mean_abs_dev": torch.where(ok, (deg - 90).abs(), 0).sum((-2, -1)) / n,
+    }
+    if ltc is not None:
+        out["log_ltc"] = torch.log(ltc).nanmean(-1)
+    return out
+
+
+def _thresholds(pooled: torch.Tensor, mode: str, tail: float, k_sd: float, sharp: float, flat: float):
+    """Per-vertex (flat, sharp) thresholds in degrees from pooled angles ``[M, V]`` (radians)."""
+    V = pooled.shape[-1]
+    if mode == "degrees":
+        return torch.full((V,), flat, dtype=torch.float64), torch.full((V,), sharp, dtype=torch.float64)
+    deg = torch.rad2deg(pooled).cpu().numpy()
+    if mode == "quantile":
+        q = np.nanquantile(deg, [tail, 1 - tail], axis=0)
+        return torch.from_numpy(q[0]), torch.from_numpy(q[1])
+    mu, sd = np.nanmean(deg, 0), np.nanstd(deg, 0, ddof=1)
+    return torch.from_numpy(mu - k_sd * sd), torch.from_numpy(mu + k_sd * sd)
+
+
+def _pooled_sample(angle_sets: list[torch.Tensor], limit: int = 2_000_000) -> torch.Tensor:
+    """Rows ``[M, V]`` of all configurations' angles (a deterministic stride subsample above ``limit``)."""
+    rows = torch.cat([a.reshape(-1, a.shape[-1]) for a in angle_sets])
+    if rows.shape[0] * rows.shape[1] > limit:
+        stride = math.ceil(rows.shape[0] * rows.shape[1] / limit)
+        rows = rows[::stride]
+    return rows
+
+
+def _simulate_null(null: Null, texts, n_sims, seed, options, progress) -> list[NullDraw]:
+    """One draw per text from the null's own seeded stream; texts of equal length are simulated
+    together in one vectorised call (independently: each has its own rotations/permutations)."""
+    gen = make_generator(stream_seed(seed, null.name), texts[0].device)
+    groups: dict[int, list[int]] = {}
+    for i, x in enumerate(texts):
+        groups.setdefault(x.shape[0], []).append(i)
+    draws: list[NullDraw | None] = [None] * len(texts)
+    it = list(groups.values())
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"null {null.name}", leave=False)
+    for idx in it:
+        dr = null.simulate(torch.stack([texts[i] for i in idx]), n_sims, gen, **options)
+        for j, i in enumerate(idx):
+            draws[i] = NullDraw(dr.angles[:, j], dr.ltc[:, j] if dr.ltc is not None else None)
+    return draws  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------
 # compare_to_nulls
 
 
-_DESCRIPTIONS = {
-    "gaussian": "norm-matched isotropic Gaussian walk in R^{d} (same step norms, random directions)",
-    "shuffle": "step shuffle (each token's own steps in a random layer order)",
-    "rotation": "angle-preserving rotation (same step norms and turning angles, random turn planes in R^{d})",
-    "dimension": "norm-matched Gaussian walk in R^{d_eff} (participation ratio of the residual cloud: {pr:.2f})",
-    "untrained": "untrained model (same architecture re-initialised, seed {seed}; paired swap test)",
-}
-
-
-def _flatten_states(states: Any) -> tuple[torch.Tensor, list[str] | None]:
-    labels = None
-    if hasattr(states, "states") and hasattr(states, "mask"):
-        pl = list(getattr(states, "point_labels", []) or [])
-        labels = pl[1:-1] if len(pl) >= 3 else None
-    x = as_states(states, "states", min_points=3)
-    x = x.reshape(-1, *x.shape[-2:])
-    keep = ~torch.isnan(x).all(-1).all(-1)
-    return x[keep], labels
+def _check_nulls(nulls: Any, space: str, default: Sequence[str]) -> tuple[Null, ...]:
+    if nulls is None:
+        nulls = default
+    if isinstance(nulls, str):
+        nulls = (nulls,)
+    if not isinstance(nulls, (list, tuple)) or not nulls:
+        raise bad_arg("nulls", nulls, "a non-empty sequence of null names")
+    out = []
+    for n in nulls:
+        null = get_null(n)
+        if space not in null.spaces:
+            ok = [k for k in DEFAULT_NULLS[space]] + ["untrained"]
+            raise bad_arg(
+                "nulls",
+                n,
+                f"a null that lives in space={space!r} ({null.name!r} lives in {null.spaces}; e.g. {ok}): "
+                "comparing states on the sphere with walks in R^d would make any sphere walk look curved",
+            )
+        if null in out:
+            raise bad_arg("nulls", nulls, "distinct names")
+        out.append(null)
+    return tuple(out)
 
 
 def compare_to_nulls(
     states: Any,
-    nulls: Sequence[str] = NULLS,
+    nulls: Sequence[str] | None = None,
     n_sims: int = 999,
     seed: int | None = 0,
     *,
-    thresholds: str = "degrees",
+    space: str = "raw",
+    statistics: Sequence[str] = STATISTICS,
+    thresholds: str = "quantile",
+    tail: float = 0.025,
+    k_sd: float = 2.0,
     sharp_deg: float = SHARP_DEG,
     flat_deg: float = FLAT_DEG,
-    k_sd: float = 2.0,
-    space: str = "raw",
+    alpha: float = 0.05,
+    correction: str = "holm",
     norm: str = "rms",
     eps: float = 1e-5,
     d_eff: int | None = None,
-    alpha: float = 0.05,
+    paired: Mapping[str, Any] | None = None,
+    n_boot: int = 9999,
     keep_sims: int = 20,
     vertex_labels: Sequence[str] | None = None,
-    _untrained: Any = None,
+    progress: bool = False,
 ) -> CurvatureReport:
-    """Compare observed trajectory curvature with null models; no model needed.
-
-    For each null and each layer vertex j (the turn at point j+1), counts sharp (θ ≥ sharp) and
-    flat (θ ≤ flat) turning angles over the N token trajectories, observed and in each of
-    ``n_sims`` simulated sets (each token replaced by its own surrogate), and compares the median
-    LTC over tokens the same way. p-values are one-sided (observed ≥ null), with the +1
-    correction: ``p = (1 + #{sims ≥ observed}) / (1 + n_sims)``, so the smallest is
-    ``1 / (1 + n_sims)``. Undefined angles (zero steps, padding) are NaN and counted nowhere;
-    a null's angle at a vertex where the observed one is undefined is masked too.
+    """Test observed trajectory curvature against null models, with the text as the unit.
 
     Args:
-        states: ``[..., point, d_model]`` (any leading dims, flattened into N trajectories) or a
-            Trajectories (padding dropped). At least 3 points.
-        nulls: any of ``"gaussian"``, ``"shuffle"``, ``"rotation"``, ``"dimension"`` (see the
-            module docstring).
-        n_sims: simulations per null (999 gives p ≥ 0.001).
-        seed: int (reproducible; each null gets its own derived stream) or None (global RNG).
-        thresholds: ``"degrees"`` (``sharp_deg``/``flat_deg``, defaults 110°/70°, tlgeom's
-            choice) or ``"null_sd"`` (per null and vertex, ``μ ± k_sd·σ`` of that null's angles).
-        space, norm, eps: ``space="normalized"`` normalises every state first (see
-            :func:`tlgeom.curvature.normalize_states`); nulls are then built from the
-            normalised steps.
-        d_eff: dimension for the ``dimension`` null (default: participation ratio of the cloud
-            of observed states, rounded, ≥ 2).
-        alpha: level used by :meth:`CurvatureReport.summary` and ``verdicts``.
-        keep_sims: simulations kept per null for the plots.
-        vertex_labels: names of the V vertices (default from a Trajectories, else ``v1…``).
+        states: the texts: a list of per-text tensors ``[pos, point, d_model]`` (ragged ``pos``),
+            a Trajectories (each batch row a text; padding dropped), one tensor ``[pos, point, d]``
+            (one text) or ``[text, pos, point, d]``. Tokens whose states are all NaN are padding;
+            any other non-finite value is an error naming the text, token and point.
+        nulls: registry names (:mod:`tlgeom.stats.nulls`); default the joint nulls of the space
+            (``raw``: rotation, shuffle; ``normalized``: sphere_rotation). ``"untrained"`` needs
+            ``paired={"untrained": states}`` (:func:`curvature_test` records them).
+        n_sims: simulations per text and null (the smallest p is ``1/(1 + n_sims)``).
+        seed: int in [0, 2**63) or None; each null gets its own derived stream.
+        space: ``"raw"`` or ``"normalized"`` (states normalised with ``norm``/``eps`` and put on
+            the sphere of radius √d; only sphere nulls allowed).
+        statistics: any of ``sharp_flat``, ``mean_angle``, ``mean_abs_dev``, ``log_ltc``.
+        thresholds: ``"quantile"`` (default; ``tail``), ``"null_sd"`` (μ ± ``k_sd``σ) or
+            ``"degrees"`` (``flat_deg``/``sharp_deg``), for ``sharp_flat``.
+        alpha, correction: level and multiple-comparison correction (``"holm"``, ``"bh"``, ``"none"``).
+        d_eff: dimension of ``dimension_token`` (default the participation ratio, rounded, ≥ 2).
+        paired: states of paired model-based nulls, same texts and shapes as ``states``.
+        n_boot: bootstrap resamples for the CIs (0: no CIs, for calibration loops).
+        keep_sims: simulations of the first text kept for the plot.
+        vertex_labels: names of the V layer vertices.
+        progress: a tqdm bar per null.
 
     Returns:
-        A :class:`CurvatureReport`.
-
-    Cost: O(n_sims · N · steps · min(steps, d)) per null (memory chunked to ~64 MiB per step,
-    plus the ``[n_sims, N, V]`` null angles of the null being processed).
+        A :class:`CurvatureReport`; ``.tests()`` is the table.
     """
-    if space not in SPACES:
-        raise bad_arg("space", space, f"one of {SPACES}")
-    if thresholds not in THRESHOLDS:
-        raise bad_arg("thresholds", thresholds, f"one of {THRESHOLDS}")
-    if isinstance(nulls, str):
-        nulls = (nulls,)
-    nulls = tuple(nulls)
-    if not nulls and _untrained is None:
-        raise bad_arg("nulls", nulls, f"a non-empty sequence of {NULLS}")
-    for n in nulls:
-        if n not in NULLS:
-            extra = " ('untrained' needs a model: use tlgeom.curvature_test)" if n == "untrained" else ""
-            raise bad_arg("nulls", n, f"names from {NULLS}{extra}")
+    import pandas as pd
+
+    space = check_space(space)
+    seed = check_seed(seed)
+    alpha = check_alpha(alpha)
+    correction = check_correction(correction)
+    thresholds = check_choice("thresholds", thresholds, THRESHOLDS)
     n_sims = _check_n_sims(n_sims)
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise bad_arg("seed", seed, "an int or None")
-    if not (isinstance(alpha, float) and 0 < alpha < 1):
-        raise bad_arg("alpha", alpha, "a float in (0, 1)")
-    if float(sharp_deg) < float(flat_deg) or not (0 <= float(flat_deg) <= 180 and 0 <= float(sharp_deg) <= 180):
+    null_objs = _check_nulls(nulls, space, DEFAULT_NULLS[space])
+    if isinstance(statistics, str):
+        statistics = (statistics,)
+    for s in statistics:
+        check_choice("statistics", s, STATISTICS)
+    if not (isinstance(tail, float) and 0 < tail < 0.5):
+        raise bad_arg("tail", tail, "a float in (0, 0.5)")
+    if not (isinstance(k_sd, (int, float)) and k_sd > 0):
+        raise bad_arg("k_sd", k_sd, "a number > 0")
+    if not (0 <= float(flat_deg) <= float(sharp_deg) <= 180):
         raise bad_arg("sharp_deg", (sharp_deg, flat_deg), "0 <= flat_deg <= sharp_deg <= 180")
-    x, labels = _flatten_states(states)
-    if x.shape[0] == 0:
-        raise bad_arg("states", "all NaN", "at least one trajectory with defined states")
     if space == "normalized":
-        if norm not in NORMS:
-            raise bad_arg("norm", norm, f"one of {NORMS}")
-        x = normalize_states(x, norm, eps)
-    N, P, d = x.shape
+        check_choice("norm", norm, NORMS)
+    if not (isinstance(n_boot, int) and n_boot >= 0):
+        raise bad_arg("n_boot", n_boot, "an int >= 0")
+    paired = dict(paired or {})
+    for n in null_objs:
+        if n.paired and n.name not in paired:
+            raise bad_arg(
+                "nulls",
+                n.name,
+                f"a simulated null, or pass paired={{{n.name!r}: states}} ({n.name!r} needs a model: use "
+                "tlgeom.curvature_test)",
+            )
+    raw_texts, labels = _texts(states)
+    texts = _prepare(raw_texts, space, norm, eps)
+    T = len(texts)
+    P, d = texts[0].shape[1:]
     V = P - 2
     vertex_labels = list(vertex_labels) if vertex_labels is not None else (labels or [f"v{j + 1}" for j in range(V)])
     if len(vertex_labels) != V:
         raise bad_arg("vertex_labels", vertex_labels, f"{V} labels (one per vertex)")
-    obs_angles, obs_ltc = _angles_ltc(x)
-    obs_undefined = torch.isnan(obs_angles)
-    pr = None
-    if "dimension" in nulls and d_eff is None:
-        pr = participation_ratio(x)
-        d_eff = max(2, int(round(pr)))
-    elif d_eff is not None:
-        d_eff = _check_d(d_eff, "d_eff")
-    results = []
+    obs_angles = [turning_angles(x) for x in texts]
+    obs_ltc = [length_to_chord(x) for x in texts]
+    if any(n.name == "dimension_token" for n in null_objs):
+        d_eff = _check_d(d_eff, "d_eff") if d_eff is not None else max(2, round(participation_ratio(torch.cat(texts))))
+    options = {"d_eff": d_eff, "center": space == "normalized" and norm == "layernorm"}
 
-    def thresholds_for(null_angles):
-        if thresholds == "degrees":
-            return (
-                torch.full((V,), float(sharp_deg), dtype=torch.float64, device=x.device),
-                torch.full((V,), float(flat_deg), dtype=torch.float64, device=x.device),
+    rows, per_text, results = [], [], []
+    for null in null_objs:
+        stats_here = tuple(s for s in statistics if s in null.tests)
+        if null.paired:
+            ref_raw, _ = _texts(paired[null.name])
+            ref = _prepare(ref_raw, space, norm, eps, what=f"paired[{null.name!r}]")
+            if [x.shape for x in ref] != [x.shape for x in texts]:
+                raise bad_arg(
+                    f"paired[{null.name!r}]", [tuple(x.shape) for x in ref], "the same texts and shapes as states"
+                )
+            ref_angles = [turning_angles(x).masked_fill(torch.isnan(a), float("nan")) for x, a in zip(ref, obs_angles)]
+            ref_ltc = [length_to_chord(x) for x in ref]
+            flat, sharp = _thresholds(
+                _pooled_sample(obs_angles + ref_angles), thresholds, tail, k_sd, sharp_deg, flat_deg
             )
-        s, f = null_sd_thresholds(null_angles.reshape(-1, V), k_sd, dim=0)
-        return s.clamp(max=180.0), f.clamp(min=0.0)
-
-    def counts(angles, sharp, flat, dim):
-        c = sharp_flat_counts(angles, sharp, flat, dim=dim)
-        return {"sharp": c.sharp, "flat": c.flat, "sharp+flat": c.sharp + c.flat}, c.valid
-
-    for name in nulls:
-        null_angles, null_ltc = _simulate(name, x, n_sims, seed, d_eff)
-        null_angles = null_angles.masked_fill(obs_undefined, float("nan"))
-        sharp, flat = thresholds_for(null_angles)
-        observed, valid = counts(obs_angles, sharp, flat, 0)
-        null_counts, _ = counts(null_angles, sharp, flat, 1)
-        reference = {k: v.to(torch.float64).mean(0) for k, v in null_counts.items()}
-        ltc_null = null_ltc.nanmedian(-1).values if null_ltc is not None else None
-        desc = _DESCRIPTIONS[name].format(d=d, d_eff=d_eff, pr=pr if pr is not None else float(d_eff or 0))
-        note = {
-            "shuffle": "permuting a trajectory's steps leaves its length and chord unchanged, so LTC cannot differ",
-            "rotation": "this null keeps every turning angle by construction (it tests LTC given the angles)",
-        }.get(name, "")
+            tail_mass = _tail_mass(ref_angles, flat, sharp)
+            s_obs = [text_statistics(a, l, flat, sharp) for a, l in zip(obs_angles, obs_ltc)]
+            s_ref = [text_statistics(a, l, flat, sharp) for a, l in zip(ref_angles, ref_ltc)]
+            for st in stats_here:
+                o = torch.stack([s[st] for s in s_obs]).numpy()
+                u = torch.stack([s[st] for s in s_ref]).numpy()
+                dlt = o - u
+                alt = ALTERNATIVES[st]
+                ok = np.isfinite(dlt)
+                p = sign_flip_test(dlt[ok], alt, seed=stream_seed(seed, null.name) if seed is not None else None)
+                sd = float(np.std(dlt[ok], ddof=1)) if ok.sum() > 1 else float("nan")
+                row = _row(null, st, space, alt, o[ok], u[ok], dlt[ok], p, n_boot, seed)
+                row["z"] = float(np.mean(dlt[ok]) / sd) if sd > 0 else float("nan")
+                _informative(row, st, thresholds, tail_mass)
+                rows.append(row)
+                for t in range(T):
+                    per_text.append(_text_row(null.name, st, t, o[t], u[t], float("nan")))
+            results.append(
+                NullResult(
+                    null.name,
+                    null.description,
+                    null.joint,
+                    stats_here,
+                    flat,
+                    sharp,
+                    tail_mass,
+                    angles_sample=ref_angles[0][None].float(),
+                    ltc_sample=ref_ltc[0][None].float(),
+                )
+            )
+            continue
+        draws = _simulate_null(null, texts, n_sims, seed, options, progress)
+        sim_angles = [dr.angles.masked_fill(torch.isnan(a), float("nan")) for dr, a in zip(draws, obs_angles)]
+        configs_a = [torch.cat([a[None], s]) for a, s in zip(obs_angles, sim_angles)]  # [B+1, pos, V]
+        configs_l = [
+            torch.cat([l[None], dr.ltc]) if dr.ltc is not None else None for l, dr in zip(obs_ltc, draws)
+        ]  # [B+1, pos]
+        flat, sharp = _thresholds(_pooled_sample(configs_a), thresholds, tail, k_sd, sharp_deg, flat_deg)
+        tail_mass = _tail_mass(sim_angles, flat, sharp)
+        s_all = [text_statistics(a, l, flat, sharp) for a, l in zip(configs_a, configs_l)]
+        for st in stats_here:
+            s = torch.stack([x[st] for x in s_all])  # [T, B+1]
+            alt = ALTERNATIVES[st]
+            ok = ~torch.isnan(s).any(-1)
+            s = s[ok]
+            m, sd = s[:, 1:].mean(-1), s[:, 1:].std(-1)
+            eff = s[:, 0] - m
+            p = float(exchangeable_pvalue(s.mean(0), alt))
+            row = _row(null, st, space, alt, s[:, 0].numpy(), m.numpy(), eff.numpy(), p, n_boot, seed)
+            z = torch.where(sd > 0, eff / sd.where(sd > 0, torch.ones_like(sd)), torch.full_like(sd, float("nan")))
+            row["z"] = float(z[~torch.isnan(z)].mean()) if (~torch.isnan(z)).any() else float("nan")
+            _informative(row, st, thresholds, tail_mass)
+            rows.append(row)
+            for t, idx in enumerate(ok.nonzero().flatten().tolist()):
+                per_text.append(_text_row(null.name, st, idx, float(s[t, 0]), float(m[t]), float(sd[t])))
+        note = ""
+        if "log_ltc" not in null.tests:
+            note = "LTC (this null keeps length and chord by construction)"
+        elif not (set(ANGLE_STATS) & null.tests):
+            note = "angle statistics (this null keeps every turning angle by construction)"
         results.append(
             NullResult(
-                name=name,
-                description=desc,
-                sharp_deg=sharp,
-                flat_deg=flat,
-                observed=observed,
-                null=null_counts,
-                reference=reference,
-                valid=valid,
-                ltc_observed=float(obs_ltc.nanmedian()),
-                ltc_null=ltc_null,
-                ltc_reference=float(ltc_null.median()) if ltc_null is not None else float(obs_ltc.nanmedian()),
-                tests_angles=name != "rotation",
-                tests_ltc=name != "shuffle",
+                null.name,
+                null.description,
+                null.joint,
+                stats_here,
+                flat,
+                sharp,
+                tail_mass,
+                angles_sample=sim_angles[0][:keep_sims].float(),
+                ltc_sample=draws[0].ltc[:keep_sims].float() if draws[0].ltc is not None else None,
                 note=note,
-                angles_sample=null_angles[:keep_sims].float(),
-                ltc_sample=null_ltc[:keep_sims].float() if null_ltc is not None else None,
             )
         )
-    if _untrained is not None:
-        results.append(
-            _untrained_result(
-                x, obs_angles, obs_ltc, _untrained, n_sims, seed, thresholds, thresholds_for, counts, keep_sims
-            )
-        )
+    table = pd.DataFrame(rows, columns=TEST_COLUMNS)
+    p_test = np.where(table.informative.to_numpy(dtype=bool), table.p.to_numpy(dtype=float), np.nan)
+    table["p_adjusted"] = adjust_pvalues(p_test, correction)
+    table["reject"] = (table.p_adjusted <= alpha).fillna(False).astype(bool) & table.informative.astype(bool)
     return CurvatureReport(
+        table=table,
+        per_text=pd.DataFrame(per_text),
         results=results,
         observed_angles=obs_angles,
         observed_ltc=obs_ltc,
@@ -514,134 +698,161 @@ def compare_to_nulls(
         n_sims=n_sims,
         seed=seed,
         alpha=alpha,
+        correction=correction,
         space=space,
         thresholds=thresholds,
-        k_sd=k_sd,
         d_model=d,
-        d_eff=d_eff,
+        tail=tail,
+        k_sd=float(k_sd),
         sharp_deg=float(sharp_deg),
         flat_deg=float(flat_deg),
+        d_eff=d_eff,
     )
 
 
-def _indicators(angles: torch.Tensor, sharp: torch.Tensor, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-    deg = torch.rad2deg(angles)
-    ok = ~torch.isnan(deg)
-    s, f = ((deg >= sharp) & ok).long(), ((deg <= flat) & ok).long()
-    return {"sharp": s, "flat": f, "sharp+flat": s + f}
+ANGLE_STATS = ("sharp_flat", "mean_angle", "mean_abs_dev")
 
 
-def _untrained_result(x, obs_angles, obs_ltc, untrained, n_sims, seed, thresholds, thresholds_for, counts, keep_sims):
-    """Paired swap test between the trained (x) and untrained trajectories of the same tokens."""
-    u, init_seed = untrained
-    if u.shape != x.shape:
-        raise TlgeomError(f"untrained states shape {tuple(u.shape)} != observed {tuple(x.shape)}")
-    u_angles, u_ltc = _angles_ltc(u)
-    u_angles = u_angles.masked_fill(torch.isnan(obs_angles), float("nan"))
-    sharp, flat = thresholds_for(u_angles)
-    observed, valid = counts(obs_angles, sharp, flat, 0)
-    u_counts, _ = counts(u_angles, sharp, flat, 0)
-    # per-token indicators [N, V], so a swap is a per-token choice between the two arms
-    o_tok, u_tok = _indicators(obs_angles, sharp, flat), _indicators(u_angles, sharp, flat)
-    N = x.shape[0]
-    gen_seed = None if seed is None else seed * 7919 + 1_000_003 * _SEED_OFFSET["untrained"]
-    with seeded(gen_seed, x.device):
-        swap = torch.rand(n_sims, N, device=x.device) < 0.5
-    null_counts = {k: torch.where(swap[..., None], u_tok[k], o_tok[k]).sum(1) for k in o_tok}
-    arm_ltc = torch.where(swap, u_ltc, obs_ltc)
-    ltc_null = arm_ltc.nanmedian(-1).values
-    return NullResult(
-        name="untrained",
-        description=_DESCRIPTIONS["untrained"].format(seed=init_seed),
-        sharp_deg=sharp,
-        flat_deg=flat,
-        observed=observed,
-        null=null_counts,
-        reference={k: v.to(torch.float64) for k, v in u_counts.items()},
-        valid=valid,
-        ltc_observed=float(obs_ltc.nanmedian()),
-        ltc_null=ltc_null,
-        ltc_reference=float(u_ltc.nanmedian()),
-        angles_sample=u_angles[None].float(),
-        ltc_sample=u_ltc[None].float(),
+def _tail_mass(angle_sets: list[torch.Tensor], flat: torch.Tensor, sharp: torch.Tensor) -> float:
+    deg = [torch.rad2deg(a) for a in angle_sets]
+    n = sum(int((~torch.isnan(x)).sum()) for x in deg)
+    beyond = sum(int(((x >= sharp) | (x <= flat)).sum()) for x in deg)
+    return beyond / n if n else float("nan")
+
+
+def _row(null, st, space, alt, obs, ref, eff, p, n_boot, seed) -> dict[str, Any]:
+    lo, hi = (
+        bootstrap_ci(eff, n_resamples=n_boot, seed=stream_seed(seed, null.name + st) if seed is not None else None)
+        if n_boot > 0
+        else (float("nan"), float("nan"))
     )
+    return {
+        "null": null.name,
+        "statistic": st,
+        "space": space,
+        "alternative": alt,
+        "observed": float(np.mean(obs)) if len(obs) else float("nan"),
+        "null_mean": float(np.mean(ref)) if len(ref) else float("nan"),
+        "effect": float(np.mean(eff)) if len(eff) else float("nan"),
+        "ci_low": lo,
+        "ci_high": hi,
+        "z": float("nan"),
+        "p": p,
+        "p_adjusted": float("nan"),
+        "n_texts": int(len(eff)),
+        "informative": True,
+        "reject": False,
+        "note": "",
+    }
+
+
+def _informative(row: dict, st: str, thresholds: str, tail_mass: float) -> None:
+    if st == "sharp_flat" and thresholds == "degrees" and not tail_mass >= MIN_TAIL_MASS:
+        row["informative"] = False
+        row["note"] = (
+            f"this null cannot produce such turns ({100 * tail_mass:.3g} % of its angles lie beyond the fixed "
+            "thresholds): the comparison is uninformative (use thresholds='quantile')"
+        )
+
+
+def _text_row(null: str, st: str, t: int, obs: float, ref: float, sd: float) -> dict[str, Any]:
+    eff = obs - ref
+    return {
+        "null": null,
+        "statistic": st,
+        "text": t,
+        "observed": obs,
+        "null_mean": ref,
+        "null_sd": sd,
+        "effect": eff,
+        "z": eff / sd if sd > 0 else float("nan"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# curvature_test
 
 
 def curvature_test(
     model: Any,
-    texts: Any,
-    nulls: Sequence[str] = NULLS + MODEL_NULLS,
+    inputs: Any,
+    *,
+    nulls: Sequence[str] | None = None,
     n_sims: int = 999,
     seed: int | None = 0,
-    *,
-    init_seed: int = 0,
-    points: str = "resid",
     space: str = "raw",
+    points: str = "resid",
+    alpha: float = 0.05,
+    correction: str = "holm",
+    progress: bool = False,
+    init_seed: int = 0,
     skip_first: int = 0,
     **kwargs: Any,
 ) -> CurvatureReport:
-    """Record ``texts``' trajectories on ``model`` and run :func:`compare_to_nulls`, plus the
-    untrained-model null (see :func:`untrained_model`, :func:`compare_to_nulls`).
+    """Record the texts' trajectories on ``model`` and test them against null models, each text a
+    unit (see :func:`compare_to_nulls`), plus the paired untrained-model null.
 
     Args:
         model: a TransformerLens model.
-        texts: a string, a list of strings (padding is dropped) or token ids.
-        nulls: names from ``NULLS`` and ``"untrained"``.
-        n_sims, seed: as in :func:`compare_to_nulls` (the untrained swap test uses ``n_sims`` swaps).
-        init_seed: seed of the untrained model's initialisation.
-        points: ``"resid"`` or ``"sublayer"``.
+        inputs: a string (one text), a list of strings (each a text; padding dropped) or token ids.
+        nulls: registry names; default the joint nulls of ``space`` and ``"untrained"``.
+        n_sims, seed, alpha, correction, progress: as in :func:`compare_to_nulls`.
         space: ``"raw"`` or ``"normalized"`` (the model's own normalisation, :func:`model_normalization`).
-        skip_first: leave out the first ``skip_first`` positions of every text (e.g. 1 for a BOS
-            token, whose residual stream on SmolLM2 is ~100× longer than the others').
-        **kwargs: passed to :func:`compare_to_nulls` (thresholds, sharp_deg, flat_deg, k_sd, alpha, …).
+        points: ``"resid"`` or ``"sublayer"``.
+        init_seed: seed of the untrained model's initialisation.
+        skip_first: leave out the first ``skip_first`` positions of every text (e.g. 1 for BOS).
+        **kwargs: passed to :func:`compare_to_nulls` (statistics, thresholds, tail, …).
     """
     from tlgeom.models.trajectory import record_trajectories
 
-    if isinstance(nulls, str):
-        nulls = (nulls,)
-    nulls = tuple(nulls)
-    for n in nulls:
-        if n not in NULLS + MODEL_NULLS:
-            raise bad_arg("nulls", n, f"names from {NULLS + MODEL_NULLS}")
+    space, points = check_space(space), check_points(points)
+    check_seed(seed)
+    check_seed(init_seed, "init_seed", allow_none=False)
+    check_alpha(alpha)
+    check_correction(correction)
+    _check_n_sims(n_sims)
+    null_objs = _check_nulls(nulls, space, DEFAULT_NULLS[space] + ("untrained",))
     if not isinstance(skip_first, int) or isinstance(skip_first, bool) or skip_first < 0:
         raise bad_arg("skip_first", skip_first, "an int >= 0")
-    norm_kw = {}
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    norm_kw: dict[str, Any] = {}
     if space == "normalized":
         nm, eps = model_normalization(model)
         norm_kw = {"norm": nm, "eps": eps}
-    traj = record_trajectories(model, texts, points)
+    traj = record_trajectories(model, inputs, points)
 
-    def valid_states(t):
-        x = as_states(t, "states")[:, skip_first:]
-        if x.shape[1] == 0:
-            raise bad_arg("skip_first", skip_first, f"fewer than the {t.states.shape[1]} positions")
-        x = x.reshape(-1, *x.shape[-2:])
-        return x[~torch.isnan(x).all(-1).all(-1)]
+    def per_text(t) -> list[torch.Tensor]:
+        out = []
+        for b in range(t.states.shape[0]):
+            x = t.states[b][t.mask[b].to(t.states.device)][skip_first:]
+            if x.shape[0] == 0:
+                raise bad_arg("skip_first", skip_first, f"fewer than the {int(t.mask[b].sum())} tokens of text {b}")
+            out.append(x)
+        return out
 
-    x = valid_states(traj)
-    untrained = None
-    if "untrained" in nulls:
+    texts = per_text(traj)
+    paired = {}
+    if any(n.name == "untrained" for n in null_objs):
         um = untrained_model(model, init_seed)
         try:
-            u = valid_states(record_trajectories(um, texts, points))
+            paired["untrained"] = per_text(record_trajectories(um, inputs, points))
         finally:
             del um
-        if space == "normalized":
-            u = normalize_states(u, norm_kw["norm"], norm_kw["eps"])
-        untrained = (u, init_seed)
-    if space == "normalized":
-        x = normalize_states(x, norm_kw["norm"], norm_kw["eps"])
     report = compare_to_nulls(
-        x,
-        [n for n in nulls if n != "untrained"],
+        texts,
+        [n.name for n in null_objs],
         n_sims,
         seed,
-        space="raw",
+        space=space,
+        alpha=alpha,
+        correction=correction,
+        paired=paired,
         vertex_labels=traj.point_labels[1:-1],
-        _untrained=untrained,
+        progress=progress,
+        **norm_kw,
         **kwargs,
     )
-    report.space = space
     name = getattr(model.cfg, "model_name", "") or type(model).__name__
-    report.label = f"{name}, {len(traj.str_tokens)} text(s)"
+    report.label = f"{name}, {len(texts)} text(s)"
     return report

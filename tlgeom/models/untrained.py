@@ -1,51 +1,33 @@
-"""Null models for layer-wise trajectory curvature, and the statistics that compare to them.
+"""The untrained-model null: the same architecture with every weight re-initialised, seeded.
 
-Is a model's trajectory curvature more than dimensionality or chance would give? Each null model
-below generates surrogate trajectories that keep some properties of the observed ones and
-randomise the rest; :func:`compare_to_nulls` counts sharp and flat turns and measures
-length-to-chord (LTC) on the observed and on ``n_sims`` surrogate sets, and reports the excess,
-a z-score and a permutation p-value ``p = (1 + #{null ≥ observed}) / (1 + n_sims)``.
-
-The null models (tlgeom's choices: the paper, arXiv 2511.03060, names "dimensionality or
-chance" but its null models are not available to us, so none of these is claimed to be its):
-
-=============  =================================================================================
-``gaussian``   norm-matched isotropic Gaussian walk: each token keeps its step norms ‖Δ_l‖;
-               each step's direction is uniform on the sphere of R^d_model.
-``shuffle``    step shuffle: each token's own steps, permuted across layers (one random
-               permutation per token and simulation). Length and chord are sums over steps, so
-               LTC is unchanged by construction: this null tests angles only.
-``rotation``   angle-preserving rotation: keeps every step norm and every turning angle; the
-               direction of each turn (the plane it happens in) is uniform. Angles are kept by
-               construction: this is the null for LTC given the angles.
-``dimension``  the ``gaussian`` walk in R^k, k = the participation ratio
-               ``(Σλ)² / Σλ²`` of the covariance of the observed residual cloud (all valid
-               states, centred), rounded, at least 2.
-``untrained``  (model-based, :func:`curvature_test` only) the same architecture re-initialised
-               with a seed, fed the same tokens; compared by a paired swap test: for each
-               simulation, each token's trained and untrained trajectories are swapped with
-               probability ½.
-=============  =================================================================================
-
-Exact and cheap: every null is a distribution over rotation-invariant quantities (norms, angles,
-LTC), so surrogate walks are generated in an orthonormal basis of their own span: ``D =
-min(steps, d)`` coordinates instead of ``d``. For the Gaussian walk this is the Bartlett
-decomposition (the Gram matrix of K Gaussian vectors in R^d equals ``RᵀR`` with ``R`` upper
-triangular, ``R_jj ~ χ(d − j)``, ``R_ij ~ N(0, 1)`` above the diagonal), so cost grows with
-``sims·tokens·steps²``, not with ``d``; ``method="direct"`` draws the d-dimensional vectors
-instead (same distribution, tested). All samplers are vectorised over simulations and tokens,
-seeded, and run on the states' device.
+Hugging Face's ``init_weights`` and TransformerLens' initialisers draw from torch's *global* RNG
+and accept no generator, so :func:`untrained_model` seeds it inside ``torch.random.fork_rng``:
+the caller's RNG state (CPU and the model's CUDA device) is restored afterwards. This is the only
+place tlgeom touches the global RNG.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
 import torch
 
+from tlgeom._args import check_seed
 from tlgeom._errors import bad_arg
-from tlgeom.stats.nulls import seeded
+
+
+@contextlib.contextmanager
+def _global_rng_seeded(seed: int, device: torch.device | str):
+    """torch's global RNG seeded with ``seed`` for the block, the caller's state restored after."""
+    device = torch.device(device)
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def untrained_model(model: Any, seed: int = 0) -> Any:
@@ -70,12 +52,13 @@ def untrained_model(model: Any, seed: int = 0) -> Any:
     from tlgeom.models import _compat
 
     info = _compat.check_model(model)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise bad_arg("seed", seed, "an int")
+    if seed is None:
+        raise bad_arg("seed", seed, "an int in [0, 2**63)")
+    check_seed(seed)
     m = copy.deepcopy(model)
     dev = _compat.model_device(m)
     orig = getattr(m, "original_model", None)
-    with seeded(seed, dev), torch.no_grad():
+    with _global_rng_seeded(seed, dev), torch.no_grad():
         if (
             info.api == "bridge"
             and orig is not None

@@ -1,75 +1,237 @@
-"""Null models for layer-wise trajectory curvature, and the statistics that compare to them.
+"""The one statistics toolbox of tlgeom: Monte-Carlo p-values, the sign-flip test, the bootstrap,
+Spearman correlation, multiple-comparison corrections and effect sizes.
 
-Is a model's trajectory curvature more than dimensionality or chance would give? Each null model
-below generates surrogate trajectories that keep some properties of the observed ones and
-randomise the rest; :func:`compare_to_nulls` counts sharp and flat turns and measures
-length-to-chord (LTC) on the observed and on ``n_sims`` surrogate sets, and reports the excess,
-a z-score and a permutation p-value ``p = (1 + #{null ≥ observed}) / (1 + n_sims)``.
+Every other module calls these; none re-implements them. Randomness only through ``seed`` (a
+numpy ``Generator`` is built from it), never the global RNG.
 
-The null models (tlgeom's choices: the paper, arXiv 2511.03060, names "dimensionality or
-chance" but its null models are not available to us, so none of these is claimed to be its):
-
-=============  =================================================================================
-``gaussian``   norm-matched isotropic Gaussian walk: each token keeps its step norms ‖Δ_l‖;
-               each step's direction is uniform on the sphere of R^d_model.
-``shuffle``    step shuffle: each token's own steps, permuted across layers (one random
-               permutation per token and simulation). Length and chord are sums over steps, so
-               LTC is unchanged by construction: this null tests angles only.
-``rotation``   angle-preserving rotation: keeps every step norm and every turning angle; the
-               direction of each turn (the plane it happens in) is uniform. Angles are kept by
-               construction: this is the null for LTC given the angles.
-``dimension``  the ``gaussian`` walk in R^k, k = the participation ratio
-               ``(Σλ)² / Σλ²`` of the covariance of the observed residual cloud (all valid
-               states, centred), rounded, at least 2.
-``untrained``  (model-based, :func:`curvature_test` only) the same architecture re-initialised
-               with a seed, fed the same tokens; compared by a paired swap test: for each
-               simulation, each token's trained and untrained trajectories are swapped with
-               probability ½.
-=============  =================================================================================
-
-Exact and cheap: every null is a distribution over rotation-invariant quantities (norms, angles,
-LTC), so surrogate walks are generated in an orthonormal basis of their own span: ``D =
-min(steps, d)`` coordinates instead of ``d``. For the Gaussian walk this is the Bartlett
-decomposition (the Gram matrix of K Gaussian vectors in R^d equals ``RᵀR`` with ``R`` upper
-triangular, ``R_jj ~ χ(d − j)``, ``R_ij ~ N(0, 1)`` above the diagonal), so cost grows with
-``sims·tokens·steps²``, not with ``d``; ``method="direct"`` draws the d-dimensional vectors
-instead (same distribution, tested). All samplers are vectorised over simulations and tokens,
-seeded, and run on the states' device.
+* :func:`mc_pvalue` — ``p = (1 + #{null ≥ observed}) / (1 + n)`` (one-sided, ties count against
+  the observation) or its two-sided form on ``|· − centre|``. Exact under exchangeability of the
+  observation with the ``n`` null draws: ``P(p ≤ α) ≤ α``.
+* :func:`exchangeable_pvalue` — the same for ``B + 1`` exchangeable configurations (index 0 the
+  observed one), as used for the text-level curvature tests.
+* :func:`sign_flip_test` — paired one-sample test of ``mean(d)`` by random sign flips
+  (``scipy.stats.permutation_test``; exact enumeration of all ``2^n`` patterns for ``n ≤ 20``).
+* :func:`bootstrap_ci` — percentile bootstrap CI of a mean over units (``scipy.stats.bootstrap``).
+* :func:`spearman`, :func:`row_spearman` — Spearman's ρ (``scipy.stats.rankdata``).
+* :func:`adjust_pvalues` — Holm / Benjamini–Hochberg (``statsmodels``) / none.
+* :func:`cohens_d` — standardized mean difference with the pooled SD.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 
+from tlgeom._args import check_correction, check_seed
+from tlgeom._errors import bad_arg
 
-def permutation_p(observed: torch.Tensor | float, null: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """One-sided Monte-Carlo p-value with the +1 correction, vectorised.
+ALTERNATIVES = ("greater", "less", "two-sided")
 
-    ``p = (1 + #{null ≥ observed}) / (1 + n)`` along ``dim`` of ``null`` (``observed`` broadcasts
-    against ``null`` with ``dim`` removed); NaN null values are left out of both counts. Under
-    the null hypothesis P(p ≤ α) ≤ α, with equality up to ties for continuous statistics.
+
+def _check_alternative(alternative: Any) -> str:
+    if alternative not in ALTERNATIVES:
+        raise bad_arg("alternative", alternative, f"one of {ALTERNATIVES}")
+    return alternative
+
+
+def mc_pvalue(
+    observed: torch.Tensor | float, null: torch.Tensor, dim: int = 0, alternative: str = "greater"
+) -> torch.Tensor:
+    """Monte-Carlo p-value with the +1 correction, vectorised.
+
+    ``p = (1 + #{null ≥ observed}) / (1 + n)`` along ``dim`` of ``null`` (``"greater"``; ``"less"``
+    flips the inequality; ``"two-sided"`` compares ``|x − c|`` with ``c`` the mean of the null and
+    the observation together). ``observed`` broadcasts against ``null`` with ``dim`` removed; NaN
+    null values are left out of both counts. Under exchangeability ``P(p ≤ α) ≤ α``.
     """
+    _check_alternative(alternative)
     null = null.to(torch.float64)
     obs = torch.as_tensor(observed, dtype=torch.float64, device=null.device).unsqueeze(dim)
     ok = ~torch.isnan(null)
     n = ok.sum(dim)
-    ge = ((null >= obs) & ok).sum(dim)
-    return torch.where(n > 0, (1 + ge) / (1 + n), torch.full_like(n, float("nan"), dtype=torch.float64))
+    if alternative == "two-sided":
+        centre = (torch.where(ok, null, 0).sum(dim, keepdim=True) + obs) / (n.unsqueeze(dim) + 1)
+        null, obs = (null - centre).abs(), (obs - centre).abs()
+    elif alternative == "less":
+        null, obs = -null, -obs
+    tol = 1e-12 * obs.abs().clamp_min(1.0)
+    ge = ((null >= obs - tol) & ok).sum(dim)
+    p = (1 + ge).to(torch.float64) / (1 + n).to(torch.float64)
+    return torch.where(n > 0, p, torch.full_like(p, float("nan")))
 
 
-def _stats(obs: float, null: torch.Tensor, ref: float) -> dict[str, float]:
-    null = null[~torch.isnan(null)]
-    n = null.numel()
-    mean = float(null.mean()) if n else float("nan")
-    sd = float(null.std()) if n > 1 else float("nan")
-    diff = obs - mean
-    if sd > 0:
-        z = diff / sd
-    elif diff == 0 or math.isnan(diff):
-        z = float("nan")
+#: Backward-compatible name of :func:`mc_pvalue` (one-sided, "greater").
+permutation_p = mc_pvalue
+
+
+def exchangeable_pvalue(configs: torch.Tensor, alternative: str = "greater") -> torch.Tensor:
+    """p-value of configuration 0 among ``B + 1`` exchangeable configurations ``configs[..., B+1]``.
+
+    ``p = (1 + #{b ≥ 1 : a_b ≥ a_0}) / (1 + B)`` (``"greater"``), with ``|a_b − ā|`` for
+    ``"two-sided"`` (ā = mean of all B + 1). Exact when the configurations are exchangeable under
+    the null hypothesis. NaN configurations are left out.
+    """
+    return mc_pvalue(configs[..., 0], configs[..., 1:], dim=-1, alternative=alternative)
+
+
+def sign_flip_test(d: Any, alternative: str = "greater", *, n_resamples: int = 99_999, seed: int | None = 0) -> float:
+    """One-sample (paired) permutation test of ``mean(d)`` under random sign flips.
+
+    Under the null hypothesis each ``d_i`` is symmetric about 0 (e.g. the difference of a paired
+    trained/untrained statistic, with the two labels exchangeable). Exact enumeration of all
+    ``2^n`` patterns when ``2^n ≤ n_resamples`` (``p = #{s : mean(s·d) ≥ mean(d)} / 2^n``, the
+    identity included), else ``n_resamples`` seeded patterns with ``p = (1 + #) / (1 + n)``.
+    ``scipy.stats.permutation_test`` does the work. NaN entries are dropped; no data → NaN.
+    """
+    from scipy.stats import permutation_test
+
+    _check_alternative(alternative)
+    seed = check_seed(seed)
+    x = np.asarray(d, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan")
+    res = permutation_test(
+        (x,),
+        lambda a, axis=-1: np.mean(a, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative=alternative,
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.pvalue)
+
+
+def bootstrap_ci(
+    values: Any, *, confidence: float = 0.95, n_resamples: int = 9999, seed: int | None = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over units (resampling the units with replacement).
+
+    ``scipy.stats.bootstrap(method="percentile")`` with a seeded numpy Generator. Fewer than 2
+    finite values, or values that are all equal, give ``(nan, nan)`` / ``(v, v)``.
+    """
+    from scipy.stats import bootstrap
+
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return float("nan"), float("nan")
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    res = bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(check_seed(seed)),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def adjust_pvalues(p: Any, correction: str = "holm") -> np.ndarray:
+    """Adjusted p-values across a family: ``"holm"`` (family-wise error, default), ``"bh"``
+    (Benjamini–Hochberg false discovery rate) or ``"none"``.
+
+    BH is ``statsmodels``' ``multipletests(method="fdr_bh")``. Holm's step-down adjustment
+    ``p̃_(i) = max_{j ≤ i} min(1, (m − j + 1) p_(j))`` is written out here: it is the same number as
+    ``multipletests(method="holm")`` (tested), which calls ``gc.collect()`` on every call (≈ 0.5 s
+    in a process holding a model; the calibration runs it thousands of times). NaN p-values
+    (tests not run or uninformative) stay NaN and are not counted in the family.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    correction = check_correction(correction)
+    p = np.asarray(p, dtype=np.float64).ravel()
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    if not ok.any():
+        return out
+    q = p[ok]
+    if correction == "none":
+        out[ok] = q
+    elif correction == "holm":
+        order = np.argsort(q, kind="stable")
+        m = q.size
+        adj = np.minimum(1.0, np.maximum.accumulate(q[order] * (m - np.arange(m))))
+        res = np.empty_like(q)
+        res[order] = adj
+        out[ok] = res
     else:
-        z = math.copysign(math.inf, diff)
-    p = float(permutation_p(obs, null)) if n else float("nan")
-    return {"observed": obs, "reference": ref, "null_mean": mean, "null_sd": sd, "excess": obs - ref, "z": z, "p": p}
+        out[ok] = multipletests(q, method="fdr_bh")[1]
+    return out
+
+
+def spearman(x: Any, y: Any) -> float:
+    """Spearman's ρ of two vectors (``scipy.stats.spearmanr``; NaN pairs dropped; < 3 pairs → NaN)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return float("nan")
+    return float(spearmanr(a[ok], b[ok]).statistic)
+
+
+def spearman_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Spearman ρ of ``y [n]`` against each row of ``x [..., n]`` (vectorised; mid-ranks for ties).
+
+    Pearson correlation of ``rankdata`` ranks; a constant row gives NaN.
+    """
+    from scipy.stats import rankdata
+
+    rx = torch.from_numpy(np.asarray(rankdata(x.detach().cpu().numpy(), axis=-1), dtype=np.float64))
+    ry = torch.from_numpy(np.asarray(rankdata(y.detach().cpu().numpy()), dtype=np.float64))
+    rx = rx - rx.mean(-1, keepdim=True)
+    ry = ry - ry.mean()
+    den = rx.norm(dim=-1) * ry.norm()
+    return torch.where(den > 0, (rx @ ry) / den, torch.full_like(den, float("nan")))
+
+
+def row_spearman(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor, min_keys: int = 3) -> torch.Tensor:
+    """Mean over rows (with ≥ ``min_keys`` valid entries) of Spearman's ρ between a and b along the
+    last dim, entries outside ``valid`` ignored (ranks by ``rankdata(nan_policy="omit")``)."""
+    from scipy.stats import rankdata
+
+    def ranks(x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().cpu().numpy().astype(float).copy()
+        arr[~valid.cpu().numpy()] = np.nan
+        return torch.from_numpy(np.asarray(rankdata(arr, axis=-1, nan_policy="omit"), dtype=float))
+
+    ra, rb = ranks(a), ranks(b)
+    v = valid.cpu()
+    n = v.sum(-1, keepdim=True).clamp_min(1)
+    ra = torch.where(v, ra - torch.nansum(ra, -1, keepdim=True) / n, torch.zeros_like(ra))
+    rb = torch.where(v, rb - torch.nansum(rb, -1, keepdim=True) / n, torch.zeros_like(rb))
+    den = (ra.pow(2).sum(-1) * rb.pow(2).sum(-1)).sqrt()
+    rho = (ra * rb).sum(-1) / den
+    ok = (v.sum(-1) >= min_keys) & (den > 0)
+    return torch.where(ok, rho, torch.nan).nanmean(-1)
+
+
+def cohens_d(a: Any, b: Any) -> float:
+    """``(mean a − mean b) / s_p`` with ``s_p² = ((n_a−1)s_a² + (n_b−1)s_b²) / (n_a + n_b − 2)``."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.size < 2 or y.size < 2:
+        return float("nan")
+    sp = math.sqrt(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / (x.size + y.size - 2))
+    return float((x.mean() - y.mean()) / sp) if sp > 0 else float("nan")
+
+
+def standardized_effect(observed: torch.Tensor, null: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``z = (observed − mean(null)) / sd(null)`` along ``dim`` (NaN-masked; ±inf when the null never
+    varies and the observation differs from it; NaN when it equals it)."""
+    null = null.to(torch.float64)
+    ok = ~torch.isnan(null)
+    n = ok.sum(dim)
+    mean = torch.where(ok, null, 0).sum(dim) / n.clamp_min(1)
+    var = torch.where(ok, (null - mean.unsqueeze(dim)) ** 2, 0).sum(dim) / (n - 1).clamp_min(1)
+    sd = var.sqrt()
+    diff = torch.as_tensor(observed, dtype=torch.float64) - mean
+    inf = torch.where(diff == 0, torch.full_like(diff, float("nan")), torch.sign(diff) * math.inf)
+    return torch.where(sd > 0, diff / sd.where(sd > 0, torch.ones_like(sd)), inf)
