@@ -173,72 +173,71 @@ def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") ->
 
 
 def verdict_line(report: Any) -> str:
-    """One line: against which nulls sharp+flat counts exceed and LTC is longer (from ``report.verdicts()``)."""
-    v = report.verdicts()
-
-    def part(key: str) -> str:
-        tested = [n for n, r in v.items() if r[key] is not None]
-        yes = [n for n in tested if v[n][key]]
-        no = [n for n in tested if not v[n][key]]
-        details = ([", ".join(yes)] if yes else []) + (["not " + ", ".join(no)] if no else [])
-        return f"{len(yes)}/{len(tested)} testable nulls" + (f" ({'; '.join(details)})" if details else "")
-
+    """One line from ``report.tests()``: which (null, statistic) tests reject after the correction."""
+    t = report.tests()
+    tested = t[t.informative]
+    rej = tested[tested.reject]
+    m = len(tested)
+    names = lambda rows: ", ".join(f"{r.null}·{r.statistic}" for r in rows.itertuples())
     line = (
-        f"curvature verdict (α = {report.alpha}): sharp+flat turns exceed {part('sharp+flat exceeds')}; "
-        f"length-to-chord is longer than {part('ltc longer')}."
+        f"curvature verdict (α = {report.alpha}, {report.correction} over {m} tests, {report.n_texts} text(s)): "
+        f"rejected {len(rej)}/{m}" + (f" ({names(rej)})" if len(rej) else "") + "."
     )
+    if len(t) > m:
+        line += f" {len(t) - m} uninformative comparison(s) not counted."
     p_min = 1 / (1 + report.n_sims)
-    if p_min >= report.alpha:
+    if p_min > report.alpha / max(1, m):
         line += (
-            f" Caution: with {report.n_sims} simulations the smallest p-value is {p_min:.3g} ≥ α, so no null "
-            f"can be exceeded; use at least {math.ceil(1 / report.alpha)} simulations."
+            f" Caution: with {report.n_sims} simulations the smallest p-value is {p_min:.3g} > α/{max(1, m)}, so "
+            f"nothing can be rejected; use at least {math.ceil(max(1, m) / report.alpha)} simulations."
         )
+    if report.n_texts == 1:
+        line += " Caution: one text, so inference is within that text only."
     return line
+
+
+def _sentences(text: str) -> list[str]:
+    """``text`` split after . ! ? (sentences of at least 3 words), else ``[text]``."""
+    import re
+
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text.strip())]
+    parts = [p for p in parts if len(p.split()) >= 3]
+    return parts if len(parts) >= 2 else [text]
 
 
 def curvature_section(
     model: Any, text: str, out: Any, *, n_sims: int = 999, seed: int = 0, space: str = "raw"
 ) -> Section:
-    """Sharp/flat counts and length-to-chord of ``text``'s trajectories against every null model."""
+    """Text-level curvature tests against the joint nulls and the untrained model; each sentence of
+    ``text`` is one text (the unit of inference)."""
     from tlgeom.experiments.curvature import curvature_test
 
     out = output_dir(out)
     t0 = time.perf_counter()
-    report = curvature_test(model, [text], n_sims=n_sims, seed=seed, space=space)
+    texts = _sentences(text)
+    report = curvature_test(model, texts, n_sims=n_sims, seed=seed, space=space)
     verdict = verdict_line(report)
-    frame = report.to_frame()
-    pooled = frame[frame.vertex == "all"]
-    res = {
-        "verdict": verdict,
-        "verdicts": report.verdicts(),
-        "n_sims": n_sims,
-        "seed": seed,
-        "space": space,
-        "alpha": report.alpha,
-        "sharp_deg": report.sharp_deg,
-        "flat_deg": report.flat_deg,
-        "pooled": pooled.drop(columns=[c for c in ("vertex",) if c in pooled]).to_dict(orient="records"),
-    }
     sec = Section(
         "curvature_test",
         "Curvature against null models",
         verdict + "\n\n" + report.summary(),
         meaning=(
-            f"Sharp turns (θ ≥ {report.sharp_deg:g}°) and flat turns (θ ≤ {report.flat_deg:g}°) are counted over "
-            "all token × layer vertices and compared with null models: a norm-matched Gaussian walk in R^d, each "
-            "token's own steps in a random layer order, random turn planes with the same angles, a Gaussian walk "
-            "in the cloud's participation-ratio dimension, and the same architecture re-initialised. p-values are "
-            f"one-sided permutation p-values with the +1 correction ({n_sims} simulations: the smallest is "
-            f"{1 / (n_sims + 1):.3g}). Thresholds and nulls are tlgeom's documented choices, not the paper's."
+            f"Each of the {len(texts)} sentence(s) is one unit: per sentence, the fraction of sharp+flat turns (beyond "
+            "each null's own 2.5 %/97.5 % angle quantiles), the mean turning angle, the mean |θ − 90°| and the mean "
+            "log length-to-chord are compared with that sentence's own simulations under joint nulls (one random "
+            "rotation or layer permutation per sentence, shared by its tokens, which keeps their dependence) and "
+            "with the same sentence through the re-initialised architecture (paired, sign-flip test across "
+            f"sentences). p-values are exact Monte-Carlo p-values ({n_sims} simulations), adjusted with "
+            f"{report.correction} across the table; effects come with a bootstrap CI over sentences."
         ),
         against=(
-            "Evidence against 'curved spacetime': sharp+flat counts that do not exceed the Gaussian, shuffle and "
-            "untrained nulls, or excess made only of one kind of turn (see the sharp and flat lines); a length-to-"
-            "chord ratio that is not longer than the nulls says the paths are not more winding than chance."
+            "Evidence against 'curved spacetime': no rejected test against the rotation, shuffle and untrained "
+            "nulls, or effects whose CIs straddle 0; an LTC that is not longer than the nulls says the paths are "
+            "not more winding than chance."
         ),
-        results=res,
     )
-    sec.add(out, "curvature_test", report.plot(), frame)
+    sec.results = sec.add(out, "curvature_test", report) or {}
+    sec.results.update({"verdict": verdict, "verdicts": report.verdicts(), "n_sims": n_sims, "seed": seed})
     sec.seconds = time.perf_counter() - t0
     return sec
 
