@@ -57,6 +57,7 @@ from tlgeom.geometry.curvature import angle_between, steps
 from tlgeom.models import _compat
 from tlgeom.models.trajectory import record_trajectories
 from tlgeom.stats.onset import corrected_onset, maxstat_adjusted, paired_onset_test, uncorrected_onset
+from tlgeom.stats.pvalues import sign_flip_test
 
 SUBTOKENS = ("last", "first")
 MEASURES = ("distance", "relative_distance", "angle")
@@ -972,20 +973,11 @@ def deflection(
 
 
 def _sign_flip_pvalue(d: np.ndarray, n_random: int = 100_000, seed: int = 0) -> float:
-    """One-sided paired permutation p-value of mean(d) > 0 under random sign flips.
-
-    Exact (all 2^n sign patterns) for n ≤ 20, otherwise ``n_random`` seeded patterns;
-    ``p = #{s : mean(s·d) ≥ mean(d)} / #patterns`` (the identity pattern included).
-    """
-    d = np.asarray(d, dtype=np.float64)
-    n = d.size
-    if n <= 20:
-        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)[None]) & 1).astype(np.float64)
-    else:
-        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_random, n))
-        signs[0] = 1.0
-    stats = signs @ d / n
-    return float(np.mean(stats >= d.mean() - 1e-12 * max(1.0, abs(d.mean()))))
+    """One-sided paired permutation p-value of mean(d) > 0 under random sign flips:
+    :func:`tlgeom.stats.pvalues.sign_flip_test` (exact enumeration of all 2^n patterns for n ≤ 20,
+    otherwise ``n_random`` seeded patterns)."""
+    n = np.asarray(d).size
+    return sign_flip_test(d, "greater", n_resamples=2**n if n <= 20 else n_random, seed=seed)
 
 
 @dataclass

@@ -51,6 +51,7 @@ from tlgeom.geometry.heat import DEFAULT_K, GraphLaplacian, bandwidth, graph_lap
 from tlgeom.models import _compat
 from tlgeom.models.arch import architecture, require
 from tlgeom.models.trajectory import record_trajectories
+from tlgeom.stats.pvalues import row_spearman  # the one Spearman (scipy rankdata)
 
 # ---------------------------------------------------------------------------------------------
 # attention vs heat kernel
@@ -75,30 +76,6 @@ def residual_laplacian(
     if X.shape[0] <= k:
         raise bad_arg("inputs", inputs, f"more than k={k} tokens (got {X.shape[0]})")
     return graph_laplacian(X, eps, k=k, alpha=alpha)
-
-
-def _rank_rows(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Average ranks along the last dim among valid entries (ties averaged); invalid → NaN."""
-    import numpy as np
-    from scipy.stats import rankdata
-
-    a = x.detach().cpu().numpy().astype(float).copy()
-    a[~valid.cpu().numpy()] = np.nan
-    r = rankdata(a, axis=-1, nan_policy="omit")
-    return torch.from_numpy(np.asarray(r, dtype=float))
-
-
-def row_spearman(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor, min_keys: int = 3) -> torch.Tensor:
-    """Mean over rows (with ≥ ``min_keys`` valid entries) of Spearman's ρ between a and b along the last dim."""
-    ra, rb = _rank_rows(a, valid), _rank_rows(b, valid)
-    v = valid.cpu()
-    n = v.sum(-1, keepdim=True).clamp_min(1)
-    ra = torch.where(v, ra - torch.nansum(ra, -1, keepdim=True) / n, torch.zeros_like(ra))
-    rb = torch.where(v, rb - torch.nansum(rb, -1, keepdim=True) / n, torch.zeros_like(rb))
-    den = (ra.pow(2).sum(-1) * rb.pow(2).sum(-1)).sqrt()
-    rho = (ra * rb).sum(-1) / den
-    ok = (v.sum(-1) >= min_keys) & (den > 0)
-    return torch.where(ok, rho, torch.nan).nanmean(-1)
 
 
 def _row_kl(A: torch.Tensor, B: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -263,6 +240,13 @@ def _qk_and_pattern(model: Any, tokens: torch.Tensor, layer: int, info) -> tuple
     got = _compat.capture(model, tokens, torch.ones_like(tokens, dtype=torch.bool), info, names, required=required)
     # rotary models: the rotated q/k (what the scores use) when the API fires those hooks
     qn = base + "hook_rot_q" if base + "hook_rot_q" in got else base + "hook_q"
+    for n in (qn, qn.replace("_q", "_k"), base + "hook_pattern"):
+        if not isinstance(got[n], torch.Tensor) or got[n].dim() != 4:
+            raise TlgeomError(
+                f"hook point {n!r} gave {type(got[n]).__name__}"
+                f"{tuple(got[n].shape) if isinstance(got[n], torch.Tensor) else ''}, not a [batch, pos, head, d] / "
+                "[batch, head, pos, pos] tensor: this bridge's attention hooks cannot be read per head"
+            )
     q, k = got[qn][0].to(torch.float64), got[qn.replace("_q", "_k")][0].to(torch.float64)  # [pos, head, d]
     if k.shape[1] != q.shape[1]:  # grouped-query attention
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)

@@ -35,6 +35,7 @@ from tlgeom._args import check_bool, check_int, check_seed, generator, renamed
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.models import _compat
+from tlgeom.stats.pvalues import mc_pvalue, spearman_rows
 
 CLASSES = ("function", "content", "punct")
 PAIRS = (("function", "content"), ("punct", "content"), ("punct", "function"))
@@ -118,7 +119,7 @@ def permutation_effect(
     perm = x[_perm_index(len(x), n_perm, seed)]  # [n_perm, n]
     la_f = la.to(torch.float64)
     null = perm @ la_f / na - perm @ (1 - la_f) / nb
-    p = (1 + (null.abs() >= diff.abs() - 1e-12).sum()) / (1 + n_perm)
+    p = mc_pvalue(diff.abs(), null.abs())
     out.update(
         mean_a=float(xa.mean()),
         mean_b=float(xb.mean()),
@@ -127,17 +128,6 @@ def permutation_effect(
         p_value=float(p),
     )
     return out
-
-
-def _spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Spearman ρ of y against each row of x (``x [..., n]``, ``y [n]``), no ties in y assumed for speed."""
-    from scipy.stats import rankdata
-
-    rx = torch.from_numpy(rankdata(x.numpy(), axis=-1)).to(torch.float64)
-    ry = torch.from_numpy(rankdata(y.numpy())).to(torch.float64)
-    rx = rx - rx.mean(-1, keepdim=True)
-    ry = ry - ry.mean()
-    return (rx @ ry) / (rx.norm(dim=-1) * ry.norm())
 
 
 def permutation_spearman(
@@ -151,9 +141,9 @@ def permutation_spearman(
     v, pos = v[keep], pos[keep]
     if len(v) < 3:
         return {"n": len(v), "rho": float("nan"), "p_value": float("nan")}
-    rho = _spearman(v[None], pos)[0]
-    null = _spearman(v[_perm_index(len(v), n_perm, seed)], pos)
-    p = (1 + (null.abs() >= rho.abs() - 1e-12).sum()) / (1 + n_perm)
+    rho = spearman_rows(v[None], pos)[0]
+    null = spearman_rows(v[_perm_index(len(v), n_perm, seed)], pos)
+    p = mc_pvalue(rho.abs(), null.abs())
     return {"n": len(v), "rho": float(rho), "p_value": float(p)}
 
 
