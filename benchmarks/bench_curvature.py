@@ -115,7 +115,7 @@ def part2(
     n_walks: int = 100_000, K: int = 30, d: int = 576, loop_subset: int = 1000, direct_subset: int = 10_000
 ) -> None:
     from tlgeom.geometry.curvature import length_to_chord, turning_angles
-    from tlgeom.stats.nulls import gaussian_walk, null_statistics, seeded
+    from tlgeom.stats.nulls import gaussian_walk, null_statistics
 
     torch.manual_seed(0)
     norms = torch.rand(n_walks, K, dtype=torch.float64) + 0.5
@@ -140,8 +140,7 @@ def part2(
     )
 
     def stats():
-        with seeded(0):
-            null_statistics("gaussian", x, n_walks // 1000)
+        null_statistics("gaussian_token", x, n_walks // 1000, seed=0)
 
     stats()  # warm-up
     t_stats = _median_time(stats, reps=5)
@@ -159,7 +158,7 @@ def part2(
 
 def part3(S: int = 10_000, K: int = 30, d: int = 576) -> None:
     from tlgeom.geometry.curvature import length_to_chord, turning_angles
-    from tlgeom.stats.nulls import gaussian_walk, null_statistics, seeded
+    from tlgeom.stats.nulls import gaussian_walk, null_statistics
 
     def cost(method, s, k, dd):
         norms = torch.rand(s, k, dtype=torch.float64) + 0.5
@@ -170,8 +169,7 @@ def part3(S: int = 10_000, K: int = 30, d: int = 576) -> None:
             )
 
             def f():
-                with seeded(0):
-                    null_statistics("gaussian", x, s // 100)
+                null_statistics("gaussian_token", x, s // 100, seed=0)
         else:
 
             def f():

@@ -20,7 +20,7 @@ import tlgeom
 from tlgeom.experiments.curvature import curvature_test, untrained_model
 from tlgeom.experiments.landscape import curvature_landscape
 from tlgeom.geometry.curvature import length_to_chord, turning_angles
-from tlgeom.stats.nulls import NULLS
+from tlgeom.stats.nulls import DEFAULT_NULLS
 
 pytestmark = pytest.mark.integration
 
@@ -45,36 +45,26 @@ def test_landscape_on_the_paragraph(smollm2, paragraph):
 
 
 def test_curvature_report_on_the_paragraph(smollm2, paragraph):
+    """Each sentence of the paragraph is one text (the unit of inference)."""
+    import re
+
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", paragraph.strip()) if s]
     t0 = time.perf_counter()
-    rep = curvature_test(smollm2, [paragraph], seed=0)
+    rep = curvature_test(smollm2, sentences, n_sims=199, seed=0)
     took = time.perf_counter() - t0
-    print(f"\n{rep.summary()}\n(curvature_test took {took:.1f} s)")
-    traj = tlgeom.record_trajectories(smollm2, paragraph)
-    obs = turning_angles(traj)[0]
-    assert [r.name for r in rep.results] == list(NULLS) + ["untrained"]
-    torch.testing.assert_close(rep.observed_angles, obs)
-    deg = torch.rad2deg(obs)
-    g = rep["gaussian"]
-    assert g.observed["sharp"].tolist() == (deg >= 110).sum(0).tolist()
-    assert g.observed["flat"].tolist() == (deg <= 70).sum(0).tolist()
-    assert g.ltc_observed == pytest.approx(length_to_chord(traj)[0].median().item())
-    # the Gaussian null's angles follow the closed form (mean 90°, sd ≈ 180/π/√d)
-    na = torch.rad2deg(g.angles_sample.double())
-    assert abs(na.mean().item() - 90) < 0.1 and abs(na.std().item() / (57.29578 / 576**0.5) - 1) < 0.05
-    # the dimension null's d_eff is the participation ratio of this cloud
-    assert rep.d_eff == max(2, round(tlgeom.stats.nulls.participation_ratio(traj.states.double())))
-    for r in rep.results:
-        for kind in ("sharp", "flat", "sharp+flat"):
-            if r.tests_angles:
-                p = r.stats(kind)["p"]
-                assert 1 / (1 + rep.n_sims) <= p <= 1
-        if r.tests_ltc:
-            assert 1 / (1 + rep.n_sims) <= r.ltc_stats()["p"] <= 1
-    v = rep.verdicts()
-    print("verdicts:", v)
-    assert set(v) == set(NULLS) | {"untrained"}
-    f = rep.to_frame()
-    assert len(f[(f.vertex == "all") & (f.statistic == "sharp+flat")]) == 4  # every null but rotation
+    print(f"\n{rep.tests().drop(columns=['note']).to_string()}\n{rep.summary()}\n(curvature_test took {took:.1f} s)")
+    traj = tlgeom.record_trajectories(smollm2, sentences)
+    torch.testing.assert_close(torch.cat(rep.observed_angles), turning_angles(traj)[traj.mask])
+    assert [r.name for r in rep.results] == list(DEFAULT_NULLS["raw"]) + ["untrained"]
+    t = rep.tests()
+    assert (t.n_texts == len(sentences)).all() and ((t.p >= 1 / 200) & (t.p <= 1)).all()
+    log_ltc = sum(length_to_chord(traj)[b][traj.mask[b]].log().mean().item() for b in range(len(sentences)))
+    row = t.set_index(["null", "statistic"]).loc[("rotation", "log_ltc")]
+    assert row.observed == pytest.approx(log_ltc / len(sentences))
+    # the rotation null's angles in d = 576: mean 90°, sd ≈ 180/π/√d per vertex
+    na = torch.rad2deg(rep["rotation"].angles_sample.double())
+    assert abs(na.nanmean().item() - 90) < 0.2
+    assert set(rep.verdicts()) == {"rotation", "shuffle", "untrained"}
 
 
 def test_untrained_smollm2_is_reinitialised(smollm2):
