@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="raw",
         help="raw residual stream, or what each block's normalisation reads (default raw)",
     )
+    p.add_argument(
+        "--view",
+        choices=("heatmap", "pca"),
+        default="heatmap",
+        help="heatmap of tokens × layer vertices (default), or the paper's view: states in one PCA plane with "
+        "the turning angle interpolated over it, four layers",
+    )
 
     p = sub.add_parser(
         "curvature-test",
@@ -271,7 +278,9 @@ def _stage_runners(args: argparse.Namespace, text: str, edit: Any, progress: boo
 
     space = getattr(args, "space", "raw")
     return {
-        "landscape": lambda model, out: R.landscape_section(model, text, out, space=space),
+        "landscape": lambda model, out: R.landscape_section(
+            model, text, out, space=space, view=getattr(args, "view", "heatmap")
+        ),
         "null models": lambda model, out: R.curvature_section(
             model, text, out, n_sims=args.n_sims, seed=args.seed, space=space
         ),
@@ -322,7 +331,7 @@ def _run(args: argparse.Namespace) -> int:
                 "seconds": round(time.perf_counter() - t0, 2),
             }
         )
-        for key in ("n_sims", "space"):
+        for key in ("n_sims", "space", "view"):
             if hasattr(args, key):
                 meta[key] = getattr(args, key)
         verdict = next((s.results.get("verdict") for s in sections if s.key == "curvature_test"), None)

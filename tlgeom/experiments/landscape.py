@@ -75,6 +75,10 @@ class Landscape(Result):
     tokens: Int[torch.Tensor, " pos"] | None = None
     forward_dtype: str | None = None
     d_model: int | None = None
+    pca_xy: Float[torch.Tensor, "pos point 2"] | None = None
+    pca_explained: Float[torch.Tensor, " 2"] | None = None
+    pca_skip_first: int = 0
+    view: str = "heatmap"
 
     result_name = "landscape"
 
@@ -164,12 +168,54 @@ class Landscape(Result):
             }
         )
 
-    def plot(self, ax=None, vmin: float = 0.0, vmax: float = 180.0, cmap: str = "magma", max_labels: int = 400):
-        """Heatmap tokens (rows) × layer vertices (columns) in degrees, with a colorbar.
+    def plot(
+        self,
+        ax=None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        cmap: str | None = None,
+        max_labels: int = 400,
+        *,
+        view: str | None = None,
+        layers: Any = None,
+        vcenter: float = 90.0,
+        grid: int = 200,
+        method: str = "linear",
+    ):
+        """The landscape: ``view="heatmap"`` (default) or ``view="pca"`` (None: the result's ``view``).
 
-        Every token is labelled (up to ``max_labels``; beyond that every k-th) in a font sized so a
-        150-token paragraph stays readable; the figure grows with the text. Returns the Figure.
+        ``"heatmap"``: tokens (rows) × layer vertices (columns) in degrees (``vmin``/``vmax``/``cmap``
+        default 0/180/magma), with a colorbar. Every token is labelled (up to ``max_labels``; beyond that
+        every k-th) in a font sized so a 150-token paragraph stays readable. Returns the Figure.
+
+        ``"pca"``: the paper's landscape view, as a third-party reproduction describes it (the paper's own
+        text was not available to us, so these defaults come from that description, not from the paper):
+        every token's state projected to 2-D by one PCA fitted on all layers' states together (stored by
+        ``curvature_landscape(..., pca=True)``), and the turning angle of each token interpolated over that
+        plane (``scipy.interpolate.griddata``, ``method``, a ``grid × grid`` mesh over the points' range),
+        colour ``cmap`` (default ``"coolwarm"``) with a ``TwoSlopeNorm`` centred at ``vcenter`` = 90° with
+        limits ``vmin`` = 75° / ``vmax`` = 105°; one panel per layer of ``layers`` (default four spread
+        evenly over depth: 3, 6, 9, 12 on a 12-layer model, ``round(L·i/4)``). Layer ``l`` shows the states
+        at the output of block ``l − 1`` (point ``l``) and the angle of the turn that arrives there (between
+        the steps ``l−2 → l−1`` and ``l−1 → l``), so ``2 ≤ l ≤ n_layers``. The tokens are the points.
         """
+        from tlgeom._args import check_choice
+
+        view = check_choice("view", self.view if view is None else view, VIEWS)
+        if view == "pca":
+            return self._plot_pca(
+                ax,
+                layers=layers,
+                vmin=75.0 if vmin is None else vmin,
+                vmax=105.0 if vmax is None else vmax,
+                vcenter=vcenter,
+                cmap=cmap or "coolwarm",
+                grid=grid,
+                method=method,
+            )
+        vmin = 0.0 if vmin is None else vmin
+        vmax = 180.0 if vmax is None else vmax
+        cmap = cmap or "magma"
         P, V = self.angles.shape
         fig, ax = new_axes(ax, (min(3 + 0.28 * V, 16), max(4.0, 0.13 * P + 1.5)))
         im = ax.imshow(
@@ -186,10 +232,115 @@ class Landscape(Result):
         ax.set_title(f"curvature landscape ({self.space} space, {P} tokens)")
         return fig
 
+    def pca_layers(self, layers: Any = None) -> list[int]:
+        """The layers of the PCA view: ``layers`` checked, or four spread evenly (``round(L·i/4)``, i = 1..4,
+        kept in ``[2, L]``; 3, 6, 9, 12 on a 12-layer model)."""
+        import numpy as np
+
+        L = len(self.vertex_labels) + 1 if self.pca_xy is None else int(self.pca_xy.shape[1]) - 1
+        if layers is None:
+            return sorted({int(min(max(round(L * i / 4), 2), L)) for i in (1, 2, 3, 4)})
+        items = [layers] if isinstance(layers, int) and not isinstance(layers, bool) else layers
+        if (
+            isinstance(items, (str, bytes))
+            or not hasattr(items, "__iter__")
+            or not list(items)
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 2 <= v <= L for v in items)
+        ):
+            raise bad_arg("layers", layers, f"an int or ints in [2, {L}] (the turn arriving at block l's output)")
+        return sorted({int(v) for v in items})
+
+    def _plot_pca(self, ax, *, layers, vmin, vmax, vcenter, cmap, grid, method):
+        import numpy as np
+        from matplotlib.colors import TwoSlopeNorm
+        from scipy.interpolate import griddata
+
+        from tlgeom._result import new_panels
+
+        if self.pca_xy is None:
+            raise bad_arg(
+                "view",
+                "pca",
+                "'heatmap' here: this landscape holds no PCA projection; compute it with "
+                "curvature_landscape(model, text, pca=True)",
+            )
+        if any(".mid" in lb for lb in self.vertex_labels):
+            raise bad_arg("view", "pca", "'heatmap' for points='sublayer' (the PCA view is per block)")
+        if not (vmin < vcenter < vmax):
+            raise bad_arg("vcenter", vcenter, f"a value strictly between vmin={vmin} and vmax={vmax}")
+        if method not in ("linear", "nearest", "cubic"):
+            raise bad_arg("method", method, "'linear', 'nearest' or 'cubic' (scipy.interpolate.griddata)")
+        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 10:
+            raise bad_arg("grid", grid, "an int >= 10")
+        ls = self.pca_layers(layers)
+        given = ax
+        fig, axes = new_panels(ax, 1, len(ls), (3.6 * len(ls), 3.6))
+        s0 = self.pca_skip_first
+        xy = self.pca_xy.detach().cpu().numpy()
+        deg = self.degrees.detach().cpu().numpy()[s0:]
+        norm = TwoSlopeNorm(vcenter=vcenter, vmin=vmin, vmax=vmax)
+        lo, hi = xy.reshape(-1, 2).min(0), xy.reshape(-1, 2).max(0)
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
+        im = None
+        for a, l in zip(axes.flat, ls):
+            pts, val = xy[:, l], deg[:, l - 2]
+            ok = np.isfinite(val) & np.isfinite(pts).all(1)
+            if ok.sum() >= 3:
+                try:
+                    z = griddata(pts[ok], val[ok], (gx, gy), method=method)
+                except Exception:  # degenerate (collinear) points: no surface, just the tokens
+                    z = None
+                if z is not None:
+                    im = a.pcolormesh(gx, gy, z, cmap=cmap, norm=norm, shading="auto")
+            a.scatter(pts[:, 0], pts[:, 1], c=val, cmap=cmap, norm=norm, s=9, edgecolors="k", linewidths=0.3)
+            a.set_title(f"layer {l} (output of block {l - 1})", fontsize=9)
+            a.set_xlabel("PC1")
+            a.set_ylabel("PC2")
+        if im is not None:
+            fig.colorbar(im, ax=list(axes.flat), label="turning angle (degrees)", fraction=0.03)
+        ev = self.pca_explained
+        fig.suptitle(
+            f"PCA plane of all layers' states\n({self.space} space"
+            + (f"; PC1+PC2 explain {100 * float(ev.sum()):.0f} %" if ev is not None else "")
+            + ")",
+            fontsize=10,
+        )
+        del given
+        return fig
+
+
+VIEWS = ("heatmap", "pca")
+
+
+def pca_projection(
+    states: Float[torch.Tensor, "pos point d_model"], skip_first: int = 0
+) -> tuple[Float[torch.Tensor, "pos point 2"], Float[torch.Tensor, " 2"]]:
+    """2-D PCA of the states of every token at every point, fitted on all points together.
+
+    ``X`` = the states of positions ``skip_first…`` at every point, as rows; centred on their mean;
+    the projection is ``(X − μ) V₂`` with ``V₂`` the top two right singular vectors (float64). Also
+    returns the fraction of the total variance each component explains.
+    """
+    x = states[skip_first:].to(torch.float64)
+    P, L, D = x.shape
+    flat = x.reshape(P * L, D)
+    centred = flat - flat.mean(0, keepdim=True)
+    _, S, Vh = torch.linalg.svd(centred, full_matrices=False)
+    var = S.pow(2)
+    return (centred @ Vh[:2].T).reshape(P, L, 2), var[:2] / var.sum()
+
 
 @renamed(text="inputs")
 def curvature_landscape(
-    model: Any, inputs: Any, *, space: Any = "raw", points: Any = "resid", norm: Any = None
+    model: Any,
+    inputs: Any,
+    *,
+    space: Any = "raw",
+    points: Any = "resid",
+    norm: Any = None,
+    pca: Any = False,
+    pca_skip_first: Any = 1,
+    view: Any = None,
 ) -> Landscape:
     """The curvature landscape of one text: every token's turning angle at every layer vertex.
 
@@ -203,6 +354,12 @@ def curvature_landscape(
             :func:`model_normalization`, unless ``norm`` overrides it).
         points: ``"resid"`` (block inputs/outputs) or ``"sublayer"`` (adds mid-block points).
         norm: ``"rms"`` / ``"layernorm"`` to override the model's normalisation.
+        pca: also store the states' 2-D PCA projection for ``plot(view="pca")`` (one extra recorded pass:
+            the states of the text, in the landscape's space, are kept only long enough to project them).
+        pca_skip_first: leading positions left out of the PCA (default 1: TransformerLens prepends BOS,
+            an attention sink whose outsized state would be the first component; the reproduction fed
+            text without it).
+        view: the result's default view (``"heatmap"``; ``"pca"`` implies ``pca=True``); None = heatmap.
 
     A one-token text gives a one-row landscape. A bf16/fp16 model warns
     (:class:`tlgeom.PrecisionWarning`) and the result records its ``forward_dtype``.
@@ -227,6 +384,11 @@ def curvature_landscape(
         raise bad_arg("inputs", inputs, "one string (or token ids [pos]); call once per text")
     if isinstance(inputs, torch.Tensor) and inputs.dim() == 2 and inputs.shape[0] != 1:
         raise bad_arg("inputs", f"Tensor(shape={tuple(inputs.shape)})", "token ids [pos] or [1, pos]")
+    from tlgeom._args import check_bool, check_choice, check_int
+
+    view = check_choice("view", "heatmap" if view is None else view, VIEWS)
+    pca = check_bool("pca", pca) or view == "pca"
+    check_int("pca_skip_first", pca_skip_first, minimum=0)
     info = _compat.check_model(model)
     if space == "normalized":
         if norm is None:
@@ -244,6 +406,18 @@ def curvature_landscape(
     out = stream(model, inputs, metrics, points=points)
     labels = _compat.point_labels(info.n_layers, points)
     toks, mask = out["tokens"], out["mask"]
+    pca_xy = pca_explained = None
+    if pca:
+        from tlgeom.geometry.curvature import normalize_states
+        from tlgeom.models.trajectory import record_trajectories
+
+        states = record_trajectories(model, toks[:, mask[0]], points).states[0].to(torch.float64)
+        if space == "normalized":
+            assert nm is not None
+            states = normalize_states(states, nm, eps)
+        if states.shape[0] <= pca_skip_first + 1:
+            raise bad_arg("pca_skip_first", pca_skip_first, f"fewer than {states.shape[0] - 1} (the text's tokens)")
+        pca_xy, pca_explained = pca_projection(states, pca_skip_first)
     return Landscape(
         angles=out[metrics[0].name][0],
         str_tokens=_compat.str_tokens(model, toks, mask)[0],
@@ -255,4 +429,8 @@ def curvature_landscape(
         tokens=toks[0],
         forward_dtype=out["forward_dtype"],
         d_model=int(info.d_model),
+        pca_xy=pca_xy,
+        pca_explained=pca_explained,
+        pca_skip_first=pca_skip_first,
+        view=view,
     )

@@ -145,12 +145,13 @@ def result_section(
     return sec
 
 
-def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw") -> Section:
-    """Curvature landscape (tokens × layer vertices) of ``text`` from one streamed pass."""
+def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw", view: str = "heatmap") -> Section:
+    """Curvature landscape (tokens × layer vertices) of ``text`` from one streamed pass; ``view="pca"``
+    draws the PCA-plane view instead (one more recorded pass)."""
     from tlgeom.experiments.landscape import curvature_landscape
 
     t0 = time.perf_counter()
-    land = curvature_landscape(model, text, space=space)
+    land = curvature_landscape(model, text, space=space, view=view)
     d = int(model.cfg.d_model)
     return result_section(
         "landscape",
