@@ -22,7 +22,7 @@ OLD_API = {
     "eclipse": "SUBTOKENS MEASURES EDIT_KINDS deflection_measures toward_sense align_tokens find_word ContextEdit ResolvedEdit token_char_spans minimal_pairs sense_contexts control_words control_edits sense_prototypes Deflection deflection DeflectionTest meaning_vs_control",
     "heat": "DEFAULT_K bandwidth GraphLaplacian graph_laplacian heat_kernel residual_laplacian row_spearman HeatAttention attention_vs_heat_kernel",
     "layernorm": "NORM_KINDS EMBEDDING_VARIANTS SPHERE_TOL normalize apply_norm expected_radius ellipsoid_geometry embedding_check NormLayer norm_layers attention_input_norm check_layer SphereReport sphere_report",
-    "nulls": "NULLS MODEL_NULLS THRESHOLDS seeded random_directions gaussian_walk dimension_matched_walk participation_ratio effective_dimension step_shuffle angle_preserving_walk NullResult permutation_p CurvatureReport null_statistics compare_to_nulls untrained_model curvature_test",
+    "nulls": "THRESHOLDS random_directions gaussian_walk dimension_matched_walk participation_ratio effective_dimension step_shuffle angle_preserving_walk NullResult permutation_p CurvatureReport null_statistics compare_to_nulls untrained_model curvature_test",
     "patching": "COMPONENTS METRICS TOKEN_BUDGET MAX_BATCH STATUS_NAMES restored_fraction default_batch_size PatchAttribution patch_attribution",
     "projection": "METHODS UMAP_DEFAULTS pca Projection fit_projection TrajectoryProjection project_trajectory",
     "riemann": "MAX_CURVATURE_DIM MetricFn pullback_metric christoffel_symbols Curvature curvature riemann_tensor ricci_tensor scalar_curvature pullback_scalar_curvature Geodesic geodesic parallel_transport chart_basis LayerChart model_chart head_effective_metric HeadSignature head_metric_signature",
