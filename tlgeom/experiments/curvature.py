@@ -233,6 +233,14 @@ class CurvatureReport(Result):
                 f"at least {need} for a sign-flip test to reach α/{m} = {self.alpha / m:.3g}, and 20 or more for a "
                 "useful confidence interval."
             )
+        paired = [r.name for r in self.results if r.name == "untrained"]
+        m_tests = max(1, int(t.informative.sum()))
+        if paired and 1 < self.n_texts and 2.0**-self.n_texts > self.alpha / m_tests:
+            lines.append(
+                f"CAUTION: the paired untrained test over {self.n_texts} texts cannot reach p below "
+                f"2^-{self.n_texts} = {2.0**-self.n_texts:.3g} > α/{m_tests}: it needs at least "
+                f"{math.ceil(math.log2(m_tests / self.alpha))} texts to reject anything."
+            )
         p_min = 1 / (1 + self.n_sims)
         if p_min > self.alpha / max(1, int(t.informative.sum())):
             lines.append(
@@ -854,5 +862,5 @@ def curvature_test(
         **kwargs,
     )
     name = getattr(model.cfg, "model_name", "") or type(model).__name__
-    report.label = f"{name}, {len(texts)} text(s)"
+    report.label = name
     return report
