@@ -203,3 +203,15 @@ def test_float32_model_does_not_warn(tiny_gpt2):
     with warnings.catch_warnings():
         warnings.simplefilter("error", tlgeom.PrecisionWarning)
         assert tlgeom.record_trajectories(tiny_gpt2, "the cat").forward_dtype == "float32"
+
+
+def test_results_record_the_forward_dtype(tiny_gpt2):
+    from tlgeom.experiments.structure import curvature_vs_structure
+
+    text = "the cat sat on the mat . the dog ran up the road and the man saw the big red ball in the sky"
+    assert tlgeom.project_trajectory(tiny_gpt2, "the dog ran").forward_dtype == "float32"
+    assert curvature_vs_structure(tiny_gpt2, text, n_perm=99).forward_dtype == "float32"
+    r = tlgeom.attention_vs_heat_kernel(tiny_gpt2, text, 0, heads=[0], n_t=3, n_sigma=3)
+    assert r.forward_dtype == "float32"
+    both = tlgeom.attention_vs_heat_kernel(tiny_gpt2, text, [1, 0], heads=[0], n_t=3, n_sigma=3)
+    assert [h.layer for h in both] == [0, 1]

@@ -118,6 +118,7 @@ class HeatAttention(Result):
     best_eps: torch.Tensor
     best_sigma: torch.Tensor
     qk_err: torch.Tensor
+    forward_dtype: str | None = None  # the model's forward dtype ("float32", "bfloat16"…)
 
     result_name = "heat_attention"
 
@@ -379,6 +380,7 @@ def attention_vs_heat_kernel(
     unif = _normalise(torch.ones(N, N, dtype=torch.float64), valid)
     kl_unif = _row_kl(A, unif, valid, rows)
     return HeatAttention(
+        forward_dtype=_compat.dtype_name(_compat.forward_dtype(model)),
         layer=layer,
         heads=heads,
         str_tokens=_compat.str_tokens(model, tokens, torch.ones_like(tokens, dtype=torch.bool))[0],

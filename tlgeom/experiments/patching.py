@@ -136,6 +136,7 @@ class PatchAttribution(Result):
     n_batches: int
     n_run: int
     edit: ContextEdit | None = field(default=None, repr=False)
+    forward_dtype: str | None = None  # the model's forward dtype ("float32", "bfloat16"…)
 
     result_name = "patching"
 
@@ -419,6 +420,7 @@ def patch_attribution(
     finally:
         bar.close()
     return PatchAttribution(
+        forward_dtype=_compat.dtype_name(_compat.forward_dtype(model)),
         values=values,
         status=status,
         component=component,

@@ -201,6 +201,7 @@ class TrajectoryProjection(Result):
     point_labels: list[str] = field(default_factory=list)
     projection: Projection | None = field(default=None, repr=False)
     final_norm: bool = False
+    forward_dtype: str | None = None  # the model's forward dtype ("float32", "bfloat16"…)
 
     result_name = "projection"
 
@@ -426,6 +427,7 @@ def project_trajectory(
         raise bad_arg("projection", projection, "a tlgeom Projection (from fit_projection) or None")
     coords = projection.transform(states)
     return TrajectoryProjection(
+        forward_dtype=traj.forward_dtype,
         coords=coords,
         states=states,
         str_tokens=traj.str_tokens[0],

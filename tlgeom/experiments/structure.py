@@ -163,6 +163,7 @@ class StructureResult(Result):
     values: dict[str, torch.Tensor]
     effects: list[dict]
     n_perm: int
+    forward_dtype: str | None = None  # the model's forward dtype ("float32", "bfloat16"…)
 
     result_name = "structure"
 
@@ -335,5 +336,11 @@ def curvature_vs_structure(
         e = permutation_spearman(v, positions, n_perm=n_perm, seed=seed)
         effects.append({"measure": m, "comparison": "position", "n_a": e["n"], **e})
     return StructureResult(
-        str_tokens=toks, classes=classes, positions=positions, values=values, effects=effects, n_perm=n_perm
+        forward_dtype=_compat.dtype_name(_compat.forward_dtype(model)),
+        str_tokens=toks,
+        classes=classes,
+        positions=positions,
+        values=values,
+        effects=effects,
+        n_perm=n_perm,
     )
