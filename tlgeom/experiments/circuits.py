@@ -127,6 +127,17 @@ def _factors(model: Any, circuit: str) -> tuple[torch.Tensor, torch.Tensor]:
             f"circuit={circuit!r}: this {architecture(model).family} bridge cannot give per-head "
             f"W_Q W_Kᵀ / W_V W_O ({type(exc).__name__}: {str(exc)[:160]})"
         ) from exc
+    if not isinstance(fm.A, torch.Tensor) or not isinstance(fm.B, torch.Tensor):
+        raise TlgeomError(
+            f"circuit={circuit!r}: this {architecture(model).family} bridge gives its {circuit} factors as "
+            f"{type(fm.A).__name__}, not stacked [layer, head, …] tensors (blocks of different attention shapes)"
+        )
+    n_layers = int(model.cfg.n_layers)
+    if fm.A.shape[0] != n_layers:  # a hybrid model stacks only its attention blocks: index i is not layer i
+        raise TlgeomError(
+            f"circuit={circuit!r}: only {fm.A.shape[0]} of the {n_layers} blocks of this {architecture(model).family} "
+            "have attention (a hybrid model), so per-layer W_QK / W_OV indices would name the wrong layers"
+        )
     A, B = fm.A.detach().double().cpu(), fm.B.detach().double().cpu()
     if circuit == "QK":
         A = A / attn_scale(model)

@@ -46,6 +46,7 @@ from typing import Any
 import torch
 
 from tlgeom._args import renamed
+from tlgeom._errors import TlgeomError
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.sphere import (
     SPHERE_TOL,
@@ -282,6 +283,13 @@ def sphere_report(model: Any, inputs: Any) -> SphereReport:
             wanted.add(l.output_hook)
     _compat.check_hook_names(model, sorted(wanted))
     acts = _compat.capture(model, tokens, mask, info, sorted(wanted))
+    for hook_name, act in acts.items():  # e.g. OPT's bridge hands ln2 its input flattened to [batch·pos, d]
+        if act.dim() < 3 or tuple(act.shape[:2]) != tuple(tokens.shape):
+            raise TlgeomError(
+                f"hook point {hook_name!r} gave an activation of shape {tuple(act.shape)}, not [batch, pos, …] = "
+                f"[{tokens.shape[0]}, {tokens.shape[1]}, …]: this bridge does not keep tokens apart there, so the "
+                "normalisation sphere cannot be measured token by token"
+            )
     valid = mask.to(next(iter(acts.values())).device)
     d = info.d_model
     root = math.sqrt(d)
@@ -325,6 +333,16 @@ def sphere_report(model: Any, inputs: Any) -> SphereReport:
             out = acts[l.output_hook][valid].double().cpu()
             row["affine_rel_err"] = float(((out - y).norm(dim=-1) / out.norm(dim=-1).clamp_min(1e-300)).max())
         row.update(ellipsoid_geometry(l.gamma, l.beta))
+        tol = 1e-3 if n.dtype.itemsize >= 4 and acts[f"{l.name}.hook_normalized"].dtype.itemsize >= 4 else 3e-2
+        for key, what in (
+            ("input_recon_err", f"n(x) of the hooked input ({l.kind}, ε={l.eps:g}) does not reproduce hook_normalized"),
+            ("affine_rel_err", "γ⊙n+β with the module's effective gain does not reproduce the module's own output"),
+        ):
+            if row[key] > tol:  # NaN (no hook to check against) passes
+                raise TlgeomError(
+                    f"sphere_report: {l.name}: {what} (error {row[key]:.3g} > {tol:g}): this bridge's norm hooks or "
+                    "this norm's convention are not the ones tlgeom reads, so its sphere statistics would be wrong"
+                )
         stats.append(row)
         norm_rows.append(ratio)
     W_E = model.W_E

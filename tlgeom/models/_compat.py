@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Int
 
-from tlgeom._errors import PrecisionWarning, bad_arg
+from tlgeom._errors import PrecisionWarning, TlgeomError, bad_arg
 
 POINT_KINDS = ("resid", "sublayer")
 
@@ -311,18 +311,39 @@ def run_with_point_hooks(
     if info.api != "hooked_encoder":
         kwargs["return_type"] = None  # skip the unembedding: only the residual stream is read
     fired: set[str] = set()
+    in_hook: list[BaseException] = []
 
     def tracked(name: str, fn):
         def hook(act, hook=None):
             fired.add(name)
-            return fn(act, hook=hook)
+            try:
+                return fn(act, hook=hook)
+            except BaseException as exc:  # tlgeom's own hooks: their errors propagate unchanged
+                in_hook.append(exc)
+                raise
 
         return hook
 
     # model.hooks() removes exactly the hooks it added when the block exits, exceptions included.
     with torch.no_grad(), model.hooks(fwd_hooks=[(n, tracked(n, f)) for n, f in fwd_hooks]):
-        model(tokens.to(model_device(model)), **kwargs)
+        try:
+            model(tokens.to(model_device(model)), **kwargs)
+        except TlgeomError:
+            raise
+        except (AttributeError, RuntimeError, NotImplementedError, TypeError, IndexError, KeyError, ValueError) as exc:
+            if any(e is exc for e in in_hook):
+                raise
+            raise ModelForwardError(
+                f"model={type(getattr(model, 'original_model', model)).__name__}: its forward pass through "
+                f"TransformerLens fails on this input ({type(exc).__name__}: {str(exc)[:200]}); nothing can be "
+                "measured on it"
+            ) from exc
     check_fired(model, [n for n, _ in fwd_hooks] if required is None else required, fired)
+
+
+class ModelForwardError(TlgeomError, RuntimeError):
+    """The model's own forward pass failed (a bridge that cannot run this architecture): a TlgeomError
+    saying so, and still a RuntimeError for code that caught the raw error before."""
 
 
 def check_fired(model: Any, names: Sequence[str], fired: set[str]) -> None:
@@ -330,8 +351,6 @@ def check_fired(model: Any, names: Sequence[str], fired: set[str]) -> None:
     would otherwise hold uninitialised memory where they should have written)."""
     missing = [n for n in dict.fromkeys(names) if n not in fired]
     if missing:
-        from tlgeom._errors import TlgeomError
-
         raise TlgeomError(
             f"hook points {missing} exist on this {type(model).__name__} but did not fire during the forward pass "
             f"({len(missing)} of {len(set(names))}): the bridge does not route these activations through them, "

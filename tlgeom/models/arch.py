@@ -34,7 +34,7 @@ import torch
 from tlgeom._errors import TlgeomError
 from tlgeom.models import _compat
 
-NORM_KINDS = ("layernorm", "rmsnorm", "rmsnorm(1+w)", "none")
+NORM_KINDS = ("layernorm", "layernorm(1+w)", "rmsnorm", "rmsnorm(1+w)", "none")
 POSITIONAL = ("rotary", "alibi", "learned", "relative", "none")
 ATTENTION = ("MHA", "GQA", "MQA", "MLA")
 
@@ -55,6 +55,7 @@ class Architecture:
         attention: one of :data:`ATTENTION`.
         n_heads, n_kv_heads: query and key/value heads.
         softcap: attention-logit soft-capping (Gemma 2), None when absent.
+        sinks: learned attention-sink logits (GPT-OSS): an extra softmax column per head.
         notes: what else an analysis must know (e.g. per-layer scale, sliding windows).
     """
 
@@ -70,6 +71,7 @@ class Architecture:
     n_heads: int
     n_kv_heads: int
     softcap: float | None = None
+    sinks: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -184,8 +186,8 @@ def _norm_convention(model: Any, d: int) -> tuple[str, float, list[str]]:
         scale = 1 + w.abs().max()
         err0 = float((gamma - w).abs().max() / scale)
         err1 = float((gamma - (1 + w)).abs().max() / scale)
-        if kind == "RMSNorm" and err1 < err0 and err1 < 1e-3:
-            return "rmsnorm(1+w)", 1.0, notes
+        if err1 < err0 and err1 < 1e-3:  # Gemma's RMSNorm, Nemotron's LayerNorm1P
+            return ("layernorm(1+w)" if kind == "LayerNorm" else "rmsnorm(1+w)"), 1.0, notes
         if err0 < 1e-3:
             return ("layernorm" if kind == "LayerNorm" else "rmsnorm"), 0.0, notes
         notes.append(f"norm gain matches neither w nor 1+w (max deviation {min(err0, err1):.2g})")
@@ -354,6 +356,11 @@ def architecture(model: Any) -> Architecture:
         notes.append(f"attention logits soft-capped: c·tanh(score/c), c={softcap}")
     if _cfg_get(hf_cfg, "sliding_window") is not None:
         notes.append(f"sliding-window attention (window {_cfg_get(hf_cfg, 'sliding_window')}) on some layers")
+    blocks = getattr(model, "blocks", None)
+    attn0 = _original(blocks[0].attn) if blocks is not None and len(blocks) and hasattr(blocks[0], "attn") else None
+    sinks = isinstance(getattr(attn0, "sinks", None), torch.Tensor)
+    if sinks:
+        notes.append("learned attention sinks: each head's softmax has an extra sink logit")
     arch = Architecture(
         family=family,
         model_type=mt,
@@ -367,6 +374,7 @@ def architecture(model: Any) -> Architecture:
         n_heads=n_heads,
         n_kv_heads=n_kv,
         softcap=None if softcap is None else float(softcap),
+        sinks=sinks,
         notes=tuple(notes),
     )
     try:
@@ -406,6 +414,11 @@ def require(model: Any, analysis: str, *, attention: bool = False, scores: bool 
         raise TlgeomError(
             f"{analysis}: model={arch.family} adds an ALiBi position bias to its attention scores, so "
             "softmax(q·k/s) is not its attention; the comparison would ignore the bias"
+        )
+    if scores and arch.sinks:
+        raise TlgeomError(
+            f"{analysis}: model={arch.family} has learned attention sinks (an extra softmax logit per head that "
+            "takes probability mass from every key), so softmax(q·k/s) over the keys is not its attention"
         )
     if scores and arch.softcap is not None:
         raise TlgeomError(
