@@ -72,7 +72,11 @@ def stage_output(out: Any, planned: Iterable[str], *, overwrite: bool = False, a
     parent = out.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; it becomes --out, so give it the usual mode
+        return staging
     except OSError as exc:
         raise bad_arg(arg, str(out), f"a writable directory ({exc.strerror or type(exc).__name__})") from exc
 
