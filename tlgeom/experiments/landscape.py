@@ -63,6 +63,10 @@ class Landscape(Result):
             below float32 the states, and so the angles, carry the forward pass's rounding.
         d_model: the residual width (for the random-direction reference: angles between
             independent random directions in R^d are 90° ± (180/π)/√d).
+        pca_xy: ``[pos − pca_skip_first, point, 2]`` every kept token's state at every point projected on
+            the top two principal axes of all those states (``curvature_landscape(..., pca=True)``), else None;
+            pca_explained: the fraction of the variance each axis explains.
+        view: what :meth:`plot` draws by default: ``"heatmap"`` or ``"pca"``.
     """
 
     angles: Float[torch.Tensor, "pos vertex"]
@@ -75,7 +79,7 @@ class Landscape(Result):
     tokens: Int[torch.Tensor, " pos"] | None = None
     forward_dtype: str | None = None
     d_model: int | None = None
-    pca_xy: Float[torch.Tensor, "pos point 2"] | None = None
+    pca_xy: Float[torch.Tensor, "kept point 2"] | None = None
     pca_explained: Float[torch.Tensor, " 2"] | None = None
     pca_skip_first: int = 0
     view: str = "heatmap"
@@ -314,7 +318,7 @@ VIEWS = ("heatmap", "pca")
 
 def pca_projection(
     states: Float[torch.Tensor, "pos point d_model"], skip_first: int = 0
-) -> tuple[Float[torch.Tensor, "pos point 2"], Float[torch.Tensor, " 2"]]:
+) -> tuple[Float[torch.Tensor, "kept point 2"], Float[torch.Tensor, " 2"]]:
     """2-D PCA of the states of every token at every point, fitted on all points together.
 
     ``X`` = the states of positions ``skip_first…`` at every point, as rows; centred on their mean;

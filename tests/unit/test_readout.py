@@ -1,0 +1,186 @@
+"""tlgeom.experiments.readout (logit lens at every trajectory point, sharp turns vs readout changes) and the
+PCA view of the landscape (Landscape.plot(view="pca"))."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tlgeom._errors import TlgeomError
+from tlgeom.experiments import readout as ro
+
+TEXT = "the cat sat on the mat and the dog ran to the door"
+TEXTS = [TEXT, "a bird sang in the old tree by the river", "the man walked home in the rain at night", "we ate bread"]
+
+
+def test_logit_lens_last_point_is_the_models_own_output(tiny_gpt2):
+    r = ro.logit_lens(tiny_gpt2, TEXT, k=3)
+    toks = tiny_gpt2.to_tokens(TEXT)
+    with torch.no_grad():
+        logits = tiny_gpt2(toks)[0].double()  # independent: the model's own forward pass
+    logp = logits.log_softmax(-1)
+    probs = logp.exp()
+    top = probs.topk(3, dim=-1)
+    assert torch.equal(r.top_ids[:, -1], top.indices)
+    torch.testing.assert_close(r.top_probs[:, -1], top.values, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(r.entropy[:, -1], -(probs * logp).sum(-1), rtol=1e-4, atol=1e-5)
+    nxt = toks[0, 1:]
+    rank = (logits[:-1] > logits[:-1].gather(-1, nxt[:, None])).sum(-1).double()
+    torch.testing.assert_close(r.next_rank[:-1, -1], rank)
+    assert math.isnan(float(r.next_rank[-1, -1]))
+    assert r.top_ids.shape == (toks.shape[1], tiny_gpt2.cfg.n_layers + 1, 3)
+    assert r.top1_str[1][-1] == tiny_gpt2.tokenizer.decode([int(top.indices[1, 0])])
+    assert len(r.to_frame()) == toks.shape[1] * (tiny_gpt2.cfg.n_layers + 1)
+
+
+def test_logit_lens_refuses_an_encoder(tiny_bert):
+    with pytest.raises(TlgeomError, match="language-model head"):
+        ro.logit_lens(tiny_bert, TEXT)
+    with pytest.raises(TlgeomError, match="language-model head"):
+        ro.curvature_vs_readout(tiny_bert, TEXTS)
+
+
+def test_association_planted_and_shuffled():
+    rng = np.random.default_rng(0)
+    angles = torch.from_numpy(rng.uniform(60, 120, (200, 5)))
+    sharp = angles >= torch.quantile(angles, 0.9, dim=0)
+    # the event happens exactly at the sharp turns: S = 1 - 0
+    assert ro.association(angles, sharp.double(), 0.1) == pytest.approx(1.0)
+    # an event independent of the angles: S near 0 (|S| well under its standard error ~ 0.1)
+    ev = torch.from_numpy(rng.random((200, 5)) < 0.5).double()
+    assert abs(ro.association(angles, ev, 0.1)) < 0.15
+
+
+def test_events_definitions():
+    top_ids = torch.tensor([[[1], [1], [2], [2]]])  # one position, 4 points
+    rank = torch.tensor([[7.0, 3.0, 0.0, 0.0]])
+    r = ro.Readout(
+        top_ids=top_ids,
+        top_probs=torch.ones(1, 4, 1, dtype=torch.float64),
+        entropy=torch.zeros(1, 4, dtype=torch.float64),
+        next_rank=rank.double(),
+        str_tokens=["x"],
+        top1_str=[["a", "a", "b", "b"]],
+        point_labels=["embed", "L0", "L1", "L2"],
+    )
+    e = ro.events(r)
+    assert e["top1_change"].tolist() == [[1.0, 1.0]]  # across vertex 0: points 0 → 2; vertex 1: 1 → 3
+    assert e["rank_gain"][0, 0].item() == pytest.approx(math.log2(8) - 0.0)
+    assert e["rank_gain"][0, 1].item() == pytest.approx(math.log2(4))
+
+
+def test_curvature_vs_readout_table_and_figure(tiny_gpt2, tmp_path):
+    r = ro.curvature_vs_readout(tiny_gpt2, TEXTS, seed=1, n_resamples=999)
+    t = r.tests()
+    cols = ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p"]
+    assert list(t.columns) == cols + ["p_adjusted", "n_texts", "reject"]
+    assert set(t.null) == {"zero", "untrained"} and set(t.statistic) == set(ro.EVENTS)
+    assert (t.p_adjusted >= t.p).all()
+    assert len(r.per_text) == len(TEXTS)
+    paths = r.save(tmp_path)
+    assert all(p.exists() for p in paths.values())
+    assert "sharp" in r.summary()
+
+
+@pytest.mark.unchecked
+def test_bad_arguments(tiny_gpt2):
+    with pytest.raises(TlgeomError, match="k"):
+        ro.logit_lens(tiny_gpt2, TEXT, k=0)
+    with pytest.raises(TlgeomError, match="inputs"):
+        ro.logit_lens(tiny_gpt2, [TEXT, TEXT])
+    with pytest.raises(TlgeomError, match="sharp_quantile"):
+        ro.curvature_vs_readout(tiny_gpt2, TEXTS, sharp_quantile=0.7)
+    with pytest.raises(TlgeomError, match="inputs"):
+        ro.curvature_vs_readout(tiny_gpt2, TEXTS[:2])
+
+
+# ---------------------------------------------------------------------------------------------
+# The PCA view of the landscape
+
+
+def _landscape_12(pos: int = 30):
+    from tlgeom.experiments.landscape import Landscape
+
+    g = torch.Generator().manual_seed(0)
+    return Landscape(
+        angles=torch.rand(pos, 11, generator=g, dtype=torch.float64) * math.pi,
+        str_tokens=[f"t{i}" for i in range(pos)],
+        vertex_labels=[f"L{i}" for i in range(11)],
+        step_norms=torch.rand(pos, 12, generator=g, dtype=torch.float64),
+        length_to_chord=torch.ones(pos, dtype=torch.float64),
+        pca_xy=torch.randn(pos - 1, 13, 2, generator=g, dtype=torch.float64),
+        pca_skip_first=1,
+    )
+
+
+def test_pca_view_defaults_on_a_12_layer_landscape():
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import QuadMesh
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.figure import Figure
+
+    land = _landscape_12()
+    assert land.pca_layers() == [3, 6, 9, 12]
+    fig = land.plot(view="pca")
+    try:
+        assert isinstance(fig, Figure)
+        panels = [a for a in fig.axes if a.get_title().startswith("layer")]
+        assert [a.get_title().split()[1] for a in panels] == ["3", "6", "9", "12"]
+        mesh = [c for c in panels[0].collections if isinstance(c, QuadMesh)][0]
+        assert isinstance(mesh.norm, TwoSlopeNorm)
+        assert (mesh.norm.vmin, mesh.norm.vcenter, mesh.norm.vmax) == (75.0, 90.0, 105.0)
+        assert mesh.get_cmap().name == "coolwarm"
+        # layer 12's panel colours each token by the turn arriving at point 12 (vertex 10)
+        pts = panels[-1].collections[-1]
+        np.testing.assert_allclose(pts.get_array(), land.degrees[1:, 10].numpy())
+    finally:
+        plt.close(fig)
+    fig = land.plot()  # the heatmap stays the default
+    try:
+        assert fig.axes[0].images and not fig.axes[0].collections
+    finally:
+        plt.close(fig)
+
+
+def test_pca_layers_spread_on_other_depths():
+    land = _landscape_12()
+    land.pca_xy = torch.zeros(29, 31, 2, dtype=torch.float64)
+    assert land.pca_layers() == [8, 15, 22, 30]
+    with pytest.raises(TlgeomError, match="layers"):
+        land.pca_layers([1])
+
+
+def test_pca_view_needs_the_projection(tiny_gpt2):
+    from tlgeom.experiments.landscape import curvature_landscape
+
+    land = curvature_landscape(tiny_gpt2, TEXT)
+    assert land.pca_xy is None
+    with pytest.raises(TlgeomError, match="pca=True"):
+        land.plot(view="pca")
+
+
+def test_curvature_landscape_pca_projection_is_the_pca_of_all_states(tiny_gpt2):
+    import matplotlib.pyplot as plt
+
+    from tlgeom.experiments.landscape import curvature_landscape
+    from tlgeom.models.trajectory import record_trajectories
+
+    land = curvature_landscape(tiny_gpt2, TEXT, view="pca")
+    assert land.view == "pca" and land.pca_xy is not None
+    x = record_trajectories(tiny_gpt2, TEXT).states[0, 1:].double()  # BOS left out (pca_skip_first=1)
+    flat = x.reshape(-1, x.shape[-1]).numpy()
+    c = flat - flat.mean(0)
+    w, v = np.linalg.eigh(c.T @ c)  # independent: eigenvectors of the scatter matrix
+    proj = c @ v[:, ::-1][:, :2]
+    got = land.pca_xy.reshape(-1, 2).numpy()
+    for j in range(2):
+        np.testing.assert_allclose(np.abs(got[:, j]), np.abs(proj[:, j]), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(land.pca_explained.numpy(), w[::-1][:2] / w.sum(), rtol=1e-8)
+    fig = land.plot()  # the result's view
+    try:
+        assert any(a.get_title().startswith("layer 2") for a in fig.axes)
+    finally:
+        plt.close(fig)
