@@ -184,3 +184,20 @@ def test_curvature_landscape_pca_projection_is_the_pca_of_all_states(tiny_gpt2):
         assert any(a.get_title().startswith("layer 2") for a in fig.axes)
     finally:
         plt.close(fig)
+
+
+def test_cli_landscape_view_option():
+    from tlgeom.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["landscape", "--view", "pca"]).view == "pca"
+    assert p.parse_args(["landscape"]).view == "heatmap"
+    with pytest.raises(SystemExit):
+        p.parse_args(["landscape", "--view", "globe"])
+
+
+def test_landscape_section_draws_the_pca_view(tiny_gpt2, tmp_path):
+    from tlgeom.report import landscape_section
+
+    sec = landscape_section(tiny_gpt2, TEXT, tmp_path, view="pca")
+    assert (tmp_path / "landscape.png").exists() and sec.results["n_tokens"] == tiny_gpt2.to_tokens(TEXT).shape[1]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 TUTORIALS = sorted((Path(__file__).parents[2] / "tutorials").glob("*.ipynb"))
-EXPECTED = ["00_quickstart", "01_curvature", "02_eclipse", "03_traveling_words", "04_riemann_heat"]
+EXPECTED = ["00_quickstart", "01_curvature", "02_eclipse", "03_traveling_words", "04_riemann_heat", "05_language"]
 
 
 def test_one_notebook_per_experiment():
