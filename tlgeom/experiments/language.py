@@ -312,7 +312,7 @@ def fe_ols(
 # Measures
 
 
-def _token_measures(model: Any, tokens: torch.Tensor, points: str, space: str) -> dict[str, torch.Tensor]:
+def _token_measures(model: Any, tokens: torch.Tensor, points: str, space: str) -> dict[str, Any]:
     from tlgeom.geometry.curvature import length_to_chord, step_norms, turning_angles
     from tlgeom.models.trajectory import record_trajectories
 
@@ -331,7 +331,7 @@ def _token_measures(model: Any, tokens: torch.Tensor, points: str, space: str) -
     }
 
 
-def _word_values(m: dict[str, torch.Tensor], words, subtoken: str) -> np.ndarray:
+def _word_values(m: dict[str, Any], words, subtoken: str) -> np.ndarray:
     """``[n_words, n_vertex + n_step + 1 + 2]``: per-vertex angles, per-step log norms, LTC, pooled angle and step."""
     tok = torch.cat([m["angle"], m["log_step"], m["ltc"][:, None]], dim=1).numpy()
     rows = []

@@ -194,6 +194,7 @@ def logit_lens(model: Any, inputs: Any, *, k: Any = 5, points: Any = "resid", tr
         tgt = logit_readout(model, x, targets=nxt[:, None].expand(x.shape[0], x.shape[1]), return_type="probs")
     except (NotImplementedError, ValueError) as exc:
         raise bad_arg("model", type(model).__name__, f"a model the logit lens can read out ({exc})") from exc
+    assert tgt.target_ranks is not None and top.top_ids is not None  # targets= and top_k= were given
     rank = tgt.target_ranks[..., 0].to(torch.float64).cpu()
     rank[-1] = float("nan")
     top_ids = top.top_ids.cpu()
