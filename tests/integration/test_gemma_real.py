@@ -95,8 +95,12 @@ def test_gemma_curvature(gemma, reference):
         ((s[:, :-1] * s[:, 1:]).sum(-1) / (s[:, :-1].norm(dim=-1) * s[:, 1:].norm(dim=-1))).clamp(-1, 1)
     )
     assert float((land.angles.double() - want).abs().max()) < 1e-3
-    rep = tlgeom.curvature_test(gemma, TEXT, n_sims=19, seed=0)
-    assert rep.summary()
+    # each text is one unit of inference: several texts (one text alone is a raw scipy error in the
+    # sign-flip test today, reported to the statistics owner)
+    texts = [TEXT, "The cat sat on the mat and looked at the garden.", "Prices rose again in the spring."]
+    rep = tlgeom.curvature_test(gemma, texts, n_sims=19, seed=0)
+    print(f"\n{rep.summary()}")
+    assert rep.summary() and len(rep.tests()) > 0
 
 
 def test_gemma_deflection(gemma, reference):

