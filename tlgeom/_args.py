@@ -20,7 +20,7 @@ here before any slow work:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 
@@ -51,6 +51,14 @@ def check_correction(correction: Any) -> str:
     return check_choice("correction", correction, CORRECTIONS)
 
 
+@overload
+def check_seed(seed: Any, arg: str = ..., *, allow_none: Literal[False]) -> int: ...
+@overload
+def check_seed(seed: Any, arg: str, allow_none: Literal[False]) -> int: ...
+@overload
+def check_seed(seed: int, arg: str = ..., allow_none: bool = ...) -> int: ...
+@overload
+def check_seed(seed: Any, arg: str = ..., allow_none: bool = ...) -> int | None: ...
 def check_seed(seed: Any, arg: str = "seed", allow_none: bool = True) -> int | None:
     """An int in [0, 2**63) (what ``torch.Generator.manual_seed`` and numpy accept), or None."""
     if seed is None and allow_none:

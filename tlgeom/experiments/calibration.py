@@ -95,6 +95,7 @@ def run_scenario(name: str, n_corpora: int, seed: int = 0) -> dict[str, Any]:
         hits += bool(t.reject.any())
         rej = t.reject.to_numpy().astype(float)
         per_test = rej if per_test is None else per_test + rej
+    assert per_test is not None  # check_int made n_corpora >= 1, so the loop ran
     rate = hits / n_corpora
     return {
         "scenario": name,

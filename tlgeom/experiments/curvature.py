@@ -568,8 +568,8 @@ def compare_to_nulls(
     null_objs = _check_nulls(nulls, space, DEFAULT_NULLS[space])
     if isinstance(statistics, str):
         statistics = (statistics,)
-    for s in statistics:
-        check_choice("statistics", s, STATISTICS)
+    for stat in statistics:
+        check_choice("statistics", stat, STATISTICS)
     if not (isinstance(tail, float) and 0 < tail < 0.5):
         raise bad_arg("tail", tail, "a float in (0, 0.5)")
     if not (isinstance(k_sd, (int, float)) and k_sd > 0):
@@ -628,9 +628,9 @@ def compare_to_nulls(
                 alt = ALTERNATIVES[st]
                 ok = np.isfinite(dlt)
                 p = sign_flip_test(dlt[ok], alt, seed=stream_seed(seed, null.name) if seed is not None else None)
-                sd = float(np.std(dlt[ok], ddof=1)) if ok.sum() > 1 else float("nan")
+                sd_dlt = float(np.std(dlt[ok], ddof=1)) if ok.sum() > 1 else float("nan")
                 row = _row(null, st, space, alt, o[ok], u[ok], dlt[ok], p, n_boot, seed)
-                row["z"] = float(np.mean(dlt[ok]) / sd) if sd > 0 else float("nan")
+                row["z"] = float(np.mean(dlt[ok]) / sd_dlt) if sd_dlt > 0 else float("nan")
                 _informative(row, st, thresholds, tail_mass)
                 rows.append(row)
                 for t in range(T):

@@ -702,17 +702,17 @@ class Deflection(Result):
         }
         band = self.band("distance")
         if band is not None:
-            p, padj = self.pvalues("distance")  # type: ignore[misc]
+            p, padj = self.pvalues("distance")
             cols["control_distance_min"] = band[0].numpy()
             cols["control_distance_hi"] = band[1].numpy()
-            cols["control_distance_mean"] = self.control_distance.mean(0).numpy()  # type: ignore[union-attr]
+            cols["control_distance_mean"] = self.control_distance.mean(0).numpy()
             cols["exceeds_controls"] = (self.distance > band[1]).numpy()
             cols["p"] = p
             cols["p_adjusted"] = padj
             cols["significant"] = padj <= self.alpha
         if self.toward is not None:
             cols["toward"] = self.toward.numpy()
-            cols["toward_cosine"] = self.toward_cosine.numpy()  # type: ignore[union-attr]
+            cols["toward_cosine"] = self.toward_cosine.numpy()
             if self.control_toward is not None:
                 cols["control_toward_mean"] = self.control_toward.mean(0).numpy()
         frame = pd.DataFrame(cols)
@@ -902,7 +902,7 @@ def deflection(
         raise bad_arg("band_quantile", band_quantile, "a number in (0, 1]")
     points = check_points(points)
     check_choice("subtoken", subtoken, SUBTOKENS)
-    seed = check_seed(seed, allow_none=False)  # type: ignore[assignment]
+    seed = check_seed(seed, allow_none=False)
     alpha = check_alpha(alpha)
     if isinstance(controls, (list, tuple)):
         if not all(isinstance(t, str) for t in controls):
@@ -950,7 +950,11 @@ def deflection(
         edited_str_tokens=r.edited_str_tokens,
         band_quantile=float(band_quantile),
         alpha=alpha,
-        **m,
+        distance=m["distance"],
+        relative_distance=m["relative_distance"],
+        angle=m["angle"],
+        step_deflection=m["step_deflection"],
+        cumulative_bending=m["cumulative_bending"],
     )
     ctrl_states = None
     if cedits:
@@ -1239,7 +1243,7 @@ def meaning_vs_control(
     if measure not in MEASURES:
         raise bad_arg("measure", measure, f"one of {MEASURES}")
     n_controls = check_int("n_controls", n_controls, 1)
-    seed = check_seed(seed, allow_none=False)  # type: ignore[assignment]
+    seed = check_seed(seed, allow_none=False)
     alpha = check_alpha(alpha)
     n_perm = check_int("n_perm", n_perm, 1)
     points = check_points(points)
@@ -1253,10 +1257,10 @@ def meaning_vs_control(
     layout = []
     for p in pairs:
         r = _resolve(model, p, "last", info)
-        ctrl = [_resolve(model, ce, "last", info) for ce in control_edits(p, n_controls, seed)]
+        ctrl_resolved = [_resolve(model, ce, "last", info) for ce in control_edits(p, n_controls, seed)]
         layout.append(len(jobs))
         jobs += [(r.clean_tokens, r.clean_pos), (r.edited_tokens, r.edited_pos)]
-        jobs += [(x.edited_tokens, x.edited_pos) for x in ctrl]
+        jobs += [(x.edited_tokens, x.edited_pos) for x in ctrl_resolved]
     proto_rows: dict[tuple[str, str], list[int]] = {}
     for p in pairs:
         cs, es = p.info.get("clean_sense"), p.info.get("edited_sense")
@@ -1290,7 +1294,7 @@ def meaning_vs_control(
             "control": float(cm[:, 1:].nanmean(-1).mean()) * scale,
         }
         cs, es = p.info.get("clean_sense"), p.info.get("edited_sense")
-        if (p.target, cs) in proto_rows and (p.target, es) in proto_rows:
+        if cs and es and isinstance(p.target, str) and (p.target, cs) in proto_rows and (p.target, es) in proto_rows:
             pf = states[proto_rows[(p.target, cs)]].mean(0)
             pt = states[proto_rows[(p.target, es)]].mean(0)
             row["toward_meaning"] = float(toward_sense(c, e, pf, pt)[0][1:].nanmean())

@@ -295,10 +295,10 @@ def deflection_section(
     out = output_dir(out)
     t0 = time.perf_counter()
     prototypes = None
-    senses = edit.info.get("clean_sense"), edit.info.get("edited_sense")
+    clean_sense, edited_sense = edit.info.get("clean_sense"), edit.info.get("edited_sense")
     contexts = sense_contexts().get(edit.target) if isinstance(edit.target, str) else None
-    if contexts and all(s in contexts for s in senses):
-        prototypes = (contexts[senses[0]], contexts[senses[1]])
+    if contexts and clean_sense in contexts and edited_sense in contexts:
+        prototypes = (contexts[clean_sense], contexts[edited_sense])
     d = deflection(model, edit, controls=controls, seed=seed, prototypes=prototypes)
     res = d.headline()
     lines = d.summary().splitlines()

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -641,13 +641,15 @@ def _per_token(name: str) -> Callable[..., NullDraw]:
     def sampler(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, d_eff: int | None = None, **_: Any):
         lead, (P, d) = x.shape[:-2], x.shape[-2:]
         flat = x.reshape(-1, P, d)
-        out_a, out_l = [], []
+        out_a: list[torch.Tensor] = []
+        out_l: list[torch.Tensor] = []  # stays empty for a null that keeps LTC (None for every chunk)
         chunk = _chunk(n_sims, flat.shape[0] * P * 4)
         for start in range(0, n_sims, chunk):
             a, l = null_statistics(name, flat, min(chunk, n_sims - start), generator=gen, d_eff=d_eff)
             out_a.append(a.reshape(a.shape[0], *lead, P - 2))
-            out_l.append(l.reshape(l.shape[0], *lead) if l is not None else None)
-        return NullDraw(torch.cat(out_a), torch.cat(out_l) if out_l[0] is not None else None)
+            if l is not None:
+                out_l.append(l.reshape(l.shape[0], *lead))
+        return NullDraw(torch.cat(out_a), torch.cat(out_l) if out_l else None)
 
     return sampler
 
@@ -709,9 +711,12 @@ def _sphere_rotation_iter(x: torch.Tensor, S: int, gen: torch.Generator, center:
         yield y
 
 
-def _walk_statistics(states_iter) -> NullDraw:
+def _walk_statistics(states_iter: Iterator[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Angles and LTC of walks given as an iterator over points ``[S, ..., N, D]``."""
-    prev_y, prev_step, first, length = None, None, None, None
+    prev_y: torch.Tensor | None = None
+    prev_step: torch.Tensor | None = None
+    first: torch.Tensor | None = None
+    length: torch.Tensor | None = None
     angles = []
     for y in states_iter:
         if prev_y is None:
@@ -724,8 +729,9 @@ def _walk_statistics(states_iter) -> NullDraw:
                 angles.append(fast_angle(prev_step, step))
             prev_step = step
         prev_y = y
+    assert prev_y is not None and first is not None and length is not None, "a walk has at least two points"
     chord = torch.linalg.vector_norm(prev_y - first, dim=-1)
-    return NullDraw(torch.stack(angles, -1), chord_ratio(length, chord))
+    return torch.stack(angles, -1), chord_ratio(length, chord)
 
 
 def _sphere_rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, center: bool = False, **_: Any):
