@@ -12,9 +12,12 @@ Claims (arXiv 2511.03060 as tlgeom implements it; see README "What the results m
   (:func:`tlgeom.experiments.eclipse.minimal_pairs`), does the edited target's trajectory leave the band
   of matched control edits? :func:`tlgeom.deflection` with its default controls; one row per pair
   (``item`` = the pair's id).
-* ``eclipse_onset`` and ``eclipse_meaning_vs_control``: the across-pairs tests (pairs are the unit):
-  an onset test over all pairs, and meaning-changing vs control edits on the homonym pairs
-  (:func:`tlgeom.meaning_vs_control`).
+* ``eclipse_meaning_vs_control``: the across-pairs tests on the homonym pairs (the pair is the unit),
+  :func:`tlgeom.meaning_vs_control`: meaning-changing vs matched control edits (mean angle over points,
+  toward the other sense) and the onset across pairs (one row per point, ``onset@<point>``-style
+  statistics with max-T adjustment across points).
+* A pair whose matched controls cannot be found (too few words of the right part of speech and frequency)
+  gets one row with ``statistic = "distance@not run"``, NaN p and the reason in ``note``.
 
 Every row has the columns of the results' ``.tests()`` (null, statistic, space, observed, null_mean,
 effect, ci_low, ci_high, p, p_adjusted, n_texts, reject) plus ``claim``, ``model``, ``corpus``,
@@ -67,6 +70,31 @@ COLUMNS = ID_COLUMNS + TEST_COLUMNS + ["tlgeom_version"]
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 MODELS = ("smollm2-135m", "minilm-l6")
 SPACES = ("raw", "normalized")
+PARTS = ("curvature", "eclipse")
+
+
+def part_of(claim: str) -> str:
+    """Which part of the run makes a claim's rows: ``"curvature"`` or ``"eclipse"``."""
+    return "eclipse" if str(claim).startswith("eclipse") else "curvature"
+
+
+def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tuple[pd.DataFrame, dict]:
+    """``new`` plus the rows (and settings) of the parts not re-run that ``out`` already holds."""
+    sidecar = out.with_suffix(".json")
+    if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
+        return new, {**settings, "parts": {p: settings["seconds"] for p in parts}}
+    old, old_settings = read_table(out), json.loads(sidecar.read_text())
+    kept = old[~old["claim"].map(part_of).isin(parts)]
+    table = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+    table["_order"] = table["claim"].map(part_of).map(PARTS.index)
+    table = table.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    merged = {**old_settings, **settings}
+    merged["models"] = {
+        m: {**old_settings.get("models", {}).get(m, {}), **settings["models"].get(m, {})}
+        for m in {*old_settings.get("models", {}), *settings["models"]}
+    }
+    merged["parts"] = {**old_settings.get("parts", {}), **{p: settings["seconds"] for p in parts}}
+    return table, merged
 
 
 # ------------------------------------------------------------------------------------------------ texts
@@ -161,23 +189,25 @@ def run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namesp
 
 def run_eclipse(model: Any, name: str, args: argparse.Namespace) -> list[pd.DataFrame]:
     import tlgeom
+    from tlgeom import TlgeomError
     from tlgeom.experiments import eclipse
 
     t0 = time.perf_counter()
     pairs = eclipse.minimal_pairs()
-    frames, results = [], []
+    frames = []
     for pair in pairs:
-        d = tlgeom.deflection(model, pair, **_supported(tlgeom.deflection, seed=args.seed, alpha=args.alpha))
-        results.append(d)
+        try:
+            d = tlgeom.deflection(model, pair, **_supported(tlgeom.deflection, seed=args.seed, alpha=args.alpha))
+        except TlgeomError as e:  # e.g. too few matched controls: recorded as not run, never dropped silently
+            print(f"  {pair.name}: not run: {e}", file=sys.stderr)
+            frame = pd.DataFrame([{**dict.fromkeys(TEST_COLUMNS, float("nan")), "null": "controls",
+                                   "statistic": "distance@not run", "space": "raw", "n_texts": 1, "reject": False,
+                                   "note": f"not run: {e}"}])  # fmt: skip
+            frames.append(_rows(frame, claim="eclipse_deflection", model=name, corpus="minimal_pairs", item=pair.name))
+            continue
         frame = tests_frame(d, f"deflection({name}, {pair.name})")
         frames.append(_rows(frame, claim="eclipse_deflection", model=name, corpus="minimal_pairs", item=pair.name))
-    onset_test = getattr(eclipse, "onset_test", None)
-    if onset_test is not None:
-        res = onset_test(results, **_supported(onset_test, alpha=args.alpha, seed=args.seed))
-        frame = tests_frame(res, f"onset_test({name})")
-        frames.append(_rows(frame, claim="eclipse_onset", model=name, corpus="minimal_pairs", item=""))
-    else:
-        print("  (no tlgeom.experiments.eclipse.onset_test: the across-pairs onset test is missing)", file=sys.stderr)
+    # the across-pairs onset test (pair as unit, max-T over points) is part of meaning_vs_control's tests()
     mvc = tlgeom.meaning_vs_control(
         model, **_supported(tlgeom.meaning_vs_control, seed=args.seed, alpha=args.alpha, model_name=name)
     )
@@ -206,20 +236,21 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     docs = corpus_texts(args.corpus, args.texts, args.min_words)
     frames, settings_models = [], {}
     for name in args.models:
-        t0 = time.perf_counter()
         model = load(name, args.quick)
         n_special = special_count(model)
         texts, n_tokens = zip(*(truncate_to_tokens(model.tokenizer, d.text, args.max_tokens, n_special) for d in docs))
         print(f"{name}: {len(texts)} texts, {min(n_tokens)}-{max(n_tokens)} tokens", flush=True)
-        frames += run_curvature(model, name, list(texts), args)
-        if not args.no_eclipse:
-            frames += run_eclipse(model, name, args)
         settings_models[name] = {
             "n_layers": int(model.cfg.n_layers),
             "d_model": int(model.cfg.d_model),
-            "tokens_per_text": {"min": int(min(n_tokens)), "max": int(max(n_tokens)), "total": int(sum(n_tokens))},
-            "seconds": round(time.perf_counter() - t0, 1),
+            "tokens_per_text": [int(n) for n in n_tokens],
         }
+        for part in args.parts:
+            t1 = time.perf_counter()
+            frames += (
+                run_curvature(model, name, list(texts), args) if part == "curvature" else run_eclipse(model, name, args)
+            )
+            settings_models[name][f"seconds_{part}"] = round(time.perf_counter() - t1, 1)
         del model
     table = pd.concat(frames, ignore_index=True)
     table["tlgeom_version"] = tlgeom.__version__
@@ -261,15 +292,31 @@ def _num(x: Any) -> str:
     return f"{x:.3g}"
 
 
+def _family(statistic: str) -> str:
+    """``"distance@L7"`` -> ``"distance"``: the per-point statistics of one family share a prefix."""
+    return str(statistic).split("@", 1)[0]
+
+
+def _point(statistic: str) -> str:
+    return str(statistic).split("@", 1)[1] if "@" in str(statistic) else ""
+
+
+def _rejected(g: pd.DataFrame) -> pd.Series:
+    return g["reject"].astype(str).eq("True")
+
+
 def render_block(table: pd.DataFrame) -> str:
     """The README's numbers block, made from the claims table alone (deterministic).
 
-    Rows with an empty ``item`` (whole-corpus / across-pairs tests) are listed one per line with
-    observed, null mean, effect and its CI, adjusted p and the decision; per-item rows (one per
-    minimal pair) are summarised per claim × model × statistic as ``rejected k of n``.
+    Three tables: (1) whole-corpus / across-pairs tests with a single statistic: observed, null mean,
+    effect [CI], adjusted p, n, decision; (2) per-point families (statistic ``name@point``, e.g. the
+    onset across pairs): the first rejected point and how many points reject; (3) per-item rows (one
+    per minimal pair): how many items reject at some point, and their median onset point index.
     """
     t = table.copy()
     t["item"] = t["item"].fillna("").astype(str)
+    t["statistic"] = t["statistic"].astype(str)
+    per_point = t["statistic"].str.contains("@", regex=False)
     lines = [
         BEGIN,
         "<!-- generated by `python scripts/claims.py --readme` from results/claims.csv: do not edit by hand -->",
@@ -277,19 +324,49 @@ def render_block(table: pd.DataFrame) -> str:
         "| claim | model | space | null | statistic | observed | null mean | effect [95% CI] | p (adj.) | n | reject |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for _, r in t[t["item"] == ""].iterrows():
+    for _, r in t[(t["item"] == "") & ~per_point].iterrows():
         lines.append(
             f"| {r['claim']} | {r['model']} | {r['space']} | {r['null']} | {r['statistic']} | {_num(r['observed'])} "
             f"| {_num(r['null_mean'])} | {_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] "
             f"| {_num(r['p_adjusted'])} | {_num(r['n_texts'])} | {_num(r['reject'])} |"
         )
-    per_item = t[t["item"] != ""]
-    if len(per_item):
-        lines += ["", "| claim | model | space | null | statistic | rejected |", "|---|---|---|---|---|---|"]
-        keys = ["claim", "model", "space", "null", "statistic"]
-        for key, g in per_item.groupby(keys, sort=False, dropna=False):
-            k = int(g["reject"].astype(str).eq("True").sum())
-            lines.append("| " + " | ".join(str(v) for v in key) + f" | {k} of {len(g)} |")
+    keys = ["claim", "model", "space", "null", "family"]
+    t["family"] = t["statistic"].map(_family)
+    families = t[(t["item"] == "") & per_point]
+    if len(families):
+        lines += [
+            "",
+            "| claim | model | space | null | statistic | first rejected point | points rejected | min p (adj.) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for key, g in families.groupby(keys, sort=False, dropna=False):
+            rej = _rejected(g)
+            first = _point(g.loc[rej, "statistic"].iloc[0]) if rej.any() else "none"
+            lines.append(
+                "| " + " | ".join(str(v) for v in key) + f" | {first} | {int(rej.sum())} of {len(g)} "
+                f"| {_num(g['p_adjusted'].astype(float).min())} |"
+            )
+    items = t[t["item"] != ""]
+    if len(items):
+        lines += [
+            "",
+            "| claim | model | space | null | statistic | items rejected (any point) | median onset (point index) "
+            "| not run |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        ran = items["p"].astype(float).notna().groupby([items[k] for k in ["claim", "model", "item"]]).transform("any")
+        not_run = items[~ran].groupby(["claim", "model"], sort=False)["item"].nunique()
+        for key, g in items[ran].groupby(keys, sort=False, dropna=False):
+            onsets = []
+            for _, gi in g.groupby("item", sort=False):
+                rej = _rejected(gi).to_numpy()
+                if rej.any():
+                    onsets.append(int(rej.argmax()))
+            median = _num(float(pd.Series(onsets, dtype=float).median())) if onsets else "–"
+            n_items, skipped = g["item"].nunique(), int(not_run.get((key[0], key[1]), 0))
+            lines.append(
+                "| " + " | ".join(str(v) for v in key) + f" | {len(onsets)} of {n_items} | {median} | {skipped} |"
+            )
     lines.append(END)
     return "\n".join(lines)
 
@@ -323,13 +400,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--texts", type=int, default=50, help="number of documents (first in file order)")
     p.add_argument("--min-words", type=int, default=40)
     p.add_argument("--max-tokens", type=int, default=128, help="tokens per text, special tokens included")
-    p.add_argument("--n-sims", type=int, default=199)
+    p.add_argument(
+        "--n-sims",
+        type=int,
+        default=249,
+        help="null simulations; 249 is the smallest with which the smallest p, 1/(n_sims+1) = 0.004, passes Holm "
+        "over the raw family of 11 tests at alpha = 0.05 (0.05/11 = 0.0045)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--correction", default="holm")
     p.add_argument("--skip-first", type=int, default=0, help="positions left out of every text (e.g. 1 = BOS)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--no-eclipse", action="store_true")
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="run only these claims; the other parts' rows and settings already in --out are kept",
+    )
     p.add_argument("--quick", action="store_true", help="tiny random gpt2/llama models and 8 texts: a smoke test")
     p.add_argument("--out", type=Path, default=RESULTS / "claims.csv")
     p.add_argument(
@@ -353,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     table, settings = run(args)
     settings["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    table, settings = merge(table, settings, args.out, args.parts)
     table.to_csv(args.out, index=False)
     args.out.with_suffix(".json").write_text(json.dumps(settings, indent=2) + "\n")
     print(f"wrote {args.out} ({len(table)} rows) and {args.out.with_suffix('.json').name} in {settings['seconds']} s")
