@@ -6,7 +6,8 @@ Every trajectory point ``x`` (embedding, each block's output; ``points="sublayer
 mid-block points) is decoded as the model would decode its last layer,
 ``logits = unembed(ln_final(x))`` (the final norm with statistics recomputed per vector, ``W_U``,
 ``b_U`` and the adapter's output transform), by TransformerLens' own
-``transformer_lens.tools.analysis.logit_lens.logit_readout``. At the last point this *is* the
+``transformer_lens.tools.analysis.logit_lens.logit_readout`` (one full-vocabulary readout per vector,
+in chunks; top-k, entropy and rank are taken from those logits). At the last point this *is* the
 model's output (tested against the model's own logits). Per point: the top-``k`` tokens and their
 probabilities, the entropy of the softmax (nats), and the zero-based rank of the actual next token
 (0 = the model's top guess; NaN at the last position, which has no next token). A model without a
@@ -188,22 +189,36 @@ def logit_lens(model: Any, inputs: Any, *, k: Any = 5, points: Any = "resid", tr
         raise bad_arg("inputs", inputs, "one text (or token ids [pos]); call once per text")
     x = traj.states[0]  # [pos, point, d]
     toks = traj.tokens[0]
-    nxt = torch.cat([toks[1:], toks[-1:]]).to(x.device)  # the last one is a placeholder
+    P, L, D = x.shape
+    nxt = torch.cat([toks[1:], toks[-1:]]).to(x.device)[:, None].expand(P, L).reshape(-1)  # last: placeholder
+    flat = x.reshape(P * L, D)
+    top_ids = torch.empty(P * L, k, dtype=torch.long)
+    top_probs = torch.empty(P * L, k, dtype=torch.float64)
+    entropy = torch.empty(P * L, dtype=torch.float64)
+    rank = torch.empty(P * L, dtype=torch.float64)
+    rows = max(1, (1 << 24) // max(1, int(model.cfg.d_vocab)))  # ~16M logits per call
     try:
-        top = logit_readout(model, x, top_k=k, return_type="probs")
-        tgt = logit_readout(model, x, targets=nxt[:, None].expand(x.shape[0], x.shape[1]), return_type="probs")
+        for s in range(0, P * L, rows):
+            # one full-vocabulary readout per vector: top-k, entropy and the next token's rank from it
+            out = logit_readout(model, flat[s : s + rows], return_type="logits")
+            logits = out.values.detach()
+            tv, ti = logits.topk(k, dim=-1)
+            lse = logits.to(torch.float64).logsumexp(-1, keepdim=True)
+            top_ids[s : s + rows], top_probs[s : s + rows] = ti.cpu(), (tv.to(torch.float64) - lse).exp().cpu()
+            entropy[s : s + rows] = out.entropy.detach().to(torch.float64).cpu()
+            target = logits.gather(-1, nxt[s : s + rows, None].to(logits.device))
+            rank[s : s + rows] = (logits > target).sum(-1).to(torch.float64).cpu()
     except (NotImplementedError, ValueError) as exc:
         raise bad_arg("model", type(model).__name__, f"a model the logit lens can read out ({exc})") from exc
-    assert tgt.target_ranks is not None and top.top_ids is not None  # targets= and top_k= were given
-    rank = tgt.target_ranks[..., 0].to(torch.float64).cpu()
+    top_ids, top_probs = top_ids.reshape(P, L, k), top_probs.reshape(P, L, k)
+    entropy, rank = entropy.reshape(P, L), rank.reshape(P, L)
     rank[-1] = float("nan")
-    top_ids = top.top_ids.cpu()
     tok = model.tokenizer
     top1_str = [[tok.decode([int(i)]) for i in row] for row in top_ids[..., 0]]
     return Readout(
         top_ids=top_ids,
-        top_probs=top.values.detach().to(torch.float64).cpu(),
-        entropy=top.entropy.detach().to(torch.float64).cpu(),
+        top_probs=top_probs,
+        entropy=entropy,
         next_rank=rank,
         str_tokens=_compat.str_tokens(model, traj.tokens, traj.mask)[0],
         top1_str=top1_str,
