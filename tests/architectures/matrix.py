@@ -213,10 +213,20 @@ def cell_qk_ov_svd(f: Family) -> str:
     singular_directions(f.model, "OV", layers=0, heads=0, k=2, n_nearest=2)
     qk, ov = qk_circuit(f.model), ov_circuit(f.model)
     # the weights are the ones the forward pass uses: x W_Q + b_Q = hook_q, x W_V + b_V = hook_v
+    from tlgeom.models.arch import normalized
+    from tlgeom.models.conventions import attention_input_norm
+
+    norm = attention_input_norm(f.model, 0)  # the norm the readouts score tokens through (LN_0(E))
     names = ["blocks.0.attn.hook_q", "blocks.0.attn.hook_v", "blocks.0.attn.hook_in", "blocks.0.ln1.hook_out"]
-    cache = _hooks(f, names)
+    cache = _hooks(f, names + list(norm.input_hooks))
     x = (cache["blocks.0.attn.hook_in"] if "blocks.0.attn.hook_in" in cache else cache["blocks.0.ln1.hook_out"])[0]
     x = x.double()
+    if arch.norm_placement != "post" or f.model.cfg.attention_dir == "bidirectional":
+        # that norm, applied to its own input, is what the attention reads
+        xin = sum(cache[h][0].double() for h in norm.input_hooks)
+        y = normalized(xin, norm.kind, norm.eps) * norm.gamma + norm.beta
+        en = _rel(y, x)
+        assert en < 1e-3, f"{norm.name} (γ, β, ε) applied to its input differs from the attention's input by {en:.2g}"
     W_Q, W_V = f.model.W_Q[0].double(), f.model.W_V[0].double()
     b_Q, b_V = _bias(f.model, "b_Q"), _bias(f.model, "b_V")
     q = torch.einsum("pd,hde->phe", x, W_Q) + b_Q

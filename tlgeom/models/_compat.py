@@ -67,7 +67,9 @@ def check_model(model: Any, arg: str = "model") -> ModelInfo:
     if cls == "HookedEncoder" or "hook_full_embed" in hook_dict:
         api, encoder = "hooked_encoder", True
     elif "TransformerBridge" in [c.__name__ for c in type(model).__mro__]:
-        api, encoder = "bridge", "embed_ln.hook_out" in hook_dict
+        # an embedding LayerNorm alone does not make an encoder (BLOOM is a causal decoder with one)
+        bidirectional = str(getattr(cfg, "attention_dir", "") or "") == "bidirectional"
+        api, encoder = "bridge", "embed_ln.hook_out" in hook_dict and bidirectional
     else:
         api, encoder = "hooked_transformer", False
     return ModelInfo(

@@ -22,7 +22,9 @@ All computations run in float64 whatever the input dtype.
 
 from __future__ import annotations
 
+import math
 import re
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,7 @@ import torch
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom.geometry.sphere import _NORM_RE
 from tlgeom.models import _compat
-from tlgeom.models.arch import architecture, effective_gain
+from tlgeom.models.arch import architecture, effective_gain, normalized
 
 
 def model_normalization(model: Any) -> tuple[str, float]:
@@ -179,7 +181,10 @@ def attention_input_norm(model: Any, layer: int) -> NormLayer:
     """The normalisation layer whose output is read by block ``layer``'s attention.
 
     Pre-LN decoders: ``blocks.{layer}.ln1``. Post-LN BERT: the embedding LayerNorm for layer 0,
-    ``blocks.{layer−1}.ln2`` (the previous block's output LayerNorm) after that.
+    ``blocks.{layer−1}.ln2`` (the previous block's output LayerNorm) after that. Post-norm decoders
+    without an input norm (OLMo 2/3, EXAONE 4, :func:`tlgeom.models.arch.architecture` placement
+    ``"post"``): their attention reads the raw stream, so readouts go through the block's own
+    attention-output norm ``blocks.{layer}.ln1_post`` (its γ and ε) instead.
     """
     info = _compat.check_model(model)
     check_layer(layer, info.n_layers)
@@ -188,12 +193,60 @@ def attention_input_norm(model: Any, layer: int) -> NormLayer:
         want = ("embed_ln", "embed.ln") if layer == 0 else (f"blocks.{layer - 1}.ln2",)
     else:
         want = (f"blocks.{layer}.ln1",)
+    if not info.encoder and architecture(model).norm_placement == "post":
+        # post-norm decoders (OLMo 2/3, EXAONE 4) normalise each sublayer's *output* and feed attention the raw
+        # stream: the documented fallback reads through the block's own attention-output norm
+        want = (*want, f"blocks.{layer}.ln1_post")
     for w in want:
         if w in layers:
+            _check_reads_through(model, layer, layers[w], info)
             return layers[w]
     raise TlgeomError(
         f"layer={layer}: no normalisation layer {want[0]!r} feeds this block's attention (found {sorted(layers)[:6]}…)"
     )
+
+
+_READS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _check_reads_through(model: Any, layer: int, norm: NormLayer, info: _compat.ModelInfo) -> None:
+    """TlgeomError unless block ``layer``'s attention input is ``γ ⊙ n(x) + β`` of ``norm`` (checked once per
+    model and layer on 8 token ids, where the model has hooks on both sides; e.g. GPT-1 is post-LN and a
+    ModernBERT decoder's first block reads an identity, so ``blocks.0.ln1`` is not what they attend from)."""
+    seen = _READS.setdefault(model, {}) if _weakrefable(model) else {}
+    if layer in seen:
+        return
+    hd = model.hook_dict
+    target = next((h for h in (f"blocks.{layer}.attn.hook_in", f"blocks.{layer}.ln1.hook_out") if h in hd), None)
+    if target is None or not norm.input_hooks or info.api != "bridge":
+        seen[layer] = math.nan
+        return
+    n_tok = min(8, int(getattr(model.cfg, "d_vocab", 8) or 8))
+    toks = torch.arange(n_tok, dtype=torch.long)[None]
+    acts = _compat.capture(model, toks, torch.ones_like(toks, dtype=torch.bool), info, [target, *norm.input_hooks])
+    x = sum(acts[h][0].double().cpu() for h in norm.input_hooks)
+    y = normalized(x, norm.kind, norm.eps) * norm.gamma + norm.beta
+    got = acts[target][0].double().cpu()
+    if y.shape != got.shape:
+        err = math.inf
+    else:
+        err = float((y - got).norm(dim=-1).max() / got.norm(dim=-1).max().clamp_min(1e-30))
+    tol = 1e-3 if _compat.forward_dtype(model).itemsize >= 4 else 3e-2
+    seen[layer] = err
+    if not err <= tol:
+        raise TlgeomError(
+            f"layer={layer}: the attention of block {layer} does not read γ⊙n(x)+β of {norm.name!r} (relative error "
+            f"{err:.3g} > {tol:g}; placement {architecture(model).norm_placement!r}): token readouts through "
+            f"LN_{layer}(E) would describe an input this attention never sees"
+        )
+
+
+def _weakrefable(obj: Any) -> bool:
+    try:
+        weakref.ref(obj)
+        return True
+    except TypeError:
+        return False
 
 
 def check_layer(layer: Any, n_layers: int, arg: str = "layer") -> int:
