@@ -196,7 +196,7 @@ class Landscape(Result):
         text was not available to us, so these defaults come from that description, not from the paper):
         every token's state projected to 2-D by one PCA fitted on all layers' states together (stored by
         ``curvature_landscape(..., pca=True)``), and the turning angle of each token interpolated over that
-        plane (``scipy.interpolate.griddata``, ``method``, a ``grid × grid`` mesh over the points' range),
+        plane (``scipy.interpolate.griddata``, ``method``, a ``grid × grid`` mesh over each panel's tokens),
         colour ``cmap`` (default ``"coolwarm"``) with a ``TwoSlopeNorm`` centred at ``vcenter`` = 90° with
         limits ``vmin`` = 75° / ``vmax`` = 105°; one panel per layer of ``layers`` (default four spread
         evenly over depth: 3, 6, 9, 12 on a 12-layer model, ``round(L·i/4)``). Layer ``l`` shows the states
@@ -283,11 +283,13 @@ class Landscape(Result):
         xy = self.pca_xy.detach().cpu().numpy()
         deg = self.degrees.detach().cpu().numpy()[s0:]
         norm = TwoSlopeNorm(vcenter=vcenter, vmin=vmin, vmax=vmax)
-        lo, hi = xy.reshape(-1, 2).min(0), xy.reshape(-1, 2).max(0)
-        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
         im = None
         for a, l in zip(axes.flat, ls):
             pts, val = xy[:, l], deg[:, l - 2]
+            # one plane for every layer; each panel's mesh spans that layer's tokens (the raw states' norm
+            # grows with depth, so a mesh over all layers would shrink the early layers to a dot)
+            lo, hi = np.nanmin(pts, 0), np.nanmax(pts, 0)
+            gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
             ok = np.isfinite(val) & np.isfinite(pts).all(1)
             if ok.sum() >= 3:
                 try:
@@ -304,10 +306,13 @@ class Landscape(Result):
             fig.colorbar(im, ax=list(axes.flat), label="turning angle (degrees)", fraction=0.03)
         ev = self.pca_explained
         fig.suptitle(
-            f"PCA plane of all layers' states\n({self.space} space"
+            "PCA plane of all layers' states"
+            + (" " if len(ls) >= 3 else "\n")
+            + f"({self.space} space"
             + (f"; PC1+PC2 explain {100 * float(ev.sum()):.0f} %" if ev is not None else "")
             + ")",
             fontsize=10,
+            y=1.02,
         )
         del given
         return fig
