@@ -83,6 +83,7 @@ def test_gemma_trajectories_match_hf(gemma, reference):
     t = tlgeom.record_trajectories(gemma, TEXT)
     assert t.states.shape[2] == 19
     err = _rel(t.states[0], ref[TEXT]["points"])
+    print(f"\ngemma3-270m trajectories vs HF layer outputs: max relative error {err:.2g}")
     assert err < REL_TOL, err
 
 
@@ -116,6 +117,8 @@ def test_gemma_sphere_uses_one_plus_w(gemma):
     for layer, s in zip(r.layers, r.stats):
         # γ⊙n(x)+β reproduces the norm module's own output only with γ = 1 + w
         assert s["affine_rel_err"] < 1e-4, (layer.name, s["affine_rel_err"])
+    print(f"\ngemma3-270m γ⊙n+β vs norm outputs: max {max(s['affine_rel_err'] for s in r.stats):.2g}")
+    print(r.summary())
     ln1 = next(l for l in r.layers if l.name == "blocks.0.ln1")
     w = gemma.blocks[0].ln1.original_component.weight.detach().double()
     torch.testing.assert_close(ln1.gamma, 1 + w)
@@ -140,6 +143,8 @@ def test_gemma_qk_ov(gemma, reference):
     N = q.shape[0]
     s = torch.einsum("qhd,khd->hqk", q, k) / architecture(gemma).attn_scale
     p = s.masked_fill(~torch.ones(N, N, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
-    assert float((p - ref[TEXT]["attentions"][0]).abs().max()) < 1e-4
+    att_err = float((p - ref[TEXT]["attentions"][0]).abs().max())
+    print(f"\ngemma3-270m softmax(rot_q·rot_k/16) vs HF layer-0 attention: max abs error {att_err:.2g}")
+    assert att_err < 1e-4
     heat = tlgeom.attention_vs_heat_kernel(gemma, TEXT, 0, heads=[0], n_t=4, n_sigma=5, eps_factors=(1.0,))
     assert float(heat.qk_err.max()) < 1e-3
