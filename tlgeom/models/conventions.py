@@ -224,7 +224,7 @@ def _check_reads_through(model: Any, layer: int, norm: NormLayer, info: _compat.
     n_tok = min(8, int(getattr(model.cfg, "d_vocab", 8) or 8))
     toks = torch.arange(n_tok, dtype=torch.long)[None]
     acts = _compat.capture(model, toks, torch.ones_like(toks, dtype=torch.bool), info, [target, *norm.input_hooks])
-    x = sum(acts[h][0].double().cpu() for h in norm.input_hooks)
+    x = torch.stack([acts[h][0].double().cpu() for h in norm.input_hooks]).sum(0)
     y = normalized(x, norm.kind, norm.eps) * norm.gamma + norm.beta
     got = acts[target][0].double().cpu()
     if y.shape != got.shape:
