@@ -1,0 +1,192 @@
+"""results/claims.csv: the columns every row needs, its internal consistency, and the README numbers.
+
+Every number a README quotes from the claims table sits in a block between ``<!-- claims:begin -->``
+and ``<!-- claims:end -->`` that ``python scripts/claims.py --readme`` generates from the CSV; here the
+block is regenerated and compared, so a README number that is not the CSV's fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CSV = ROOT / "results" / "claims.csv"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("tlgeom_claims_script", ROOT / "scripts" / "claims.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+claims = _load_script()
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    assert CSV.is_file(), "results/claims.csv is missing: run `python scripts/claims.py`"
+    return claims.read_table(CSV)
+
+
+@pytest.fixture(scope="module")
+def settings() -> dict:
+    return json.loads(CSV.with_suffix(".json").read_text())
+
+
+def _synthetic() -> pd.DataFrame:
+    rows = []
+    for model in ("m1", "m2"):
+        for null, p in (("gaussian", 0.004), ("shuffle", 0.31)):
+            rows.append(
+                dict(claim="curvature", model=model, corpus="lee", item="", null=null, statistic="sharp_frac",
+                     space="raw", observed=0.12, null_mean=0.05, effect=0.07, ci_low=0.05, ci_high=0.09, p=p,
+                     p_adjusted=min(1.0, 2 * p), n_texts=50, reject=str(2 * p < 0.05), tlgeom_version="0")
+            )  # fmt: skip
+        for pair, rejects in (("bank", "FTT"), ("bat", "FFF"), ("bow", "FFT")):
+            for point, rej in zip(("embed", "L0", "L1"), rejects):
+                rows.append(
+                    dict(claim="eclipse_deflection", model=model, corpus="minimal_pairs", item=pair, null="controls",
+                         statistic=f"distance@{point}", space="raw", observed=1.0, null_mean=0.5, effect=0.5,
+                         ci_low=np.nan, ci_high=np.nan, p=0.05, p_adjusted=0.05, n_texts=1, reject=str(rej == "T"),
+                         tlgeom_version="0")
+                )  # fmt: skip
+        if model == "m1":  # a pair whose controls could not be matched: one not-run row
+            rows.append(
+                dict(claim="eclipse_deflection", model=model, corpus="minimal_pairs", item="crane", null="controls",
+                     statistic="distance@not run", space="raw", observed=np.nan, null_mean=np.nan, effect=np.nan,
+                     ci_low=np.nan, ci_high=np.nan, p=np.nan, p_adjusted=np.nan, n_texts=1, reject="False",
+                     tlgeom_version="0")
+            )  # fmt: skip
+        for point, (q, rej) in zip(("embed", "L0", "L1"), ((0.9, "False"), (0.02, "True"), (0.01, "True"))):
+            rows.append(
+                dict(claim="eclipse_meaning_vs_control", model=model, corpus="minimal_pairs", item="",
+                     null="controls", statistic=f"onset@{point}", space="raw", observed=0.6, null_mean=0.5,
+                     effect=0.1, ci_low=0.0, ci_high=0.2, p=q / 2, p_adjusted=q, n_texts=18, reject=rej,
+                     tlgeom_version="0")
+            )  # fmt: skip
+    return pd.DataFrame(rows)[claims.COLUMNS]
+
+
+# ------------------------------------------------------------------------- the mechanism, on a synthetic table
+
+
+def test_block_round_trips_through_a_readme(tmp_path):
+    t = _synthetic()
+    csv = tmp_path / "claims.csv"
+    t.to_csv(csv, index=False)
+    block = claims.render_block(claims.read_table(csv))
+    assert block == claims.render_block(t)  # the CSV round trip loses nothing the block shows
+    readme = "# Title\n\nSome text.\n"
+    once = claims.replace_block(readme, block)
+    assert once.startswith(readme.rstrip("\n")) and claims.read_block(once) == block
+    assert claims.replace_block(once, block) == once  # idempotent: a rerun changes nothing
+    assert (
+        "| curvature | m1 | raw | gaussian | sharp_frac | 0.12 | 0.05 | 0.07 [0.05, 0.09] | 0.008 | 50 | yes |" in block
+    )
+    assert "| eclipse_deflection | m2 | raw | controls | distance | 2 of 3 | 1.5 | 0 |" in block  # onsets L0, L1
+    assert "| eclipse_deflection | m1 | raw | controls | distance | 2 of 3 | 1.5 | 1 |" in block  # crane not run
+    assert "| eclipse_meaning_vs_control | m1 | raw | controls | onset | L0 | 2 of 3 | 0.01 |" in block
+    assert claims.read_block("no block here") is None
+
+
+def test_block_changes_when_a_number_changes():
+    t = _synthetic()
+    changed = t.copy()
+    changed.loc[0, "effect"] = 0.0712
+    assert claims.render_block(changed) != claims.render_block(t)
+    flipped = t.copy()
+    flipped.loc[t.index[t["item"] == "bat"][0], "reject"] = "True"  # bat gets an onset
+    assert claims.render_block(flipped) != claims.render_block(t)
+
+
+def test_main_readme_writes_every_named_file(tmp_path):
+    csv = tmp_path / "claims.csv"
+    _synthetic().to_csv(csv, index=False)
+    a, b = tmp_path / "a.md", tmp_path / "b.md"
+    a.write_text("# A\n\n<!-- claims:begin -->\nstale 0.5\n<!-- claims:end -->\n\nafter\n")
+    assert claims.main(["--out", str(csv), "--readme", str(a), str(b)]) == 0
+    block = claims.render_block(claims.read_table(csv))
+    assert a.read_text() == f"# A\n\n{block}\n\nafter\n"
+    assert claims.read_block(b.read_text()) == block
+
+
+def test_truncate_to_tokens_counts_the_special_tokens(tiny_gpt2):
+    text = "the cat sat on the mat and the dog sat on the cat " * 8
+    n_special = claims.special_count(tiny_gpt2)
+    assert n_special == tiny_gpt2.to_tokens("the cat").shape[-1] - 2
+    cut, n = claims.truncate_to_tokens(tiny_gpt2.tokenizer, text, 20, n_special)
+    assert n == 20 == tiny_gpt2.to_tokens(cut).shape[-1]
+    assert text.startswith(cut) and not cut.endswith(" ")
+    short, m = claims.truncate_to_tokens(tiny_gpt2.tokenizer, "the cat sat", 20, n_special)
+    assert short == "the cat sat" and m == 3 + n_special
+
+
+# ------------------------------------------------------------------------- the committed table
+
+
+def test_claims_csv_has_the_required_columns(table):
+    missing = [c for c in claims.COLUMNS if c not in table.columns]
+    assert not missing, f"results/claims.csv lacks {missing}"
+    assert len(table) > 0
+
+
+# The committed table holds the eclipse rows only: the curvature part (`python scripts/claims.py --parts
+# curvature`, 50 texts x 2 models x 2 spaces at n_sims=249) needs ~1 hour on 2 shared cores and did not fit the
+# session that made the table. strict: once the curvature rows are in, this XPASSes and fails until the mark goes.
+@pytest.mark.xfail(strict=True, reason="curvature rows not yet in results/claims.csv (run --parts curvature)")
+def test_claims_csv_covers_both_models_both_spaces(table, settings):
+    curv = table[table["claim"] == "curvature"]
+    assert set(curv["model"]) == set(settings["models"]) == set(claims.MODELS)
+    for model in claims.MODELS:
+        assert set(curv.loc[curv["model"] == model, "space"]) == set(claims.SPACES)
+    assert (curv["n_texts"] == settings["n_texts"]).all() and settings["n_texts"] >= 50
+    assert settings["corpus"] == "lee" and len(settings["document_ids"]) == settings["n_texts"]
+    assert set(table["tlgeom_version"].astype(str)) == {settings["tlgeom_version"]}
+
+
+def test_claims_csv_covers_both_models_and_every_pair(table, settings):
+    ecl = table[table["claim"] == "eclipse_deflection"]
+    from tlgeom.experiments.eclipse import minimal_pairs
+
+    names = {p.name for p in minimal_pairs()}
+    for model in claims.MODELS:
+        assert set(ecl.loc[ecl["model"] == model, "item"]) == names
+        mvc = table[(table["claim"] == "eclipse_meaning_vs_control") & (table["model"] == model)]
+        assert len(mvc) > 2 and (mvc["n_texts"] == len(minimal_pairs("homonym"))).all()
+    not_run = ecl[ecl["statistic"] == "distance@not run"]
+    assert not_run["p"].isna().all() and not_run["note"].str.startswith("not run:").all()
+
+
+def test_claims_csv_is_internally_consistent(table, settings):
+    p, q = table["p"].astype(float), table["p_adjusted"].astype(float)
+    ok = p.notna()
+    assert ((p[ok] > 0) & (p[ok] <= 1)).all(), "p-values must lie in (0, 1]"
+    assert (q[ok] >= p[ok] - 1e-12).all(), "an adjusted p-value is never below its raw p-value"
+    decided = table["reject"].astype(str).isin(["True", "False"]) & q.notna()
+    if "informative" in table.columns:  # an uninformative row is never a rejection, whatever its p
+        uninformative = table["informative"].astype(str).eq("False")
+        assert not table.loc[uninformative, "reject"].astype(str).eq("True").any()
+        decided &= ~uninformative
+    expected = (q[decided] <= settings["alpha"]).astype(str)
+    assert (table.loc[decided, "reject"].astype(str) == expected).all(), "reject must be p_adjusted <= alpha"
+    lo, hi = table["ci_low"].astype(float), table["ci_high"].astype(float)
+    both = lo.notna() & hi.notna()
+    assert (lo[both] <= hi[both]).all()
+
+
+@pytest.mark.parametrize("readme", ["results/README.md", "README.md"])
+def test_readme_numbers_are_the_csv_numbers(table, readme):
+    path = ROOT / readme
+    block = claims.read_block(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if block is None:
+        if readme == "results/README.md":
+            pytest.fail("results/README.md must carry the claims block (python scripts/claims.py --readme)")
+        pytest.skip(f"{readme} quotes no claims block")
+    assert block == claims.render_block(table), f"{readme} is stale: run `python scripts/claims.py --readme {readme}`"
