@@ -73,6 +73,10 @@ SIZES: dict[str, Any] = {
     "chunk_size": 16,
     "mamba_chunk_size": 16,
     "time_step_rank": 8,
+    "mamba_n_heads": 4,
+    "mamba_d_head": 16,
+    "mamba_n_groups": 1,
+    "n_groups": 1,
     "use_cache": False,
     "tie_word_embeddings": False,
 }
@@ -80,6 +84,8 @@ SIZES: dict[str, Any] = {
 # families whose config needs more than SIZES to be consistent at 2 layers
 EXTRA: dict[str, dict[str, Any]] = {
     "GPTNeoForCausalLM": {"attention_types": [[["global", "local"], 1]], "window_size": N_CTX},
+    "NemotronHForCausalLM": {"hybrid_override_pattern": "M*"},
+    "Mamba2ForCausalLM": {"num_heads": 4, "head_dim": 16, "expand": 1},
 }
 MLA = {"head_dim": 8, "num_key_value_heads": N_HEADS}  # latent attention: rotary width qk_rope_head_dim, K/V per head
 
