@@ -81,11 +81,14 @@ SIZES: dict[str, Any] = {
     "tie_word_embeddings": False,
 }
 
+DEFAULT = object()  # in EXTRA: keep the family's own default for this key
+
 # families whose config needs more than SIZES to be consistent at 2 layers
 EXTRA: dict[str, dict[str, Any]] = {
     "GPTNeoForCausalLM": {"attention_types": [[["global", "local"], 1]], "window_size": N_CTX},
     "NemotronHForCausalLM": {"hybrid_override_pattern": "M*"},
     "Mamba2ForCausalLM": {"num_heads": 4, "head_dim": 16, "expand": 1},
+    "FalconH1ForCausalLM": {"mamba_n_heads": DEFAULT, "mamba_d_head": DEFAULT},  # its own defaults fit d_model
 }
 MLA = {"head_dim": 8, "num_key_value_heads": N_HEADS}  # latent attention: rotary width qk_rope_head_dim, K/V per head
 
@@ -127,7 +130,11 @@ def tiny_hf(arch: str, seed: int = 0):
     kwargs.update(
         vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id
     )
-    kwargs.update({k: v for k, v in EXTRA.get(arch, {}).items()})
+    for k, v in EXTRA.get(arch, {}).items():
+        if v is DEFAULT:
+            kwargs.pop(k, None)
+        else:
+            kwargs[k] = v
     if "kv_lora_rank" in keys:
         kwargs.update({k: v for k, v in MLA.items() if k in keys})
     if "attn_config" in keys and isinstance(default.attn_config, dict | object):  # MPT
