@@ -504,3 +504,22 @@ def test_curvature_test_on_a_tiny_model(tiny_llama):
         curvature_test(tiny_llama, texts, seed=2**70)
     norm = curvature_test(tiny_llama, texts[:2], n_sims=20, space="normalized", nulls=["sphere_rotation", "untrained"])
     assert set(norm.tests().null) == {"sphere_rotation", "untrained"}
+
+
+def test_curvature_test_on_one_text_says_inference_is_within_it(tiny_llama):
+    """One text is a legitimate (weak) input: every null, the paired untrained one included, runs, and the
+    summary says the inference is within that single text."""
+    report = tlgeom.curvature_test(tiny_llama, "the cat sat on the mat and the dog ran", n_sims=19, seed=0, init_seed=1)
+    table = report.tests()
+    assert (table["n_texts"] == 1).all()
+    assert "untrained" in set(table["null"])
+    assert table["p"].between(0, 1).all()
+    assert "one text" in report.summary()
+
+
+def test_sign_flip_of_one_difference_is_exact():
+    from tlgeom.stats.pvalues import sign_flip_test
+
+    assert sign_flip_test([0.3]) == 0.5
+    assert sign_flip_test([-0.3]) == 1.0
+    assert sign_flip_test([0.3], alternative="two-sided") == 1.0

@@ -94,6 +94,13 @@ def sign_flip_test(d: Any, alternative: str = "greater", *, n_resamples: int = 9
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan")
+    if x.size == 1:  # scipy needs two observations; the exact law of one sign flip is {d, −d}, each ½
+        stat, flipped = x[0], -x[0]
+        if alternative == "greater":
+            return float(np.mean([stat >= stat, flipped >= stat]))
+        if alternative == "less":
+            return float(np.mean([stat <= stat, flipped <= stat]))
+        return float(np.mean([abs(stat) >= abs(stat), abs(flipped) >= abs(stat)]))
     res = permutation_test(
         (x,),
         lambda a, axis=-1: np.mean(a, axis=axis),
