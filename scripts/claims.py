@@ -70,12 +70,16 @@ COLUMNS = ID_COLUMNS + TEST_COLUMNS + ["tlgeom_version"]
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 MODELS = ("smollm2-135m", "minilm-l6")
 SPACES = ("raw", "normalized")
-PARTS = ("curvature", "eclipse")
+PARTS = ("curvature", "eclipse", "heads", "language")
 
 
 def part_of(claim: str) -> str:
-    """Which part of the run makes a claim's rows: ``"curvature"`` or ``"eclipse"``."""
-    return "eclipse" if str(claim).startswith("eclipse") else "curvature"
+    """Which part of the run makes a claim's rows: the claim's first word (``"curvature"``, ``"eclipse"``,
+    ``"heads"``, ``"language"``)."""
+    for part in PARTS:
+        if str(claim).startswith(part):
+            return part
+    return "curvature"
 
 
 def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -217,6 +221,47 @@ def run_eclipse(model: Any, name: str, args: argparse.Namespace) -> list[pd.Data
     return frames
 
 
+def run_heads(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    """Traveling Words / heat kernel: the positive mass Σλ₊/Σ|λ| of each head's sym(W_Q W_Kᵀ) against the
+    untrained model's (the claim that replaces "head metrics are indefinite", which holds by construction)."""
+    from tlgeom.experiments.riemann import head_metric_signature
+
+    t0 = time.perf_counter()
+    frame = tests_frame(head_metric_signature(model, reference=True, seed=args.seed, alpha=args.alpha), "heads")
+    print(f"  heads: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    return [_rows(frame, claim="heads_positive_mass", model=name, corpus="weights", item="")]
+
+
+def run_language(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    """Heat-kernel paper, hypothesis 3: curvature vs spaCy annotations, the text as the unit, the
+    untrained model as reference (pooled over vertices; the first ``LANGUAGE_TEXTS`` texts)."""
+    from tlgeom.experiments.language import curvature_vs_language
+
+    t0 = time.perf_counter()
+    result = curvature_vs_language(model, texts[:LANGUAGE_TEXTS], seed=args.seed, alpha=args.alpha)
+    frame = tests_frame(result, "language")
+    # the untrained reference model's own rows are kept, marked by item (its effects are the baseline)
+    item = frame["model"].map(lambda m: "" if m == "trained" else "untrained reference")
+    frame = frame[TEST_COLUMNS + ["origin"]].copy()
+    print(f"  language: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    out = _rows(frame, claim="language", model=name, corpus=args.corpus_label, item="")
+    out["item"] = item.to_numpy()
+    return [out]
+
+
+def _run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    return run_curvature(model, name, texts, args)
+
+
+def _run_eclipse(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    return run_eclipse(model, name, args)
+
+
+#: The language analysis runs spaCy and both models on every word: 20 texts keep it to minutes.
+LANGUAGE_TEXTS = 20
+RUNNERS = {"curvature": _run_curvature, "eclipse": _run_eclipse, "heads": run_heads, "language": run_language}
+
+
 def load(name: str, quick: bool) -> Any:
     if quick:
         from tlgeom.models import tiny_model
@@ -247,9 +292,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         }
         for part in args.parts:
             t1 = time.perf_counter()
-            frames += (
-                run_curvature(model, name, list(texts), args) if part == "curvature" else run_eclipse(model, name, args)
-            )
+            frames += RUNNERS[part](model, name, list(texts), args)
             settings_models[name][f"seconds_{part}"] = round(time.perf_counter() - t1, 1)
         del model
     table = pd.concat(frames, ignore_index=True)
@@ -316,6 +359,8 @@ def render_block(table: pd.DataFrame) -> str:
     t = table.copy()
     t["item"] = t["item"].fillna("").astype(str)
     t["statistic"] = t["statistic"].astype(str)
+    language = t[t["claim"] == "language"]
+    t = t[t["claim"] != "language"]
     per_point = t["statistic"].str.contains("@", regex=False)
     lines = [
         BEGIN,
@@ -367,8 +412,32 @@ def render_block(table: pd.DataFrame) -> str:
             lines.append(
                 "| " + " | ".join(str(v) for v in key) + f" | {len(onsets)} of {n_items} | {median} | {skipped} |"
             )
+    lines += _language_lines(language)
     lines.append(END)
     return "\n".join(lines)
+
+
+def _language_lines(language: pd.DataFrame) -> list[str]:
+    """The language claim, compactly: per model, how many pooled tests reject against 0 (after Holm), and
+    the rejected effects with their CI and origin (``learned`` / ``architecture`` from the untrained
+    reference model); the other rows are in the CSV."""
+    if not len(language):
+        return []
+    out = [
+        "",
+        "| language (curvature vs annotation, pooled) | model | statistic | effect [95% CI] | p (adj.) | n | origin |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    trained = language[(language["item"] == "") & (language["null"] == "zero")]
+    for model, g in trained.groupby("model", sort=False):
+        rej = g[_rejected(g)]
+        out.append(f"| {len(rej)} of {len(g)} tests reject | {model} | | | | | |")
+        for _, r in rej.iterrows():
+            out.append(
+                f"| | {model} | {r['statistic']} | {_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] "
+                f"| {_num(r['p_adjusted'])} | {_num(r['n_texts'])} | {r.get('origin', '')} |"
+            )
+    return out
 
 
 def replace_block(text: str, block: str) -> str:
