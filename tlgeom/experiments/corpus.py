@@ -1,0 +1,905 @@
+"""The corpus engine: turning angles and length-to-chord over a whole corpus, streamed, resumable.
+
+:func:`run_corpus` runs a model over any iterable of documents and writes **one row per document
+window** to Parquet, batch by batch, plus **mergeable sufficient statistics** per batch:
+
+::
+
+    out/
+      run.json                       settings (model, points, space, seed, nulls, n_sims, windows, version)
+      rows/part-<k>-<hex>.parquet    one file per batch (written to a temp name, renamed atomically)
+      stats/part-<k>-<hex>.json      the same batch's sufficient statistics (see below)
+
+**Windows.** A document is tokenized whole (``model.to_tokens``). If it has more than
+``W = min(max_tokens, n_ctx)`` tokens it is cut into consecutive windows: the leading special token
+(BOS / [CLS]) and the trailing one ([SEP]) of the tokenization are repeated in every window, and the
+text tokens in between are split into chunks of ``W − (number of special tokens)``. A document of one
+window keeps its id; window ``k`` of a longer one has the id ``<id>#w<k>`` (``k`` from 0). Each window
+is an independent forward pass (no state is carried across windows).
+
+**Batches.** Windows are read ``lookahead`` at a time, sorted by token count within that buffer and
+packed greedily into batches of at most ``batch_tokens`` padded tokens (rows × longest row), so padding
+is small. The forward pass streams each trajectory point into running metrics
+(:mod:`tlgeom.models.streaming`): no activation cache. Memory is flat in corpus size: one buffer of
+token ids, one batch's activations (and, with nulls, one batch's states), never a list of all states;
+the output goes to disk as it is computed. Batching does not change any number beyond float rounding
+of the forward pass (tested), and the null simulations are seeded per window id, so they do not depend
+on batching, order or resumption either.
+
+**Rows** (one per window): ``id``, ``doc_id``, ``window``, ``n_tokens``, ``layer_mean_angle`` (list:
+mean turning angle in degrees at each layer vertex, over the window's tokens), ``mean_angle`` (mean of
+all its angles θ, degrees), ``mean_abs_dev`` (mean ``|θ − 90°|``), ``median_ltc`` and ``mean_log_ltc``
+(median and mean of ``log LTC`` over tokens; LTC = ``Σ‖Δ_l‖ / ‖x_last − x_0‖``). With ``nulls`` and
+``n_sims > 0``: a list column ``sims:<null>:<statistic>`` holding the window's ``n_sims`` simulated
+values of each statistic the null can test (``mean_angle``, ``mean_abs_dev``, ``log_ltc``), drawn from
+a generator seeded by ``(seed, null, window id)``. :func:`tests_from_rows` rebuilds the text-level
+Monte-Carlo test of :func:`tlgeom.experiments.curvature.compare_to_nulls` from these files alone.
+``sharp_flat`` is not offered: its thresholds are quantiles of the pooled null of *all* texts, which a
+streamed run cannot know before the end.
+
+**Sufficient statistics** (per batch, JSON): the number of windows and tokens; per layer vertex the
+count, sum and sum of squares of the angles (degrees) and a histogram over fixed 1° bins [0°, 180°];
+the same count/sum/sum of squares for ``log LTC``. Sums are kept *exactly* (each float64 is an integer
+times a power of two; the sum is stored as an integer and a binary exponent), so :func:`merge_stats`
+gives the same numbers whatever the order or grouping of the shards.
+
+**Resuming.** Re-running with the same ``out`` skips every window whose id is already in a Parquet
+part. A batch's rows become visible only by the atomic rename of its part (its stats file is renamed
+just before; a stats file without its part is an interrupted batch and is deleted on resume), so an
+interrupted run loses at most the batch in flight and never leaves a half-written file. Resuming with
+different settings (model, points, space, seed, nulls, n_sims, window size) is a TlgeomError.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tlgeom._args import check_choice, check_int, check_points, check_seed, check_space
+from tlgeom._args import generator as make_generator
+from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._result import Result, jsonable, new_axes
+from tlgeom.data.corpora import Document, text_id
+from tlgeom.experiments.curvature import ALTERNATIVES, TEST_COLUMNS, _row
+from tlgeom.geometry.curvature import normalize_states, safe_norm
+from tlgeom.models import _compat
+from tlgeom.models.conventions import model_normalization
+from tlgeom.models.streaming import LengthToChord, StreamMetric, TurningAngles
+from tlgeom.stats.nulls import get_null, participation_ratio, stream_seed
+from tlgeom.stats.pvalues import adjust_pvalues, exchangeable_pvalue
+
+__all__ = ["run_corpus", "CorpusRun", "CorpusStats", "merge_stats", "read_rows", "tests_from_rows"]
+
+#: Statistics a streamed run can test (no pooled thresholds needed).
+CORPUS_STATISTICS = ("mean_angle", "mean_abs_dev", "log_ltc")
+#: Row column holding the observed value of each statistic.
+OBSERVED_COLUMN = {"mean_angle": "mean_angle", "mean_abs_dev": "mean_abs_dev", "log_ltc": "mean_log_ltc"}
+#: Fixed histogram bin edges of the turning angles (degrees): 180 bins of 1°.
+HIST_EDGES = np.linspace(0.0, 180.0, 181)
+UNITS = ("document", "window")
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact sums
+
+
+def exact_sum(values: Any) -> Fraction:
+    """The exact sum of float64 ``values`` (NaN left out), as a Fraction: order-independent.
+
+    Each finite float64 is ``m · 2^e`` with an integer ``|m| < 2^53`` (:func:`numpy.frexp`); the
+    mantissas of each exponent are summed as integers (in int64 chunks of ≤ 1024, which cannot
+    overflow) and the groups combined exactly.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return Fraction(0)
+    f, e = np.frexp(x)
+    m = (f * 2.0**53).astype(np.int64)  # exact: f in [0.5, 1) has 53 significant bits
+    e = e.astype(np.int64) - 53
+    total = Fraction(0)
+    for ex in np.unique(e):
+        mm = m[e == ex]
+        s = sum(int(mm[i : i + 1024].sum()) for i in range(0, mm.size, 1024))
+        total += Fraction(s) * (Fraction(2) ** int(ex))
+    return total
+
+
+def _frac_json(x: Fraction) -> str:
+    return f"{x.numerator}/{x.denominator}"
+
+
+def _frac_load(s: str) -> Fraction:
+    return Fraction(s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sufficient statistics
+
+
+@dataclass
+class CorpusStats:
+    """Mergeable sufficient statistics of turning angles (degrees) and ``log LTC``.
+
+    Attributes:
+        n_windows, n_tokens: windows (rows) and tokens counted.
+        count, sum, sumsq: per layer vertex, the number of defined angles, the exact sum of the
+            angles and of their squares (float64 squares, summed exactly).
+        hist: ``[vertex, 180]`` counts over the fixed 1° bins :data:`HIST_EDGES`.
+        ltc_count, ltc_sum, ltc_sumsq: the same for ``log LTC`` over tokens.
+    """
+
+    n_windows: int
+    n_tokens: int
+    count: list[int]
+    sum: list[Fraction]
+    sumsq: list[Fraction]
+    hist: list[list[int]]
+    ltc_count: int
+    ltc_sum: Fraction
+    ltc_sumsq: Fraction
+
+    @classmethod
+    def empty(cls, n_vertices: int) -> CorpusStats:
+        z = Fraction(0)
+        return cls(
+            0, 0, [0] * n_vertices, [z] * n_vertices, [z] * n_vertices, [[0] * 180 for _ in range(n_vertices)], 0, z, z
+        )
+
+    @classmethod
+    def of(cls, angles_deg: list[np.ndarray], log_ltc: list[np.ndarray]) -> CorpusStats:
+        """From each window's angles ``[pos, V]`` (degrees, NaN undefined) and ``log LTC`` ``[pos]``."""
+        a = np.concatenate(angles_deg, axis=0)
+        ll = np.concatenate(log_ltc)
+        V = a.shape[1]
+        ok = np.isfinite(a)
+        hist = [np.histogram(a[ok[:, v], v], bins=HIST_EDGES)[0].astype(int).tolist() for v in range(V)]
+        lok = ll[np.isfinite(ll)]
+        return cls(
+            n_windows=len(angles_deg),
+            n_tokens=int(a.shape[0]),
+            count=[int(ok[:, v].sum()) for v in range(V)],
+            sum=[exact_sum(a[:, v]) for v in range(V)],
+            sumsq=[exact_sum(a[:, v] * a[:, v]) for v in range(V)],
+            hist=hist,
+            ltc_count=int(lok.size),
+            ltc_sum=exact_sum(lok),
+            ltc_sumsq=exact_sum(lok * lok),
+        )
+
+    def __add__(self, other: CorpusStats) -> CorpusStats:
+        if len(self.count) != len(other.count):
+            raise bad_arg("stats", f"{len(other.count)} vertices", f"shards with {len(self.count)} layer vertices")
+        return CorpusStats(
+            self.n_windows + other.n_windows,
+            self.n_tokens + other.n_tokens,
+            [a + b for a, b in zip(self.count, other.count)],
+            [a + b for a, b in zip(self.sum, other.sum)],
+            [a + b for a, b in zip(self.sumsq, other.sumsq)],
+            [[x + y for x, y in zip(a, b)] for a, b in zip(self.hist, other.hist)],
+            self.ltc_count + other.ltc_count,
+            self.ltc_sum + other.ltc_sum,
+            self.ltc_sumsq + other.ltc_sumsq,
+        )
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean angle per vertex (degrees): ``sum / count``."""
+        return np.array([float(s / c) if c else math.nan for s, c in zip(self.sum, self.count)])
+
+    @property
+    def sd(self) -> np.ndarray:
+        """SD per vertex (degrees, ``ddof=1``): ``sqrt((sumsq − sum²/n) / (n − 1))``, exact until the root."""
+        return np.array(
+            [
+                math.sqrt(float((q - s * s / c) / (c - 1))) if c > 1 else math.nan
+                for s, q, c in zip(self.sum, self.sumsq, self.count)
+            ]
+        )
+
+    @property
+    def mean_log_ltc(self) -> float:
+        return float(self.ltc_sum / self.ltc_count) if self.ltc_count else math.nan
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n_windows": self.n_windows,
+            "n_tokens": self.n_tokens,
+            "count": self.count,
+            "sum": [_frac_json(s) for s in self.sum],
+            "sumsq": [_frac_json(s) for s in self.sumsq],
+            "hist_edges_deg": [0.0, 180.0, 180],
+            "hist": self.hist,
+            "ltc_count": self.ltc_count,
+            "ltc_sum": _frac_json(self.ltc_sum),
+            "ltc_sumsq": _frac_json(self.ltc_sumsq),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CorpusStats:
+        return cls(
+            int(d["n_windows"]),
+            int(d["n_tokens"]),
+            [int(c) for c in d["count"]],
+            [_frac_load(s) for s in d["sum"]],
+            [_frac_load(s) for s in d["sumsq"]],
+            [[int(x) for x in h] for h in d["hist"]],
+            int(d["ltc_count"]),
+            _frac_load(d["ltc_sum"]),
+            _frac_load(d["ltc_sumsq"]),
+        )
+
+
+def merge_stats(paths: Iterable[str | os.PathLike]) -> CorpusStats:
+    """Combine shard statistics (``out/stats/*.json``) exactly; the result does not depend on order.
+
+    Raises:
+        TlgeomError: no paths, an unreadable file, or shards with different numbers of vertices.
+    """
+    total: CorpusStats | None = None
+    n = 0
+    for p in paths:
+        try:
+            shard = CorpusStats.from_json(json.loads(Path(p).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise bad_arg("paths", str(p), f"a readable corpus stats JSON file ({type(exc).__name__})") from None
+        total = shard if total is None else total + shard
+        n += 1
+    if total is None:
+        raise bad_arg("paths", "no files", "at least one stats shard")
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics on the exact sphere (space="normalized"), as compare_to_nulls prepares states
+
+
+def _on_sphere(x: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
+    """``n(x) · √d / ‖n(x)‖``: normalised (the model's norm) and put exactly on the sphere of radius √d."""
+    y = normalize_states(x, norm, eps)
+    return y * (math.sqrt(y.shape[-1]) / safe_norm(y, keepdim=True))
+
+
+class _SphereAngles(TurningAngles):
+    name = "turning_angles"
+
+    def __init__(self, norm: str, eps: float):
+        super().__init__()
+        self.norm, self.eps = norm, eps
+
+    def update(self, index: int, x: torch.Tensor) -> None:
+        super().update(index, _on_sphere(x, self.norm, self.eps))
+
+
+class _SphereLTC(LengthToChord):
+    name = "length_to_chord"
+
+    def __init__(self, norm: str, eps: float):
+        super().__init__()
+        self.norm, self.eps = norm, eps
+
+    def update(self, index: int, x: torch.Tensor) -> None:
+        super().update(index, _on_sphere(x, self.norm, self.eps))
+
+
+class _BatchStates(StreamMetric):
+    """Keeps one batch's states ``[batch, pos, point, d]`` (only with nulls; one batch at a time)."""
+
+    name = "states"
+    min_points = 3
+
+    def __init__(self, norm: str | None, eps: float):
+        super().__init__()
+        self.norm, self.eps = norm, eps
+
+    def start(self, n_points: int) -> None:
+        super().start(n_points)
+        self.values: list[torch.Tensor] = []
+
+    def update(self, index: int, x: torch.Tensor) -> None:
+        self.values.append(_on_sphere(x, self.norm, self.eps) if self.norm is not None else x)
+
+    def result(self) -> torch.Tensor:
+        self._require_run()
+        return torch.stack(self.values, dim=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Documents → windows
+
+
+@dataclass(frozen=True)
+class _Window:
+    id: str
+    doc_id: str
+    index: int
+    tokens: torch.Tensor  # [pos] long
+
+
+def _as_document(doc: Any, i: int) -> Document:
+    if isinstance(doc, Document):
+        return doc
+    if isinstance(doc, str):
+        if not doc.strip():
+            raise bad_arg(f"documents[{i}]", doc, "a non-empty text")
+        return Document(text_id(doc), doc)
+    raise bad_arg(f"documents[{i}]", type(doc).__name__, "a string or a tlgeom.data.corpora.Document")
+
+
+def _doc_tokens(model: Any, text: str) -> torch.Tensor:
+    """The whole document's token ids ``[pos]`` (no truncation)."""
+    try:
+        toks = model.to_tokens(text, truncate=False)
+    except TypeError:  # an API without the truncate flag
+        toks = model.to_tokens(text)
+    if isinstance(toks, tuple):  # HookedEncoder: (tokens, token_type_ids, attention_mask)
+        toks = toks[0]
+    return toks[0].long().cpu()
+
+
+def _special_ids(model: Any) -> set[int]:
+    tok = getattr(model, "tokenizer", None)
+    return {int(i) for i in (getattr(tok, "all_special_ids", None) or [])}
+
+
+def split_windows(tokens: torch.Tensor, width: int, special: set[int]) -> list[torch.Tensor]:
+    """Cut ``tokens`` into windows of at most ``width``: a leading/trailing special token (BOS, [CLS],
+    [SEP]) is repeated in every window, the tokens in between are cut into consecutive chunks."""
+    if tokens.numel() <= width:
+        return [tokens]
+    head = tokens[:1] if int(tokens[0]) in special else tokens[:0]
+    tail = tokens[-1:] if int(tokens[-1]) in special else tokens[:0]
+    body = tokens[head.numel() : tokens.numel() - tail.numel()]
+    step = width - head.numel() - tail.numel()
+    return [torch.cat([head, body[i : i + step], tail]) for i in range(0, body.numel(), step)]
+
+
+def _windows(model: Any, documents: Iterable[Any], width: int) -> Iterator[_Window]:
+    special = _special_ids(model)
+    seen: set[str] = set()
+    empty = True
+    for i, raw in enumerate(documents):
+        doc = _as_document(raw, i)
+        if doc.id in seen:
+            raise bad_arg(
+                f"documents[{i}]",
+                doc.id,
+                "a document id not used before (give Documents distinct ids; "
+                "a repeated text without an id gets the same hash id)",
+            )
+        seen.add(doc.id)
+        empty = False
+        parts = split_windows(_doc_tokens(model, doc.text), width, special)
+        for k, toks in enumerate(parts):
+            yield _Window(doc.id if len(parts) == 1 else f"{doc.id}#w{k}", doc.id, k, toks)
+    if empty:
+        raise bad_arg("documents", "an empty corpus", "at least one document")
+
+
+def _batches(windows: Iterator[_Window], batch_tokens: int, lookahead: int) -> Iterator[list[_Window]]:
+    """Length-bucketed batches: sort each buffer of ``lookahead`` windows by length and pack greedily
+    so that rows × longest row ≤ ``batch_tokens`` (a single longer window is a batch of its own)."""
+    while True:
+        buf = [w for _, w in zip(range(lookahead), windows)]
+        if not buf:
+            return
+        buf.sort(key=lambda w: (w.tokens.numel(), w.id))
+        batch: list[_Window] = []
+        for w in buf:
+            if batch and (len(batch) + 1) * w.tokens.numel() > batch_tokens:
+                yield batch
+                batch = []
+            batch.append(w)
+        if batch:
+            yield batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Output folder
+
+
+def _parquet():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - pyarrow is in the corpus extra
+        raise TlgeomError("run_corpus writes Parquet and needs pyarrow: pip install 'tlgeom[corpus]'") from exc
+    return pa, pq
+
+
+def _parts(out: Path) -> list[Path]:
+    return sorted((out / "rows").glob("part-*.parquet"))
+
+
+def read_rows(out: str | os.PathLike) -> Any:
+    """All rows written under ``out/rows/`` as one DataFrame (parts in name order, i.e. batch order)."""
+    import pandas as pd
+
+    _, pq = _parquet()
+    parts = _parts(Path(out))
+    if not parts:
+        raise bad_arg("out", str(out), "a corpus run folder with rows (out/rows/part-*.parquet)")
+    return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+
+
+def _done_ids(out: Path) -> set[str]:
+    _, pq = _parquet()
+    done: set[str] = set()
+    for p in _parts(out):
+        done.update(pq.read_table(p, columns=["id"]).column("id").to_pylist())
+    return done
+
+
+def _clean_interrupted(out: Path) -> None:
+    """Delete temp files and stats shards whose Parquet part never landed (an interrupted batch)."""
+    for d in (out / "rows", out / "stats"):
+        for tmp in d.glob(".*.tmp"):
+            tmp.unlink()
+    parts = {p.stem for p in _parts(out)}
+    for s in (out / "stats").glob("part-*.json"):
+        if s.stem not in parts:
+            s.unlink()
+
+
+def _check_out(out: Any, settings: dict[str, Any]) -> Path:
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise bad_arg("out", out, "a directory path")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise bad_arg("out", str(out), "a directory (this path is a file)")
+    run_json = path / "run.json"
+    if run_json.is_file():
+        old = json.loads(run_json.read_text())
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff:
+            shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+            raise bad_arg("out", str(out), f"a new folder, or the settings of the run already there ({shown})")
+    elif path.exists() and any(path.iterdir()):
+        raise bad_arg("out", str(out), "an empty or new directory, or the folder of an earlier run_corpus (run.json)")
+    (path / "rows").mkdir(parents=True, exist_ok=True)
+    (path / "stats").mkdir(exist_ok=True)
+    if not run_json.is_file():
+        tmp = path / ".run.json.tmp"
+        tmp.write_text(json.dumps(settings, indent=2) + "\n")
+        tmp.replace(run_json)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# One batch
+
+
+def _forward(model: Any, batch: list[_Window], info: Any, points: str, metrics: list[StreamMetric]) -> torch.Tensor:
+    """Right-padded tokens of the batch through the model with ``metrics`` streaming; returns the mask."""
+    pos = max(w.tokens.numel() for w in batch)
+    pad_id = getattr(getattr(model, "tokenizer", None), "pad_token_id", None) or 0
+    toks = torch.full((len(batch), pos), int(pad_id), dtype=torch.long)
+    mask = torch.zeros((len(batch), pos), dtype=torch.bool)
+    for i, w in enumerate(batch):
+        toks[i, : w.tokens.numel()] = w.tokens
+        mask[i, : w.tokens.numel()] = True
+    hooks = [h for m in metrics for h in m.hooks(model, points)]
+    for m in metrics:
+        m.bind_mask(mask)
+    try:
+        _compat.run_with_point_hooks(model, toks, mask, info, hooks)
+    finally:
+        for m in metrics:
+            m.bind_mask(None)
+    return mask
+
+
+def _sim_statistics(null: Any, x: torch.Tensor, n_sims: int, seed: int | None, wid: str, options: dict) -> dict:
+    """The window's simulated statistics ``{stat: [n_sims]}`` under ``null`` (own seeded stream)."""
+    gen = make_generator(stream_seed(seed, f"{null.name}/{wid}"), x.device)
+    opts = dict(options)
+    if null.name == "dimension_token":
+        opts["d_eff"] = max(2, round(participation_ratio(x)))
+    dr = null.simulate(x, n_sims, gen, **opts)
+    deg = torch.rad2deg(dr.angles)  # [S, pos, V]
+    out = {}
+    if "mean_angle" in null.tests:
+        out["mean_angle"] = deg.nanmean((-2, -1))
+    if "mean_abs_dev" in null.tests:
+        out["mean_abs_dev"] = (deg - 90).abs().nanmean((-2, -1))
+    if "log_ltc" in null.tests and dr.ltc is not None:
+        out["log_ltc"] = torch.log(dr.ltc).nanmean(-1)
+    return out
+
+
+def _write_part(out: Path, name: str, table: Any, stats: CorpusStats) -> None:
+    """Stats shard first, then the Parquet part (the commit point), each via temp file + rename."""
+    _, pq = _parquet()
+    st_tmp = out / "stats" / f".{name}.json.tmp"
+    st_tmp.write_text(json.dumps(stats.to_json()) + "\n")
+    st_tmp.replace(out / "stats" / f"{name}.json")
+    tmp = out / "rows" / f".{name}.parquet.tmp"
+    pq.write_table(table, tmp)
+    tmp.replace(out / "rows" / f"{name}.parquet")
+
+
+# ---------------------------------------------------------------------------------------------
+# Result
+
+
+@dataclass
+class CorpusRun(Result):
+    """What :func:`run_corpus` did and where: the rows are on disk (``out/rows``), read on demand.
+
+    Attributes:
+        out: the run folder.
+        settings: ``run.json``.
+        stats: merged statistics of every shard (this run's and earlier ones').
+        n_windows, n_tokens: windows and tokens processed by *this* call (skipped ones excluded).
+        n_skipped: windows skipped because an earlier run wrote them.
+        seconds: wall time of this call's batches (tokenization, forward, metrics, writing).
+        vertex_labels: names of the layer vertices.
+    """
+
+    out: Path
+    settings: dict[str, Any]
+    stats: CorpusStats
+    n_windows: int
+    n_tokens: int
+    n_skipped: int
+    seconds: float
+    vertex_labels: list[str] = field(default_factory=list)
+    result_name = "corpus"
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.n_tokens / self.seconds if self.seconds > 0 else math.nan
+
+    def to_frame(self) -> Any:
+        """The rows (one per window) of every Parquet part."""
+        return read_rows(self.out)
+
+    def tests(self, **kwargs: Any) -> Any:
+        """:func:`tests_from_rows` on this run's folder."""
+        return tests_from_rows(self.out, **kwargs)
+
+    def headline(self) -> dict[str, Any]:
+        return jsonable(
+            {
+                "model": self.settings.get("model"),
+                "n_windows_total": self.stats.n_windows,
+                "n_tokens_total": self.stats.n_tokens,
+                "n_windows_run": self.n_windows,
+                "n_tokens_run": self.n_tokens,
+                "n_skipped": self.n_skipped,
+                "seconds": self.seconds,
+                "tokens_per_second": self.tokens_per_second,
+                "mean_angle_per_vertex": self.stats.mean,
+                "sd_angle_per_vertex": self.stats.sd,
+                "mean_log_ltc": self.stats.mean_log_ltc,
+            }
+        )
+
+    def summary(self) -> str:
+        m = self.stats.mean
+        lines = [
+            f"corpus run ({self.settings.get('model')}, points={self.settings.get('points')}, "
+            f"space={self.settings.get('space')}) in {self.out}: {self.stats.n_windows} windows, "
+            f"{self.stats.n_tokens} tokens in total.",
+            f"This call: {self.n_windows} windows, {self.n_tokens} tokens in {self.seconds:.1f} s "
+            f"({self.tokens_per_second:.0f} tokens/s, {self.n_windows / max(self.seconds, 1e-9):.1f} windows/s); "
+            f"{self.n_skipped} windows already written were skipped.",
+        ]
+        if len(m):
+            lines.append(
+                f"Mean turning angle per layer vertex: {np.nanmin(m):.1f}°–{np.nanmax(m):.1f}° "
+                f"(first {m[0]:.1f}°, last {m[-1]:.1f}°); mean log LTC {self.stats.mean_log_ltc:.3f}."
+            )
+        return "\n".join(lines)
+
+    def plot(self, ax: Any = None) -> Any:
+        """Mean turning angle per layer vertex with a ±1 SD band (over all tokens), 90° marked."""
+        fig, ax = new_axes(ax)
+        m, sd = self.stats.mean, self.stats.sd
+        x = np.arange(len(m))
+        ax.plot(x, m, marker="o", label="mean angle")
+        ax.fill_between(x, m - sd, m + sd, alpha=0.25, label="± 1 SD over tokens")
+        ax.axhline(90, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(x, self.vertex_labels or [f"v{i + 1}" for i in x], rotation=90 if len(x) > 12 else 0)
+        ax.set_xlabel("layer vertex")
+        ax.set_ylabel("turning angle (degrees)")
+        ax.set_title(f"{self.settings.get('model')}: {self.stats.n_windows} windows, {self.stats.n_tokens} tokens")
+        ax.legend(loc="best", fontsize=8)
+        return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# run_corpus
+
+
+def _check_nulls(nulls: Any, space: str, n_sims: int) -> tuple[Any, ...]:
+    if nulls is None or n_sims == 0:
+        return ()
+    if isinstance(nulls, str):
+        nulls = (nulls,)
+    if not isinstance(nulls, (list, tuple)) or not nulls:
+        raise bad_arg("nulls", nulls, "None or a non-empty sequence of null names")
+    out = []
+    for n in nulls:
+        null = get_null(n)
+        if null.paired:
+            raise bad_arg(
+                "nulls", n, "a simulated null (a model-based null needs a second model: tlgeom.curvature_test)"
+            )
+        if space not in null.spaces:
+            raise bad_arg("nulls", n, f"a null that lives in space={space!r} ({null.name!r} lives in {null.spaces})")
+        if null in out:
+            raise bad_arg("nulls", nulls, "distinct names")
+        out.append(null)
+    return tuple(out)
+
+
+def run_corpus(
+    model: Any,
+    documents: Iterable[str | Document],
+    out: str | os.PathLike,
+    *,
+    batch_tokens: int = 4096,
+    max_tokens: int | None = None,
+    points: str = "resid",
+    space: str = "raw",
+    nulls: Sequence[str] | None = None,
+    n_sims: int = 0,
+    seed: int | None = 0,
+    device: Any = None,
+    progress: bool = True,
+    lookahead: int = 256,
+) -> CorpusRun:
+    """Turning angles and LTC of every document of a corpus, streamed to Parquet (see the module doc).
+
+    Memory is flat in the corpus size: documents are read lazily, ``lookahead`` windows at a time,
+    each batch's results go to disk before the next batch, and nothing proportional to the corpus is
+    kept except the set of ids (to refuse duplicates and to resume).
+
+    Args:
+        model: a TransformerLens model.
+        documents: any iterable of strings or :class:`~tlgeom.data.corpora.Document` (read once, lazily).
+            A string's id is ``"sha1-"`` + 12 hex digits of its SHA-1 (:func:`~tlgeom.data.corpora.text_id`).
+        out: the run folder (new, empty, or an earlier run's folder to resume).
+        batch_tokens: at most this many padded tokens per forward pass (rows × longest row).
+        max_tokens: window size ``W`` (default ``n_ctx``; at most ``n_ctx``, at least 2).
+        points: ``"resid"`` or ``"sublayer"``.
+        space: ``"raw"`` or ``"normalized"`` (the model's own norm, states put on the sphere of radius √d,
+            exactly as :func:`~tlgeom.experiments.curvature.compare_to_nulls` prepares them).
+        nulls: simulated nulls (:mod:`tlgeom.stats.nulls` names) whose per-window statistics are stored
+            for :func:`tests_from_rows`; ignored when ``n_sims == 0``.
+        n_sims: simulations per window and null (0: none).
+        seed: int in [0, 2**63) or None (None: unseeded simulations, not reproducible).
+        device: None (the model's device) or a device equal to it (move the model first).
+        progress: a tqdm bar on stderr (windows; tokens/s).
+        lookahead: windows read and sorted by length at a time (the bucketing buffer).
+
+    Returns:
+        A :class:`CorpusRun`.
+
+    Raises:
+        TlgeomError: bad model/arguments, an empty corpus, a repeated id, ``out`` a file or a folder of
+            a run with other settings; checked before any forward pass where possible.
+    """
+    info = _compat.check_model(model)
+    points, space = check_points(points), check_space(space)
+    batch_tokens = check_int("batch_tokens", batch_tokens, 1)
+    n_ctx = info.n_ctx
+    width = n_ctx if max_tokens is None else check_int("max_tokens", max_tokens, 2, n_ctx)
+    n_sims = check_int("n_sims", n_sims, 0)
+    seed = check_seed(seed)
+    lookahead = check_int("lookahead", lookahead, 1)
+    if not isinstance(progress, bool):
+        raise bad_arg("progress", progress, "True or False")
+    if device is not None:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise bad_arg("device", device, "a torch device such as 'cpu' or 'cuda:0'") from None
+        have = _compat.model_device(model)
+        if dev.type != have.type or (dev.index is not None and dev.index != have.index):
+            raise bad_arg("device", device, f"the model's device ({have}); move the model with model.to(device)")
+    if isinstance(documents, (str, Document)):
+        raise bad_arg("documents", type(documents).__name__, "an iterable of documents (a list, not one text)")
+    if not isinstance(documents, Iterable):
+        raise bad_arg("documents", type(documents).__name__, "an iterable of strings or Documents")
+    null_objs = _check_nulls(nulls, space, n_sims)
+    norm, eps = model_normalization(model) if space == "normalized" else ("rms", 1e-5)
+    from tlgeom import __version__
+
+    settings = {
+        "model": getattr(model.cfg, "model_name", None) or type(model).__name__,
+        "n_layers": info.n_layers,
+        "d_model": info.d_model,
+        "points": points,
+        "space": space,
+        "norm": [norm, eps] if space == "normalized" else None,
+        "window": width,
+        "seed": seed,
+        "nulls": [n.name for n in null_objs],
+        "n_sims": n_sims if null_objs else 0,
+        "tlgeom_version": __version__,
+    }
+    path = _check_out(out, settings)
+    _clean_interrupted(path)
+    done = _done_ids(path)
+    pa, _ = _parquet()
+    labels = _compat.point_labels(info.n_layers, points)[1:-1]
+    options = {"center": space == "normalized" and norm == "layernorm"}
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(disable=not progress, file=sys.stderr, unit="doc", desc="corpus")
+    n_windows = n_tokens = n_skipped = 0
+    seconds = 0.0
+    k0 = len(_parts(path))
+    skipped: list[int] = [0]
+
+    def todo() -> Iterator[_Window]:
+        for w in _windows(model, documents, width):
+            if w.id in done:
+                skipped[0] += 1
+                continue
+            yield w
+
+    try:
+        t0 = time.perf_counter()
+        for k, batch in enumerate(_batches(todo(), batch_tokens, lookahead)):
+            if space == "normalized":
+                metrics: list[StreamMetric] = [_SphereAngles(norm, eps), _SphereLTC(norm, eps)]
+            else:
+                metrics = [TurningAngles(), LengthToChord()]
+            if null_objs:
+                metrics.append(_BatchStates(norm if space == "normalized" else None, eps))
+            mask = _forward(model, batch, info, points, metrics)
+            ang = torch.rad2deg(metrics[0].result()).cpu().numpy()  # [B, pos, V]
+            ltc = metrics[1].result().cpu().numpy()  # [B, pos]
+            states = metrics[2].result() if null_objs else None
+            cols: dict[str, list] = {
+                k_: []
+                for k_ in ("id", "doc_id", "window", "n_tokens", "layer_mean_angle")
+                + ("mean_angle", "mean_abs_dev", "median_ltc", "mean_log_ltc")
+            }
+            sims: dict[str, list] = {
+                f"sims:{n.name}:{s}": [] for n in null_objs for s in CORPUS_STATISTICS if s in n.tests
+            }
+            a_list, l_list = [], []
+            for i, w in enumerate(batch):
+                n = int(mask[i].sum())
+                a, lt = ang[i, :n], ltc[i, :n]
+                with np.errstate(invalid="ignore"), _quiet():
+                    logl = np.log(lt)
+                    cols["layer_mean_angle"].append(np.nanmean(a, axis=0).tolist())
+                    cols["mean_angle"].append(float(np.nanmean(a)))
+                    cols["mean_abs_dev"].append(float(np.nanmean(np.abs(a - 90))))
+                    cols["median_ltc"].append(float(np.nanmedian(lt)))
+                    cols["mean_log_ltc"].append(float(np.nanmean(logl)))
+                cols["id"].append(w.id)
+                cols["doc_id"].append(w.doc_id)
+                cols["window"].append(w.index)
+                cols["n_tokens"].append(n)
+                a_list.append(a)
+                l_list.append(logl)
+                if states is not None:
+                    x = states[i, :n]
+                    for null in null_objs:
+                        for st, v in _sim_statistics(null, x, n_sims, seed, w.id, options).items():
+                            sims[f"sims:{null.name}:{st}"].append(v.cpu().numpy().tolist())
+            cols.update(sims)
+            table = pa.table(cols)
+            name = f"part-{k0 + k:06d}-{secrets.token_hex(4)}"
+            _write_part(path, name, table, CorpusStats.of(a_list, l_list))
+            n_windows += len(batch)
+            n_tokens += int(mask.sum())
+            seconds = time.perf_counter() - t0
+            bar.update(len(batch))
+            bar.set_postfix(tokens_s=f"{n_tokens / max(seconds, 1e-9):.0f}", refresh=False)
+    finally:
+        bar.close()
+    n_skipped = skipped[0]
+    stats_paths = [path / "stats" / f"{p.stem}.json" for p in _parts(path)]
+    if not stats_paths:
+        raise bad_arg("documents", "no window was processed", "at least one document")
+    return CorpusRun(
+        out=path,
+        settings=settings,
+        stats=merge_stats(stats_paths),
+        n_windows=n_windows,
+        n_tokens=n_tokens,
+        n_skipped=n_skipped,
+        seconds=seconds,
+        vertex_labels=labels,
+    )
+
+
+class _quiet:
+    """Silence numpy's 'Mean of empty slice' for windows too short to have an angle (NaN is the answer)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return self
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# The text-level test from the files
+
+
+def tests_from_rows(
+    out: str | os.PathLike,
+    *,
+    unit: str = "document",
+    alpha: float = 0.05,
+    correction: str = "holm",
+    n_boot: int = 9999,
+) -> Any:
+    """The text-level Monte-Carlo test of every stored null × statistic, from ``out``'s rows alone.
+
+    For each unit t (a document: the mean over its windows of the observed value and of each
+    simulation; or each window with ``unit="window"``), ``s_t`` observed and ``s_t^(b)`` simulated:
+    effect ``mean_t (s_t − m_t)`` (``m_t`` the mean of the unit's simulations) with a 95 % percentile
+    bootstrap CI over units; ``p = (1 + #{b : T^(b) ≥ T}) / (1 + B)`` on the across-unit means
+    (:func:`tlgeom.stats.pvalues.exchangeable_pvalue`, two-sided for ``mean_angle``), as
+    :func:`~tlgeom.experiments.curvature.compare_to_nulls`; ``p_adjusted`` by ``correction`` over the
+    family, ``reject = p_adjusted ≤ alpha``. Windows of one document share its context, hence the
+    default document unit.
+
+    Returns:
+        DataFrame with columns null, statistic, space, observed, null_mean, effect, ci_low, ci_high,
+        p, p_adjusted, n_texts, reject (one row per null × statistic).
+    """
+    import pandas as pd
+
+    from tlgeom._args import check_alpha, check_correction
+
+    unit = check_choice("unit", unit, UNITS)
+    alpha, correction = check_alpha(alpha), check_correction(correction)
+    n_boot = check_int("n_boot", n_boot, 0)
+    path = Path(out)
+    settings = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+    rows = read_rows(path)
+    sim_cols = [c for c in rows.columns if c.startswith("sims:")]
+    if not sim_cols:
+        raise bad_arg("out", str(out), "a run with nulls and n_sims > 0 (no simulated statistics stored)")
+    seed = settings.get("seed", 0)
+    group = rows["doc_id"] if unit == "document" else rows["id"]
+    order = list(dict.fromkeys(group))
+    result = []
+    for col in sim_cols:
+        _, name, st = col.split(":")
+        obs = rows[OBSERVED_COLUMN[st]].to_numpy(dtype=float)
+        sim = np.stack([np.asarray(v, dtype=float) for v in rows[col]])  # [rows, B]
+        conf = np.concatenate([obs[:, None], sim], axis=1)  # [rows, B+1]
+        s = pd.DataFrame(conf).groupby(group.to_numpy()).mean().loc[order].to_numpy()  # [T, B+1]
+        s = s[np.isfinite(s).all(1)]
+        m = s[:, 1:].mean(1)
+        eff = s[:, 0] - m
+        alt = ALTERNATIVES[st]
+        p = float(exchangeable_pvalue(torch.from_numpy(s.mean(0)), alt))
+        row = _row(get_null(name), st, settings.get("space", "raw"), alt, s[:, 0], m, eff, p, n_boot, seed)
+        result.append(row)
+    table = pd.DataFrame(result, columns=TEST_COLUMNS)
+    table["p_adjusted"] = adjust_pvalues(table.p.to_numpy(dtype=float), correction)
+    table["reject"] = (table.p_adjusted <= alpha).fillna(False).astype(bool)
+    return table[
+        ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted"]
+        + ["n_texts", "reject"]
+    ]
