@@ -71,6 +71,8 @@ def test_sphere_report_is_layernorm_on_the_hyperplane(gpt2_bridge):
     assert (f.eps_rel_err_max < 1e-5).all() and (f.ones_cos_max < 1e-5).all()
 
 
+# 2 controls keep this path test fast; tlgeom rightly warns that no onset can then reach alpha
+@pytest.mark.filterwarnings("ignore:controls=2.*no onset can be significant:UserWarning")
 def test_cli_report_on_a_local_gpt2_folder(gpt2_dir, tmp_path):
     out = tmp_path / "rep"
     assert (
