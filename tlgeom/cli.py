@@ -7,6 +7,7 @@
     tlgeom deflect         eclipse experiment: deflection by a context edit, with patching
     tlgeom sphere          Traveling Words: the normalisation hypersphere, layer by layer
     tlgeom report          all of the above, as PNG + CSV + results.json + a self-contained report.html
+    tlgeom corpus          turning angles and LTC over a whole corpus, to resumable Parquet (run_corpus)
 
 Every command takes ``--model``, ``--text`` / ``--text-file`` (default: the bundled paragraph),
 ``--device``, ``--seed``, ``--out`` (default ``tlgeom-<command>/``) and ``--overwrite``;
@@ -188,7 +189,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", type=int, default=0, help="bundled homonym pair for the eclipse section (default 0)")
     p.add_argument("--controls", type=int, default=19, help="matched control edits in the eclipse section (default 19)")
     p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
+    _corpus_parser(sub)
     return parser
+
+
+def _corpus_parser(sub: Any) -> None:
+    """``tlgeom corpus``: :func:`tlgeom.experiments.corpus.run_corpus` from the command line."""
+    p = sub.add_parser(
+        "corpus",
+        help="turning angles and LTC over a whole corpus, written to resumable Parquet",
+        description="One row per document (window) in --out/rows/*.parquet, mergeable statistics in "
+        "--out/stats/; re-running with the same --out resumes where it stopped.",
+    )
+    p.add_argument("--corpus", required=True, help="'lee', 'lee_test', 'enwiki' or a .txt/.jsonl file")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="as for the other commands (default smollm2-135m)")
+    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    p.add_argument("--out", default=DEFAULT_OUT.format(command="corpus"), help="run folder (default tlgeom-corpus/)")
+    p.add_argument("--max-docs", type=int, default=None, help="only the first N documents")
+    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass (default 4096)")
+    p.add_argument("--max-tokens", type=int, default=None, help="window size in tokens (default n_ctx)")
+    p.add_argument("--space", choices=("raw", "normalized"), default="raw", help="default raw")
+    p.add_argument("--n-sims", type=int, default=0, help="simulations per window of each default null (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the null simulations (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_corpus(args: argparse.Namespace) -> int:
+    """Load the corpus and the model, run :func:`run_corpus`, print its summary (and the tests)."""
+    from tlgeom.data.corpora import load_corpus
+    from tlgeom.experiments.corpus import run_corpus, tests_from_rows
+    from tlgeom.stats.nulls import DEFAULT_NULLS
+
+    check_seed(args.seed, arg="--seed", allow_none=False)
+    for value, arg, minimum in ((args.batch_tokens, "--batch-tokens", 1), (args.n_sims, "--n-sims", 0)):
+        _check_min(value, arg, minimum)
+    if args.max_docs is not None:
+        _check_min(args.max_docs, "--max-docs", 1)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise bad_arg("--out", args.out, "a directory (this path is a file)")
+    try:
+        docs = load_corpus(args.corpus, args.max_docs)
+    except TlgeomError as exc:
+        raise TlgeomError(f"--corpus: {exc}") from exc
+    model = _load(args)
+    run = run_corpus(
+        model,
+        docs,
+        out,
+        batch_tokens=args.batch_tokens,
+        max_tokens=args.max_tokens,
+        space=args.space,
+        nulls=DEFAULT_NULLS[args.space] if args.n_sims > 0 else None,
+        n_sims=args.n_sims,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print(f"tlgeom corpus — {args.model} on {args.corpus}\n{run.summary()}")
+    if args.n_sims > 0:
+        print(tests_from_rows(out).to_string(index=False))
+    print(f"\nrows under {out / 'rows'}/, statistics under {out / 'stats'}/")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _run(args)
+        return _run_corpus(args) if args.command == "corpus" else _run(args)
     except TlgeomError as exc:
         print(f"tlgeom {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

@@ -200,3 +200,21 @@ def test_bad_input(tiny_gpt2, tmp_path):
         C.merge_stats([])
     settings = json.loads((tmp_path / "g" / "run.json").read_text())
     assert settings["tlgeom_version"] and settings["points"] == "resid" and settings["seed"] == 0
+
+
+def test_cli_corpus(tiny_gpt2, tmp_path, monkeypatch, capsys):
+    from tlgeom import cli
+
+    src = tmp_path / "docs.txt"
+    src.write_text("\n\n".join(d.text for d in _docs(6, seed=17)))
+    monkeypatch.setattr(cli, "_load", lambda args: tiny_gpt2)
+    argv = ["corpus", "--corpus", str(src), "--out", str(tmp_path / "o"), "--max-docs", "4", "--no-progress"]
+    assert cli.main(argv + ["--batch-tokens", "64", "--n-sims", "9"]) == 0
+    printed = capsys.readouterr().out
+    assert "tokens/s" in printed and "rotation" in printed
+    assert len(C.read_rows(tmp_path / "o")) == 4
+    assert cli.main(argv + ["--batch-tokens", "0"]) == 2
+    assert "--batch-tokens" in capsys.readouterr().err
+    assert cli.main(argv + ["--n-sims", "9", "--seed", "5"]) == 2  # other settings than the run there
+    assert "seed" in capsys.readouterr().err
+    assert cli.main(["corpus", "--corpus", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 2
