@@ -318,3 +318,29 @@ def test_cli_names_its_own_options(monkeypatch, capsys, tmp_path):
         pytest.skip("needs a machine without CUDA")
     assert cli.main(["sphere", "--device", "cuda", "--out", str(tmp_path), "--no-progress"]) == 2
     assert capsys.readouterr().err.startswith("tlgeom sphere: error: --device='cuda'")
+
+
+#: Bad input every command shares, and the text of the one-line error that names it.
+_COMMON_BAD = [
+    (["--seed", "-1"], "--seed=-1"),
+    (["--seed", str(2**70)], "--seed="),
+    (["--text", "   "], "--text="),
+    (["--text-file", "/nonexistent/tlgeom.txt"], "--text-file="),
+    (["--no-such-option"], "--no-such-option"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", _COMMON_BAD, ids=[a[0] for a, _ in _COMMON_BAD])
+@pytest.mark.parametrize("command", sorted(cli.COMMAND_STAGES))
+def test_every_command_refuses_bad_input_in_one_line(tiny_cli, tmp_path, capsys, command, argv, needle):
+    """The bad-input table over every CLI command: exit status 2, one line on stderr naming the option,
+    no traceback, and nothing written."""
+    out = tmp_path / "o"
+    try:
+        status = tiny_cli(command, *argv, "--out", str(out))
+    except SystemExit as exc:  # argparse's own usage errors exit (in one line too)
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
