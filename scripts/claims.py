@@ -70,7 +70,7 @@ COLUMNS = ID_COLUMNS + TEST_COLUMNS + ["tlgeom_version"]
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 MODELS = ("smollm2-135m", "minilm-l6")
 SPACES = ("raw", "normalized")
-PARTS = ("curvature", "eclipse", "heads", "language")
+PARTS = ("curvature", "eclipse", "heads", "language", "readout")
 
 
 def part_of(claim: str) -> str:
@@ -257,9 +257,36 @@ def _run_eclipse(model: Any, name: str, texts: list[str], args: argparse.Namespa
     return run_eclipse(model, name, args)
 
 
-#: The language analysis runs spaCy and both models on every word: 20 texts keep it to minutes.
+def run_readout(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    """What the model reads out where it bends: do sharp turns coincide with logit-lens top-1 changes or
+    next-token rank gains more often than chance and than in the untrained model? Models without a
+    language-model head (minilm-l6) get one "not run" row saying why."""
+    from tlgeom import TlgeomError
+    from tlgeom.experiments.readout import curvature_vs_readout
+
+    t0 = time.perf_counter()
+    try:
+        frame = tests_frame(
+            curvature_vs_readout(model, texts[:LANGUAGE_TEXTS], seed=args.seed, alpha=args.alpha), "readout"
+        )
+    except TlgeomError as exc:
+        row = {c: float("nan") for c in TEST_COLUMNS}
+        row.update(null="none", statistic="not run", space="raw", n_texts=0, reject=False, note=str(exc)[:300])
+        frame = pd.DataFrame([row])
+    print(f"  readout: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    keep = TEST_COLUMNS + [c for c in ("note",) if c in frame.columns]
+    return [_rows(frame[keep], claim="readout", model=name, corpus=args.corpus_label, item="")]
+
+
+#: The language and readout analyses run spaCy / the logit lens on every word: 20 texts keep them to minutes.
 LANGUAGE_TEXTS = 20
-RUNNERS = {"curvature": _run_curvature, "eclipse": _run_eclipse, "heads": run_heads, "language": run_language}
+RUNNERS = {
+    "curvature": _run_curvature,
+    "eclipse": _run_eclipse,
+    "heads": run_heads,
+    "language": run_language,
+    "readout": run_readout,
+}
 
 
 def load(name: str, quick: bool) -> Any:
