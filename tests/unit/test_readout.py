@@ -12,10 +12,26 @@ import torch
 from tlgeom._errors import TlgeomError
 from tlgeom.experiments import readout as ro
 
+
+def _has_tl_logit_lens() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("transformer_lens.tools.analysis.logit_lens") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+#: the logit lens reuses TransformerLens 4.3's tools.analysis; on 3.9 tlgeom refuses it (tested below)
+needs_tl43 = pytest.mark.skipif(
+    not _has_tl_logit_lens(), reason="TransformerLens < 4.3 has no tools.analysis logit lens"
+)
+
 TEXT = "the cat sat on the mat and the dog ran to the door"
 TEXTS = [TEXT, "a bird sang in the old tree by the river", "the man walked home in the rain at night", "we ate bread"]
 
 
+@needs_tl43
 def test_logit_lens_last_point_is_the_models_own_output(tiny_gpt2):
     r = ro.logit_lens(tiny_gpt2, TEXT, k=3)
     toks = tiny_gpt2.to_tokens(TEXT)
@@ -72,6 +88,7 @@ def test_events_definitions():
     assert e["rank_gain"][0, 1].item() == pytest.approx(math.log2(4))
 
 
+@needs_tl43
 def test_curvature_vs_readout_table_and_figure(tiny_gpt2, tmp_path):
     r = ro.curvature_vs_readout(tiny_gpt2, TEXTS, seed=1, n_resamples=999)
     t = r.tests()
@@ -201,3 +218,9 @@ def test_landscape_section_draws_the_pca_view(tiny_gpt2, tmp_path):
 
     sec = landscape_section(tiny_gpt2, TEXT, tmp_path, view="pca")
     assert (tmp_path / "landscape.png").exists() and sec.results["n_tokens"] == tiny_gpt2.to_tokens(TEXT).shape[1]
+
+
+@pytest.mark.skipif(_has_tl_logit_lens(), reason="only TransformerLens < 4.3 lacks the logit lens")
+def test_logit_lens_on_old_transformer_lens_is_a_clear_refusal(tiny_gpt2):
+    with pytest.raises(TlgeomError, match="TransformerLens >= 4.3"):
+        ro.logit_lens(tiny_gpt2, "the cat sat on the mat")

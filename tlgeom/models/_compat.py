@@ -35,6 +35,12 @@ from jaxtyping import Bool, Int
 from tlgeom._errors import PrecisionWarning, TlgeomError, bad_arg
 
 POINT_KINDS = ("resid", "sublayer")
+#: Hugging Face model types whose attention is bidirectional (encoders), for TransformerLens versions
+#: whose Bridge config does not say so.
+ENCODER_MODEL_TYPES = frozenset(
+    {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "camembert", "mpnet", "modernbert",
+     "deberta", "deberta-v2", "nomic_bert"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,12 @@ def check_model(model: Any, arg: str = "model") -> ModelInfo:
         api, encoder = "hooked_encoder", True
     elif "TransformerBridge" in [c.__name__ for c in type(model).__mro__]:
         # an embedding LayerNorm alone does not make an encoder (BLOOM is a causal decoder with one)
-        bidirectional = str(getattr(cfg, "attention_dir", "") or "") == "bidirectional"
+        # TransformerLens 4.3 says so in cfg.attention_dir; 3.9's Bridge leaves "causal" on BERT, so the HF
+        # model type decides there
+        hf_type = str(getattr(getattr(getattr(model, "original_model", None), "config", None), "model_type", "") or "")
+        bidirectional = (
+            str(getattr(cfg, "attention_dir", "") or "") == "bidirectional" or hf_type in ENCODER_MODEL_TYPES
+        )
         api, encoder = "bridge", "embed_ln.hook_out" in hook_dict and bidirectional
     else:
         api, encoder = "hooked_transformer", False
