@@ -173,7 +173,7 @@ def run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namesp
     import tlgeom
 
     frames = []
-    for space in SPACES:
+    for space in args.spaces:
         t0 = time.perf_counter()
         kw = _supported(
             tlgeom.curvature_test,
@@ -335,6 +335,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         "n_texts": len(docs),
         "min_words": args.min_words,
         "max_tokens": args.max_tokens,
+        "spaces": list(getattr(args, "spaces", SPACES)),
         "n_sims": args.n_sims,
         "seed": args.seed,
         "alpha": args.alpha,
@@ -492,6 +493,7 @@ def read_table(path: Path = RESULTS / "claims.csv") -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--spaces", nargs="+", choices=SPACES, default=list(SPACES), help="curvature spaces (default both)")
     p.add_argument("--corpus", default="lee", help="a tlgeom.data.corpora name or a .txt/.jsonl path")
     p.add_argument("--texts", type=int, default=50, help="number of documents (first in file order)")
     p.add_argument("--min-words", type=int, default=40)
