@@ -28,7 +28,9 @@ FIND_LINKS   := $(wildcard /opt/wheels)
 INDEXES      := $(wildcard /opt/pypi/simple /opt/pypi-more/simple)
 UV_SOURCES   := $(addprefix --find-links ,$(FIND_LINKS)) $(addprefix --extra-index-url file://,$(INDEXES))
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-2.13.0*),,--torch-backend cpu)
-UV_INSTALL    = $(UV) pip install -q $(UV_SOURCES) --python $(1)/bin/python
+# unsafe-best-match: the newest version across the local indexes and PyPI (uv's default takes the first index
+# that has a package, which here gave transformers 5.17 where the architecture matrix was built on 5.24)
+UV_INSTALL    = $(UV) pip install -q $(UV_SOURCES) --index-strategy unsafe-best-match --python $(1)/bin/python
 
 LINT_PATHS := tlgeom tests benchmarks $(wildcard tutorials/*.py) $(wildcard scripts)
 
