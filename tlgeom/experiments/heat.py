@@ -1,38 +1,8 @@
-"""Laplace–Beltrami operator and heat kernel on point clouds; attention vs heat-kernel diffusion.
+"""Attention vs heat-kernel diffusion on a model, and the residual cloud's Laplacian.
 
-Graph Laplacian (diffusion maps, Coifman & Lafon 2006, α-normalisation):
-
-1. ``K_ij = exp(−‖x_i − x_j‖² / ε)`` for i ≠ j, ``K_ii = 0`` (no self-loops: the diagonal adds an
-   O(1/(N ε^{m/2})) downward bias to every eigenvalue, m the intrinsic dimension).
-2. ``q_i = Σ_j K_ij``, ``K⁽ᵅ⁾_ij = K_ij / (q_i^α q_j^α)`` (α = 1 removes the sampling density).
-3. ``d_i = Σ_j K⁽ᵅ⁾_ij``, ``P = D⁻¹ K⁽ᵅ⁾`` (row-stochastic).
-4. ``L = (4/ε) (I − P)``.
-
-For the Gaussian ``exp(−|z|²/ε)``, ``P f = f + (ε/4) Δ_g f + O(ε²)`` on an m-dimensional
-submanifold (the second moment per coordinate is ε/2), so ``L → −Δ_g`` as N → ∞, ε → 0 (with
-α = 1, for any smooth sampling density). The factor 4 is that moment, not a fitted constant:
-on 1,000 uniform points of the unit circle the first eigenvalues come out ≈ 1, 1, 4, 4 and on
-the unit 2-sphere ≈ 2 (×3), 6 (×5). ``L`` is similar to the symmetric
-``(4/ε)(I − S)``, ``S = D^{-1/2} K⁽ᵅ⁾ D^{-1/2}``, which is what gets eigendecomposed.
-
-Bandwidth rule (:func:`bandwidth`): ``ε = median_i ‖x_i − x_{i,(k)}‖²``, the median squared
-distance to the k-th nearest neighbour, ``k = 16`` by default. Each point then has ~k
-neighbours within one kernel width, enough to average out sampling noise, while ε stays
-small enough that the O(ε) bias is a few percent (circle, N = 1000: ε ≈ 2.4e-3; unit sphere,
-N = 2000: ε ≈ 0.03).
-
-Heat kernel: ``H_t = exp(−t L) = D^{-1/2} V exp(−t (4/ε)(1 − μ)) Vᵀ D^{1/2}`` (``S = V diag(μ) Vᵀ``),
-row-stochastic and non-negative, the discrete counterpart of ``K_t(x, y)`` solving
-``(∂_t − Δ) K_t = 0``.
-
-Attention vs heat kernel (:func:`attention_vs_heat_kernel`): for each head, the point cloud is
-that head's queries and keys, scaled so that ``q̃_i · k̃_j = q_i · k_j / √d_head`` is exactly the
-attention score, i.e. the geometry of the query/key space induced by ``W_Q W_Kᵀ``. The heat kernel
-on this cloud, restricted to query rows and key columns, causally masked and row-normalised, is
-fitted to the attention pattern over (t, ε); the baseline is the plain Gaussian kernel
-``exp(−‖q̃_i − k̃_j‖²/σ)`` (masked, row-normalised) fitted over σ. Note that softmax attention is
-*exactly* ``exp(−‖q̃_i − k̃_j‖²/2) · exp(‖k̃_j‖²/2)`` after row normalisation: a Gaussian only with a
-key-dependent weight, which neither fitted kernel has.
+The diffusion-map Laplacian, its bandwidth rule and the heat kernel ``exp(−tL)`` (formulas and
+conventions) are pure maths in ``tlgeom.geometry.heat``; this module applies them to a model's
+residual states and compares the heat kernel with the model's own attention patterns.
 """
 
 from __future__ import annotations

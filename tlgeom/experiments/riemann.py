@@ -1,30 +1,10 @@
-"""Riemannian geometry of the learned space: pullback metric, connection, curvature, geodesics.
+"""Riemannian geometry on a model: model charts and the effective metric of attention heads.
 
-Conventions (index placement as in Carroll / MTW):
-
-* A *metric function* maps one chart point ``x[n]`` to ``g(x)[n, n]`` (symmetric positive
-  definite). Every function here takes a metric function and points ``x[..., n]`` with any
-  leading dims; derivatives of ``g`` come from ``torch.func.jacrev`` (reverse mode: on CPU it
-  is ~100× cheaper per call than ``jacfwd`` for these small maps), vectorised over the points
-  with ``torch.func.vmap``; maps into R^d (charts, embeddings) use ``jacfwd``/JVPs. Everything is float64.
-* Christoffel symbols of the Levi-Civita connection, upper index first:
-  ``Γ[..., k, i, j] = Γ^k_ij = ½ g^{kl} (∂_i g_jl + ∂_j g_il − ∂_l g_ij)``.
-* Riemann tensor ``R[..., ρ, σ, μ, ν] = R^ρ_σμν = ∂_μ Γ^ρ_νσ − ∂_ν Γ^ρ_μσ + Γ^ρ_μλ Γ^λ_νσ − Γ^ρ_νλ Γ^λ_μσ``;
-  Ricci ``R_σν = R^ρ_σρν``; scalar curvature ``R = g^{σν} R_σν`` (round sphere of radius r: 2/r²).
-* Geodesics solve ``ẍ^k = −Γ^k_ij ẋ^i ẋ^j``; parallel transport of ``w`` along ``c(t)`` solves
-  ``ẇ^k = −Γ^k_ij ċ^i w^j``; both with classical RK4.
-
-Model charts (:func:`model_chart`): a token's residual state at trajectory point ``l0`` is moved
-in a k-dimensional subspace, ``x_l0 + B u`` (``B`` a ``d_model × k`` orthonormal basis), and
-mapped through the model to its state at point ``l1``, the rest of the context fixed. The map is
-``R^k → R^d_model``; its pullback metric ``JᵀJ`` is computed from k JVPs (one batched forward
-pass with dual numbers), so no ``d_model × d_model`` tensor is ever formed.
-
-Effective metric of an attention head (:func:`head_metric_signature`): the bilinear form
-``S = ½ (W_Q W_Kᵀ + W_K W_Qᵀ) / √d_head`` on the attention input (the LN/RMSNorm output), whose
-eigen-signature (how many positive / negative directions) says how far the head's score
-``x_iᵀ W_Q W_Kᵀ x_j`` is from a (pseudo-)inner product. Computed from the ``2·d_head``-dimensional
-factorisation, never as a ``d_model × d_model`` matrix.
+The pullback metric, Christoffel symbols, curvature, geodesics and ``head_effective_metric`` (their
+formulas and index conventions) are pure maths in ``tlgeom.geometry.riemann``; this module builds
+charts through the model (``model_chart``: a token's state at point ``l0`` moved in a k-dimensional
+subspace and mapped to point ``l1``, its metric from k JVPs) and the per-head signature with the
+untrained model as reference (``head_metric_signature``).
 """
 
 from __future__ import annotations

@@ -1,40 +1,8 @@
-"""The LayerNorm hypersphere (Traveling Words, Molina 2023, §3): where normalisation puts tokens.
+"""The LayerNorm hypersphere report on a model (Traveling Words, Molina 2023, §3).
 
-A normalisation layer maps a residual vector ``x ∈ R^d`` to ``y = γ ⊙ n + β`` with
-
-* **LayerNorm**: ``n = (x − μ(x)·1) / sqrt(σ²(x) + ε)``, ``μ`` the mean and ``σ²`` the (biased)
-  variance of x's d coordinates. Without ε, ``‖n‖ = √d`` and ``⟨n, 1⟩ = 0``: n lies on the sphere
-  of radius √d inside the hyperplane ⊥ 1 (a (d−2)-sphere).
-* **RMSNorm**: ``n = x / sqrt(mean(x²) + ε)``: ``‖n‖ = √d`` but no hyperplane constraint.
-
-With ε the norm is slightly short: ``‖n‖ = √d · sqrt(1 − ε/s²)`` exactly, where
-``s = sqrt(σ² + ε)`` (LN) or ``sqrt(mean(x²) + ε)`` (RMS) is what TransformerLens records in
-``hook_scale``. The gain γ and bias β then turn the sphere into an ellipsoid with semi-axes
-``√d·|γ_i|`` (LayerNorm: restricted to the hyperplane) centred at β.
-
-TransformerLens records ``n`` in ``*.hook_normalized`` (before γ, in every API) and ``s`` in
-``*.hook_scale``; :func:`sphere_report` reads them at every normalisation layer.
-
-Which layers are read:
-
-* decoders (GPT-2 style LayerNorm, Llama style RMSNorm): ``blocks.L.ln1``, ``blocks.L.ln2``,
-  ``ln_final``;
-* post-LN BERT encoders: the embedding LayerNorm (Bridge ``embed_ln``, HookedEncoder
-  ``embed.ln``), ``blocks.L.ln1`` (after attention) and ``blocks.L.ln2`` (after the MLP). The
-  Bridge's ``ln_final`` / HookedEncoder's ``mlm_head.ln`` belong to the masked-LM head (random
-  for MiniLM), not to the encoder, and are left out.
-
-Processing (``tlgeom.load_model(..., processed=True)`` calls ``enable_compatibility_mode``):
-
-* ``fold_ln`` folds every γ (and β) into the weights that read the normalised vector, so the
-  norm modules have γ = 1, β = 0: the report's ellipsoid columns then show the identity (axis
-  ratio 1, offset 0) — the ellipsoid has moved into W_Q/W_K/W_V/W_in/W_U, it has not gone.
-* ``center_writing_weights`` (LayerNorm models only) makes every write into the residual stream
-  mean-free, so the *raw* residual has no component along 1 (``raw_ones_cos`` ≈ 0) and smaller
-  norms. ``hook_normalized`` is unchanged (LayerNorm is invariant to shifts along 1).
-* RMSNorm models (smollm2) skip centering; only γ is folded.
-
-All statistics are computed in float64 on valid (non-padding) tokens.
+The normalisation maths (``n``, ``γ ⊙ n + β``, the √d sphere, the ellipsoid and the embedding
+check, with their formulas and ε correction) is in ``tlgeom.geometry.sphere``; this module reads a
+model's norm layers and reports, layer by layer, how close its normalised vectors sit to that sphere.
 """
 
 from __future__ import annotations
