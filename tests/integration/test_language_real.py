@@ -62,6 +62,9 @@ def test_curvature_vs_language_smollm2(smollm2, lee_texts):
 def test_curvature_vs_readout_smollm2(smollm2, lee_texts):
     import pandas as pd
 
+    # TransformerLens < 4.3 has no tools.analysis logit lens (tlgeom refuses it there: tests/unit/test_readout.py)
+    pytest.importorskip("transformer_lens.tools.analysis.logit_lens")
+
     from tlgeom.experiments.readout import curvature_vs_readout, logit_lens
 
     text = lee_texts[0]
