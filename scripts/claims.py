@@ -88,7 +88,11 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
     if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
         return new, {**settings, "parts": {p: settings["seconds"] for p in parts}}
     old, old_settings = read_table(out), json.loads(sidecar.read_text())
-    kept = old[~old["claim"].map(part_of).isin(parts)]
+    replaced = old["claim"].map(part_of).isin(parts)
+    # curvature rows are per space: re-running one space keeps the other space's rows
+    spaces = settings.get("spaces", list(SPACES))
+    replaced &= (old["claim"].map(part_of) != "curvature") | old["space"].isin(spaces)
+    kept = old[~replaced]
     table = pd.concat([kept, new], ignore_index=True) if len(kept) else new
     table["_order"] = table["claim"].map(part_of).map(PARTS.index)
     table = table.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
@@ -98,6 +102,15 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
         for m in {*old_settings.get("models", {}), *settings["models"]}
     }
     merged["parts"] = {**old_settings.get("parts", {}), **{p: settings["seconds"] for p in parts}}
+    if "curvature" in parts:  # which settings made each space's curvature rows
+        keys = ("n_texts", "max_tokens", "n_sims", "seed")
+        earlier = old.loc[old["claim"].map(part_of) == "curvature", "space"].unique()
+        merged["curvature_runs"] = {
+            **{sp: {k: old_settings.get(k) for k in keys} for sp in earlier},  # runs from before this record
+            **old_settings.get("curvature_runs", {}),
+            **{sp: {k: settings[k] for k in keys} for sp in spaces},
+        }
+    merged["spaces"] = sorted(table.loc[table["claim"].map(part_of) == "curvature", "space"].unique())
     return table, merged
 
 
