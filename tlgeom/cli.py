@@ -8,6 +8,7 @@
     tlgeom sphere          Traveling Words: the normalisation hypersphere, layer by layer
     tlgeom report          all of the above, as PNG + CSV + results.json + a self-contained report.html
     tlgeom corpus          turning angles and LTC over a whole corpus, to resumable Parquet (run_corpus)
+    tlgeom claims          every testable claim of the three papers over a corpus, per model: one table
 
 Every command takes ``--model``, ``--text`` / ``--text-file`` (default: the bundled paragraph),
 ``--device``, ``--seed``, ``--out`` (default ``tlgeom-<command>/``) and ``--overwrite``;
@@ -190,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", type=int, default=19, help="matched control edits in the eclipse section (default 19)")
     p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
     _corpus_parser(sub)
+    sub.add_parser(
+        "claims",
+        add_help=False,  # `tlgeom claims --help` is tlgeom.report.claims' own parser
+        help="every testable claim over a corpus on each model given: claim × model → effect, CI, adjusted p, "
+        "verdict, n_texts (tlgeom claims --help)",
+    )  # its options are parsed by tlgeom.report.claims (main() hands every argument after "claims" over)
     return parser
 
 
@@ -212,6 +219,15 @@ def _corpus_parser(sub: Any) -> None:
     p.add_argument("--n-sims", type=int, default=0, help="simulations per window of each default null (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the null simulations (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (this process, default) or ray: Ray Data, one model per worker; an embedded local Ray, or "
+        "the cluster named by RAY_ADDRESS (pip install 'tlgeom[ray]')",
+    )
+    p.add_argument("--workers", type=int, default=2, help="with --engine ray: actors, one model each (default 2)")
+    p.add_argument("--gpus-per-worker", type=float, default=None, help="with --engine ray (default: 1 if GPUs)")
 
 
 def _run_corpus(args: argparse.Namespace) -> int:
@@ -225,6 +241,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         _check_min(value, arg, minimum)
     if args.max_docs is not None:
         _check_min(args.max_docs, "--max-docs", 1)
+    _check_min(args.workers, "--workers", 1)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise bad_arg("--out", args.out, "a directory (this path is a file)")
@@ -232,11 +249,17 @@ def _run_corpus(args: argparse.Namespace) -> int:
         docs = load_corpus(args.corpus, args.max_docs)
     except TlgeomError as exc:
         raise TlgeomError(f"--corpus: {exc}") from exc
-    model = _load(args)
+    if args.engine == "ray":  # every worker loads its own model: pass the name, not a model
+        model: Any = args.model
+        engine_options = {"workers": args.workers, "gpus_per_worker": args.gpus_per_worker, "device": args.device}
+    else:
+        model, engine_options = _load(args), {}
     run = run_corpus(
         model,
         docs,
         out,
+        engine=args.engine,
+        **engine_options,
         batch_tokens=args.batch_tokens,
         max_tokens=args.max_tokens,
         space=args.space,
@@ -427,6 +450,15 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tlgeom`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["claims"]:
+        from tlgeom.report.claims import main as claims_main
+
+        try:
+            return claims_main(argv[1:], prog="tlgeom claims")
+        except TlgeomError as exc:
+            print(f"tlgeom claims: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

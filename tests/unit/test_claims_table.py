@@ -7,7 +7,6 @@ block is regenerated and compared, so a README number that is not the CSV's fail
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,14 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CSV = ROOT / "results" / "claims.csv"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("tlgeom_claims_script", ROOT / "scripts" / "claims.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-claims = _load_script()
+from tlgeom.report import claims  # noqa: E402  (tlgeom claims; scripts/claims.py is its repository wrapper)
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +182,35 @@ def test_readme_numbers_are_the_csv_numbers(table, readme):
             pytest.fail("results/README.md must carry the claims block (python scripts/claims.py --readme)")
         pytest.skip(f"{readme} quotes no claims block")
     assert block == claims.render_block(table), f"{readme} is stale: run `python scripts/claims.py --readme {readme}`"
+
+
+def test_tlgeom_claims_command_end_to_end(tmp_path, capsys):
+    """``tlgeom claims --quick`` (tiny random models, 8 Lee texts) writes the table and its settings, prints
+    the table, and re-running one part keeps the other parts' rows."""
+    from tlgeom.cli import main
+
+    pytest.importorskip("pyarrow")
+    from tlgeom.data.corpora import load_corpus
+
+    try:
+        load_corpus("lee", 1)
+    except Exception as exc:  # the corpus fetch needs the gensim wheel (make corpus)
+        pytest.skip(f"Lee corpus unavailable: {exc}")
+    out = tmp_path / "claims.csv"
+    argv = ["claims", "--quick", "--models", "gpt2", "--out", str(out), "--n-sims", "19"]
+    assert main([*argv, "--parts", "curvature", "heads", "--spaces", "raw"]) == 0
+    table = claims.read_table(out)
+    assert set(table.claim) == {"curvature", "heads_positive_mass"} and set(table.model) == {"gpt2"}
+    assert (table.n_texts[table.claim == "curvature"] == 8).all()
+    printed = capsys.readouterr().out
+    assert "| curvature | gpt2 | raw |" in printed and f"wrote {out}" in printed
+    assert main([*argv, "--parts", "curvature", "--spaces", "normalized"]) == 0
+    both = claims.read_table(out)
+    assert set(both.space[both.claim == "curvature"]) == {"raw", "normalized"}  # the raw rows were kept
+    assert (both[both.claim == "heads_positive_mass"].reset_index(drop=True)).equals(
+        table[table.claim == "heads_positive_mass"].reset_index(drop=True)
+    )
+    settings = json.loads(out.with_suffix(".json").read_text())
+    assert set(settings["curvature_runs"]) == {"raw", "normalized"} and settings["spaces"] == ["normalized", "raw"]
+    with pytest.raises(SystemExit):
+        main(["claims", "--parts", "nonsense"])

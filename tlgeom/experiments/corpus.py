@@ -89,6 +89,7 @@ OBSERVED_COLUMN = {"mean_angle": "mean_angle", "mean_abs_dev": "mean_abs_dev", "
 #: Fixed histogram bin edges of the turning angles (degrees): 180 bins of 1°.
 HIST_EDGES = np.linspace(0.0, 180.0, 181)
 UNITS = ("document", "window")
+ENGINES = ("local", "ray")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,6 +647,142 @@ def _check_nulls(nulls: Any, space: str, n_sims: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def check_progress(progress: Any) -> bool:
+    if not isinstance(progress, bool):
+        raise bad_arg("progress", progress, "True or False")
+    return progress
+
+
+def check_documents(documents: Any) -> None:
+    if isinstance(documents, (str, Document)):
+        raise bad_arg("documents", type(documents).__name__, "an iterable of documents (a list, not one text)")
+    if not isinstance(documents, Iterable):
+        raise bad_arg("documents", type(documents).__name__, "an iterable of strings or Documents")
+
+
+def _model_arg(model: Any) -> Any:
+    """A model, or a model built from a name (:func:`~tlgeom.models.load.load_model`) or a zero-argument loader."""
+    if isinstance(model, str):
+        from tlgeom.models.load import load_model
+
+        return load_model(model)
+    if callable(model) and not isinstance(model, torch.nn.Module):
+        return model()
+    return model
+
+
+def model_description(model: Any, space: str) -> dict[str, Any]:
+    """What a run's settings need to know of the model: its name and (normalized space) its norm."""
+    space = check_space(space)
+    norm, eps = model_normalization(model) if space == "normalized" else ("rms", 1e-5)
+    return {"model": getattr(model.cfg, "model_name", None) or type(model).__name__, "norm": norm, "eps": eps}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one batch needs besides the model, checked once: the local engine builds it from the
+    model, the Ray engine from a worker's description of it, and every Ray worker runs the same
+    :meth:`process`, so both engines write the same rows (up to float rounding of the batching)."""
+
+    points: str
+    space: str
+    norm: str
+    eps: float
+    nulls: tuple[str, ...]
+    n_sims: int
+    seed: int | None
+    width: int
+    batch_tokens: int
+    settings: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        info: Any,
+        description: dict[str, Any],
+        *,
+        points: str,
+        space: str,
+        nulls: Any,
+        n_sims: int,
+        seed: int | None,
+        max_tokens: int | None,
+        batch_tokens: int,
+    ) -> Plan:
+        from tlgeom import __version__
+
+        points, space = check_points(points), check_space(space)
+        batch_tokens = check_int("batch_tokens", batch_tokens, 1)
+        width = info.n_ctx if max_tokens is None else check_int("max_tokens", max_tokens, 2, info.n_ctx)
+        n_sims = check_int("n_sims", n_sims, 0)
+        seed = check_seed(seed)
+        null_names = tuple(n.name for n in _check_nulls(nulls, space, n_sims))
+        norm, eps = description["norm"], description["eps"]
+        settings = {
+            "model": description["model"],
+            "n_layers": info.n_layers,
+            "d_model": info.d_model,
+            "points": points,
+            "space": space,
+            "norm": [norm, eps] if space == "normalized" else None,
+            "window": width,
+            "seed": seed,
+            "nulls": list(null_names),
+            "n_sims": n_sims if null_names else 0,
+            "tlgeom_version": __version__,
+        }
+        return cls(points, space, norm, eps, null_names, n_sims, seed, width, batch_tokens, settings)
+
+    def process(self, model: Any, info: Any, batch: list[_Window]) -> tuple[Any, CorpusStats, int]:
+        """One batch through the model: its rows (a pyarrow Table), its sufficient statistics and its
+        token count."""
+        pa, _ = _parquet()
+        space, norm, eps, seed, n_sims = self.space, self.norm, self.eps, self.seed, self.n_sims
+        null_objs = tuple(get_null(n) for n in self.nulls)
+        options = {"center": space == "normalized" and norm == "layernorm"}
+        points = self.points
+        if space == "normalized":
+            metrics: list[StreamMetric] = [_SphereAngles(norm, eps), _SphereLTC(norm, eps)]
+        else:
+            metrics = [TurningAngles(), LengthToChord()]
+        if null_objs:
+            metrics.append(_BatchStates(norm if space == "normalized" else None, eps))
+        mask = _forward(model, batch, info, points, metrics)
+        ang = torch.rad2deg(metrics[0].result()).cpu().numpy()  # [B, pos, V]
+        ltc = metrics[1].result().cpu().numpy()  # [B, pos]
+        states = metrics[2].result() if null_objs else None
+        cols: dict[str, list] = {
+            k_: []
+            for k_ in ("id", "doc_id", "window", "n_tokens", "layer_mean_angle")
+            + ("mean_angle", "mean_abs_dev", "median_ltc", "mean_log_ltc")
+        }
+        sims: dict[str, list] = {f"sims:{n.name}:{s}": [] for n in null_objs for s in CORPUS_STATISTICS if s in n.tests}
+        a_list, l_list = [], []
+        for i, w in enumerate(batch):
+            n = int(mask[i].sum())
+            a, lt = ang[i, :n], ltc[i, :n]
+            with np.errstate(invalid="ignore"), _quiet():
+                logl = np.log(lt)
+                cols["layer_mean_angle"].append(np.nanmean(a, axis=0).tolist())
+                cols["mean_angle"].append(float(np.nanmean(a)))
+                cols["mean_abs_dev"].append(float(np.nanmean(np.abs(a - 90))))
+                cols["median_ltc"].append(float(np.nanmedian(lt)))
+                cols["mean_log_ltc"].append(float(np.nanmean(logl)))
+            cols["id"].append(w.id)
+            cols["doc_id"].append(w.doc_id)
+            cols["window"].append(w.index)
+            cols["n_tokens"].append(n)
+            a_list.append(a)
+            l_list.append(logl)
+            if states is not None:
+                x = states[i, :n]
+                for null in null_objs:
+                    for st, v in _sim_statistics(null, x, n_sims, seed, w.id, options).items():
+                        sims[f"sims:{null.name}:{st}"].append(v.cpu().numpy().tolist())
+        cols.update(sims)
+        return pa.table(cols), CorpusStats.of(a_list, l_list), int(mask.sum())
+
+
 def run_corpus(
     model: Any,
     documents: Iterable[str | Document],
@@ -661,6 +798,8 @@ def run_corpus(
     device: Any = None,
     progress: bool = True,
     lookahead: int = 256,
+    engine: str = "local",
+    **ray_options: Any,
 ) -> CorpusRun:
     """Turning angles and LTC of every document of a corpus, streamed to Parquet (see the module doc).
 
@@ -669,7 +808,8 @@ def run_corpus(
     kept except the set of ids (to refuse duplicates and to resume).
 
     Args:
-        model: a TransformerLens model.
+        model: a TransformerLens model, a model name (:func:`~tlgeom.models.load.load_model`) or a
+            zero-argument function returning a model.
         documents: any iterable of strings or :class:`~tlgeom.data.corpora.Document` (read once, lazily).
             A string's id is ``"sha1-"`` + 12 hex digits of its SHA-1 (:func:`~tlgeom.data.corpora.text_id`).
         out: the run folder (new, empty, or an earlier run's folder to resume).
@@ -685,6 +825,10 @@ def run_corpus(
         device: None (the model's device) or a device equal to it (move the model first).
         progress: a tqdm bar on stderr (windows; tokens/s).
         lookahead: windows read and sorted by length at a time (the bucketing buffer).
+        engine: ``"local"`` (this process) or ``"ray"`` (Ray Data, :mod:`tlgeom.experiments.corpus_ray`:
+            one model per worker; ``model`` must then be a name or a zero-argument loader).
+        **ray_options: with ``engine="ray"``: ``workers``, ``docs_per_task``, ``cpus_per_worker``,
+            ``gpus_per_worker`` (:func:`~tlgeom.experiments.corpus_ray.run_corpus_ray`).
 
     Returns:
         A :class:`CorpusRun`.
@@ -693,16 +837,42 @@ def run_corpus(
         TlgeomError: bad model/arguments, an empty corpus, a repeated id, ``out`` a file or a folder of
             a run with other settings; checked before any forward pass where possible.
     """
+    engine = check_choice("engine", engine, ENGINES)
+    if engine == "ray":
+        from tlgeom.experiments.corpus_ray import run_corpus_ray
+
+        return run_corpus_ray(
+            model,
+            documents,
+            out,
+            batch_tokens=batch_tokens,
+            max_tokens=max_tokens,
+            points=points,
+            space=space,
+            nulls=nulls,
+            n_sims=n_sims,
+            seed=seed,
+            device=device,
+            progress=progress,
+            **ray_options,
+        )
+    if ray_options:
+        raise bad_arg(next(iter(ray_options)), next(iter(ray_options.values())), "an option of engine='ray' only")
+    model = _model_arg(model)
     info = _compat.check_model(model)
-    points, space = check_points(points), check_space(space)
-    batch_tokens = check_int("batch_tokens", batch_tokens, 1)
-    n_ctx = info.n_ctx
-    width = n_ctx if max_tokens is None else check_int("max_tokens", max_tokens, 2, n_ctx)
-    n_sims = check_int("n_sims", n_sims, 0)
-    seed = check_seed(seed)
+    plan = Plan.of(
+        info,
+        model_description(model, space),
+        points=points,
+        space=space,
+        nulls=nulls,
+        n_sims=n_sims,
+        seed=seed,
+        max_tokens=max_tokens,
+        batch_tokens=batch_tokens,
+    )
     lookahead = check_int("lookahead", lookahead, 1)
-    if not isinstance(progress, bool):
-        raise bad_arg("progress", progress, "True or False")
+    check_progress(progress)
     if device is not None:
         try:
             dev = torch.device(device)
@@ -711,44 +881,21 @@ def run_corpus(
         have = _compat.model_device(model)
         if dev.type != have.type or (dev.index is not None and dev.index != have.index):
             raise bad_arg("device", device, f"the model's device ({have}); move the model with model.to(device)")
-    if isinstance(documents, (str, Document)):
-        raise bad_arg("documents", type(documents).__name__, "an iterable of documents (a list, not one text)")
-    if not isinstance(documents, Iterable):
-        raise bad_arg("documents", type(documents).__name__, "an iterable of strings or Documents")
-    null_objs = _check_nulls(nulls, space, n_sims)
-    norm, eps = model_normalization(model) if space == "normalized" else ("rms", 1e-5)
-    from tlgeom import __version__
-
-    settings = {
-        "model": getattr(model.cfg, "model_name", None) or type(model).__name__,
-        "n_layers": info.n_layers,
-        "d_model": info.d_model,
-        "points": points,
-        "space": space,
-        "norm": [norm, eps] if space == "normalized" else None,
-        "window": width,
-        "seed": seed,
-        "nulls": [n.name for n in null_objs],
-        "n_sims": n_sims if null_objs else 0,
-        "tlgeom_version": __version__,
-    }
-    path = _check_out(out, settings)
+    check_documents(documents)
+    path = _check_out(out, plan.settings)
     _clean_interrupted(path)
     done = _done_ids(path)
-    pa, _ = _parquet()
-    labels = _compat.point_labels(info.n_layers, points)[1:-1]
-    options = {"center": space == "normalized" and norm == "layernorm"}
 
     from tqdm.auto import tqdm
 
     bar = tqdm(disable=not progress, file=sys.stderr, unit="doc", desc="corpus")
-    n_windows = n_tokens = n_skipped = 0
+    n_windows = n_tokens = 0
     seconds = 0.0
     k0 = len(_parts(path))
     skipped: list[int] = [0]
 
     def todo() -> Iterator[_Window]:
-        for w in _windows(model, documents, width):
+        for w in _windows(model, documents, plan.width):
             if w.id in done:
                 skipped[0] += 1
                 continue
@@ -757,70 +904,32 @@ def run_corpus(
     try:
         t0 = time.perf_counter()
         for k, batch in enumerate(_batches(todo(), batch_tokens, lookahead)):
-            if space == "normalized":
-                metrics: list[StreamMetric] = [_SphereAngles(norm, eps), _SphereLTC(norm, eps)]
-            else:
-                metrics = [TurningAngles(), LengthToChord()]
-            if null_objs:
-                metrics.append(_BatchStates(norm if space == "normalized" else None, eps))
-            mask = _forward(model, batch, info, points, metrics)
-            ang = torch.rad2deg(metrics[0].result()).cpu().numpy()  # [B, pos, V]
-            ltc = metrics[1].result().cpu().numpy()  # [B, pos]
-            states = metrics[2].result() if null_objs else None
-            cols: dict[str, list] = {
-                k_: []
-                for k_ in ("id", "doc_id", "window", "n_tokens", "layer_mean_angle")
-                + ("mean_angle", "mean_abs_dev", "median_ltc", "mean_log_ltc")
-            }
-            sims: dict[str, list] = {
-                f"sims:{n.name}:{s}": [] for n in null_objs for s in CORPUS_STATISTICS if s in n.tests
-            }
-            a_list, l_list = [], []
-            for i, w in enumerate(batch):
-                n = int(mask[i].sum())
-                a, lt = ang[i, :n], ltc[i, :n]
-                with np.errstate(invalid="ignore"), _quiet():
-                    logl = np.log(lt)
-                    cols["layer_mean_angle"].append(np.nanmean(a, axis=0).tolist())
-                    cols["mean_angle"].append(float(np.nanmean(a)))
-                    cols["mean_abs_dev"].append(float(np.nanmean(np.abs(a - 90))))
-                    cols["median_ltc"].append(float(np.nanmedian(lt)))
-                    cols["mean_log_ltc"].append(float(np.nanmean(logl)))
-                cols["id"].append(w.id)
-                cols["doc_id"].append(w.doc_id)
-                cols["window"].append(w.index)
-                cols["n_tokens"].append(n)
-                a_list.append(a)
-                l_list.append(logl)
-                if states is not None:
-                    x = states[i, :n]
-                    for null in null_objs:
-                        for st, v in _sim_statistics(null, x, n_sims, seed, w.id, options).items():
-                            sims[f"sims:{null.name}:{st}"].append(v.cpu().numpy().tolist())
-            cols.update(sims)
-            table = pa.table(cols)
-            name = f"part-{k0 + k:06d}-{secrets.token_hex(4)}"
-            _write_part(path, name, table, CorpusStats.of(a_list, l_list))
+            table, stats, ntok = plan.process(model, info, batch)
+            _write_part(path, f"part-{k0 + k:06d}-{secrets.token_hex(4)}", table, stats)
             n_windows += len(batch)
-            n_tokens += int(mask.sum())
+            n_tokens += ntok
             seconds = time.perf_counter() - t0
             bar.update(len(batch))
             bar.set_postfix(tokens_s=f"{n_tokens / max(seconds, 1e-9):.0f}", refresh=False)
     finally:
         bar.close()
-    n_skipped = skipped[0]
+    return finish_run(path, plan, info, n_windows, n_tokens, skipped[0], seconds)
+
+
+def finish_run(path: Path, plan: Plan, info: Any, n_windows: int, n_tokens: int, n_skipped: int, seconds: float):
+    """The :class:`CorpusRun` of a finished run: every shard's statistics merged (both engines)."""
     stats_paths = [path / "stats" / f"{p.stem}.json" for p in _parts(path)]
     if not stats_paths:
         raise bad_arg("documents", "no window was processed", "at least one document")
     return CorpusRun(
         out=path,
-        settings=settings,
+        settings=plan.settings,
         stats=merge_stats(stats_paths),
         n_windows=n_windows,
         n_tokens=n_tokens,
         n_skipped=n_skipped,
         seconds=seconds,
-        vertex_labels=labels,
+        vertex_labels=_compat.point_labels(info.n_layers, plan.points)[1:-1],
     )
 
 

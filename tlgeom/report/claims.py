@@ -1,0 +1,572 @@
+"""Re-run every claim tlgeom makes on real models and real text, into one table: ``results/claims.csv``.
+
+Claims (arXiv 2511.03060 as tlgeom implements it; see README "What the results mean"):
+
+* ``curvature`` (experiments i-ii): are the layer-wise trajectories of real text sharper / flatter /
+  longer than each null model gives? :func:`tlgeom.curvature_test` on ``--texts`` Lee news articles
+  (:func:`tlgeom.data.corpora.load_corpus` ``("lee")``, in file order), each cut to at most
+  ``--max-tokens`` tokens of the model's own tokenizer (special tokens included), once with
+  ``space="raw"`` and once with ``space="normalized"``. Texts are the unit of inference.
+* ``eclipse_deflection`` (experiment iii): for each bundled minimal pair
+  (:func:`tlgeom.experiments.eclipse.minimal_pairs`), does the edited target's trajectory leave the band
+  of matched control edits? :func:`tlgeom.deflection` with its default controls; one row per pair
+  (``item`` = the pair's id).
+* ``eclipse_meaning_vs_control``: the across-pairs tests on the homonym pairs (the pair is the unit),
+  :func:`tlgeom.meaning_vs_control`: meaning-changing vs matched control edits (mean angle over points,
+  toward the other sense) and the onset across pairs (one row per point, ``onset@<point>``-style
+  statistics with max-T adjustment across points).
+* A pair whose matched controls cannot be found (too few words of the right part of speech and frequency)
+  gets one row with ``statistic = "distance@not run"``, NaN p and the reason in ``note``.
+
+Every row has the columns of the results' ``.tests()`` (null, statistic, space, observed, null_mean,
+effect, ci_low, ci_high, p, p_adjusted, n_texts, reject) plus ``claim``, ``model``, ``corpus``,
+``item`` and ``tlgeom_version``; the run's settings go to ``results/claims.json`` next to it.
+
+Usage (``tlgeom claims`` writes ``tlgeom-claims/claims.csv`` by default; in the repository
+``python scripts/claims.py`` is the same command writing the committed ``results/claims.csv``)::
+
+    tlgeom claims                                 # the real run: smollm2-135m and minilm-l6 (minutes, 2 CPUs)
+    tlgeom claims --models gpt2 --corpus my.jsonl # any model load_model accepts, any corpus file
+    tlgeom claims --quick                         # tiny random models, 8 texts: a smoke test (seconds)
+    python scripts/claims.py --readme results/README.md README.md
+                                                  # rewrite the marked numbers block of each README from the CSV
+
+The README numbers block sits between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` and is made
+only by :func:`render_block` from the CSV; ``tests/unit/test_claims_table.py`` regenerates it and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+#: where ``tlgeom claims`` writes by default (``scripts/claims.py`` passes the repository's ``results/``)
+DEFAULT_OUT = Path("tlgeom-claims") / "claims.csv"
+TEST_COLUMNS = [
+    "null",
+    "statistic",
+    "space",
+    "observed",
+    "null_mean",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p",
+    "p_adjusted",
+    "n_texts",
+    "reject",
+]
+ID_COLUMNS = ["claim", "model", "corpus", "item"]
+COLUMNS = ID_COLUMNS + TEST_COLUMNS + ["tlgeom_version"]
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+MODELS = ("smollm2-135m", "minilm-l6")
+SPACES = ("raw", "normalized")
+PARTS = ("curvature", "eclipse", "heads", "language", "readout")
+
+
+def part_of(claim: str) -> str:
+    """Which part of the run makes a claim's rows: the claim's first word (``"curvature"``, ``"eclipse"``,
+    ``"heads"``, ``"language"``)."""
+    for part in PARTS:
+        if str(claim).startswith(part):
+            return part
+    return "curvature"
+
+
+def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tuple[pd.DataFrame, dict]:
+    """``new`` plus the rows (and settings) of the parts not re-run that ``out`` already holds."""
+    sidecar = out.with_suffix(".json")
+    if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
+        return new, {**settings, "parts": {p: settings["seconds"] for p in parts}}
+    old, old_settings = read_table(out), json.loads(sidecar.read_text())
+    replaced = old["claim"].map(part_of).isin(parts)
+    # curvature rows are per space: re-running one space keeps the other space's rows
+    spaces = settings.get("spaces", list(SPACES))
+    replaced &= (old["claim"].map(part_of) != "curvature") | old["space"].isin(spaces)
+    kept = old[~replaced]
+    table = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+    table["_order"] = table["claim"].map(part_of).map(PARTS.index)
+    table = table.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    merged = {**old_settings, **settings}
+    merged["models"] = {
+        m: {**old_settings.get("models", {}).get(m, {}), **settings["models"].get(m, {})}
+        for m in {*old_settings.get("models", {}), *settings["models"]}
+    }
+    merged["parts"] = {**old_settings.get("parts", {}), **{p: settings["seconds"] for p in parts}}
+    if "curvature" in parts:  # which settings made each space's curvature rows
+        keys = ("n_texts", "max_tokens", "n_sims", "seed")
+        earlier = old.loc[old["claim"].map(part_of) == "curvature", "space"].unique()
+        merged["curvature_runs"] = {
+            **{sp: {k: old_settings.get(k) for k in keys} for sp in earlier},  # runs from before this record
+            **old_settings.get("curvature_runs", {}),
+            **{sp: {k: settings[k] for k in keys} for sp in spaces},
+        }
+    merged["spaces"] = sorted(table.loc[table["claim"].map(part_of) == "curvature", "space"].unique())
+    return table, merged
+
+
+# ------------------------------------------------------------------------------------------------ texts
+
+
+def special_count(model: Any, probe: str = "the") -> int:
+    """How many special tokens (BOS, CLS, SEP) the model's ``to_tokens`` adds to a text."""
+    return int(model.to_tokens(probe).shape[-1]) - len(model.tokenizer(probe, add_special_tokens=False)["input_ids"])
+
+
+def truncate_to_tokens(tokenizer: Any, text: str, max_tokens: int, n_special: int) -> tuple[str, int]:
+    """``text`` cut so that it is at most ``max_tokens`` tokens long with the ``n_special`` special tokens.
+
+    The cut falls at the end of a whole token (the tokenizer's character offsets) and trailing whitespace
+    is dropped. Returns the text and its token count, special tokens included.
+    """
+    keep = max_tokens - n_special
+    if keep < 1:
+        raise ValueError(f"max_tokens={max_tokens} leaves no room beside {n_special} special tokens")
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+
+    def count(t: str) -> int:
+        return n_special + len(tokenizer(t, add_special_tokens=False)["input_ids"])
+
+    if len(offsets) > keep:
+        text = text[: offsets[keep - 1][1]].rstrip()
+    while count(text) > max_tokens:  # a re-tokenised cut can merge differently: drop a token until it fits
+        keep -= 1
+        text = text[: offsets[keep - 1][1]].rstrip()
+    return text, count(text)
+
+
+def corpus_texts(corpus: str, n_texts: int, min_words: int) -> list[Any]:
+    from tlgeom.data.corpora import load_corpus
+
+    docs = load_corpus(corpus, n=n_texts, min_words=min_words)
+    if len(docs) < n_texts:
+        raise SystemExit(f"corpus {corpus!r} has only {len(docs)} documents of >= {min_words} words")
+    return docs
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+def _supported(fn: Any, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments ``fn`` accepts (skips ones an older signature lacks, e.g. ``skip_first``)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def tests_frame(result: Any, what: str) -> pd.DataFrame:
+    """``result.tests()`` checked for the shared columns."""
+    if not hasattr(result, "tests"):
+        raise SystemExit(f"{what}: {type(result).__name__} has no .tests(); this script needs the tests() API")
+    frame = result.tests()
+    missing = [c for c in TEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SystemExit(f"{what}: .tests() lacks columns {missing}")
+    return frame
+
+
+def _rows(frame: pd.DataFrame, **ids: Any) -> pd.DataFrame:
+    out = frame.copy()
+    for k, v in ids.items():
+        out[k] = v
+    return out
+
+
+def run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    import tlgeom
+
+    frames = []
+    for space in args.spaces:
+        t0 = time.perf_counter()
+        kw = _supported(
+            tlgeom.curvature_test,
+            n_sims=args.n_sims,
+            seed=args.seed,
+            space=space,
+            alpha=args.alpha,
+            correction=args.correction,
+            skip_first=args.skip_first,
+        )
+        report = tlgeom.curvature_test(model, texts, **kw)
+        frame = tests_frame(report, f"curvature_test({name}, space={space})")
+        frames.append(_rows(frame, claim="curvature", model=name, corpus=args.corpus_label, item=""))
+        print(f"  curvature {space}: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    return frames
+
+
+def run_eclipse(model: Any, name: str, args: argparse.Namespace) -> list[pd.DataFrame]:
+    import tlgeom
+    from tlgeom import TlgeomError
+    from tlgeom.experiments import eclipse
+
+    t0 = time.perf_counter()
+    pairs = eclipse.minimal_pairs()
+    frames = []
+    for pair in pairs:
+        try:
+            d = tlgeom.deflection(model, pair, **_supported(tlgeom.deflection, seed=args.seed, alpha=args.alpha))
+        except TlgeomError as e:  # e.g. too few matched controls: recorded as not run, never dropped silently
+            print(f"  {pair.name}: not run: {e}", file=sys.stderr)
+            frame = pd.DataFrame([{**dict.fromkeys(TEST_COLUMNS, float("nan")), "null": "controls",
+                                   "statistic": "distance@not run", "space": "raw", "n_texts": 1, "reject": False,
+                                   "note": f"not run: {e}"}])  # fmt: skip
+            frames.append(_rows(frame, claim="eclipse_deflection", model=name, corpus="minimal_pairs", item=pair.name))
+            continue
+        frame = tests_frame(d, f"deflection({name}, {pair.name})")
+        frames.append(_rows(frame, claim="eclipse_deflection", model=name, corpus="minimal_pairs", item=pair.name))
+    # the across-pairs onset test (pair as unit, max-T over points) is part of meaning_vs_control's tests()
+    mvc = tlgeom.meaning_vs_control(
+        model, **_supported(tlgeom.meaning_vs_control, seed=args.seed, alpha=args.alpha, model_name=name)
+    )
+    frame = tests_frame(mvc, f"meaning_vs_control({name})")
+    frames.append(_rows(frame, claim="eclipse_meaning_vs_control", model=name, corpus="minimal_pairs", item=""))
+    print(f"  eclipse: {len(pairs)} pairs, {time.perf_counter() - t0:.0f} s", flush=True)
+    return frames
+
+
+def run_heads(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    """Traveling Words / heat kernel: the positive mass Σλ₊/Σ|λ| of each head's sym(W_Q W_Kᵀ) against the
+    untrained model's (the claim that replaces "head metrics are indefinite", which holds by construction)."""
+    from tlgeom.experiments.riemann import head_metric_signature
+
+    t0 = time.perf_counter()
+    frame = tests_frame(head_metric_signature(model, reference=True, seed=args.seed, alpha=args.alpha), "heads")
+    print(f"  heads: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    return [_rows(frame, claim="heads_positive_mass", model=name, corpus="weights", item="")]
+
+
+def run_language(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    """Heat-kernel paper, hypothesis 3: curvature vs spaCy annotations, the text as the unit, the
+    untrained model as reference (pooled over vertices; the first ``LANGUAGE_TEXTS`` texts)."""
+    from tlgeom.experiments.language import curvature_vs_language
+
+    t0 = time.perf_counter()
+    result = curvature_vs_language(model, texts[:LANGUAGE_TEXTS], seed=args.seed, alpha=args.alpha)
+    frame = tests_frame(result, "language")
+    # the untrained reference model's own rows are kept, marked by item (its effects are the baseline)
+    item = frame["model"].map(lambda m: "" if m == "trained" else "untrained reference")
+    frame = frame[TEST_COLUMNS + ["origin"]].copy()
+    print(f"  language: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    out = _rows(frame, claim="language", model=name, corpus=args.corpus_label, item="")
+    out["item"] = item.to_numpy()
+    return [out]
+
+
+def _run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    return run_curvature(model, name, texts, args)
+
+
+def _run_eclipse(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    return run_eclipse(model, name, args)
+
+
+def run_readout(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
+    """What the model reads out where it bends: do sharp turns coincide with logit-lens top-1 changes or
+    next-token rank gains more often than chance and than in the untrained model? Models without a
+    language-model head (minilm-l6) get one "not run" row saying why."""
+    from tlgeom import TlgeomError
+    from tlgeom.experiments.readout import curvature_vs_readout
+
+    t0 = time.perf_counter()
+    try:
+        frame = tests_frame(
+            curvature_vs_readout(model, texts[:LANGUAGE_TEXTS], seed=args.seed, alpha=args.alpha), "readout"
+        )
+    except TlgeomError as exc:
+        row: dict[str, Any] = {c: float("nan") for c in TEST_COLUMNS}
+        row.update(null="none", statistic="not run", space="raw", n_texts=0, reject=False, note=str(exc)[:300])
+        frame = pd.DataFrame([row])
+    print(f"  readout: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    keep = TEST_COLUMNS + [c for c in ("note",) if c in frame.columns]
+    return [_rows(frame[keep], claim="readout", model=name, corpus=args.corpus_label, item="")]
+
+
+#: The language and readout analyses run spaCy / the logit lens on every word: 20 texts keep them to minutes.
+LANGUAGE_TEXTS = 20
+RUNNERS = {
+    "curvature": _run_curvature,
+    "eclipse": _run_eclipse,
+    "heads": run_heads,
+    "language": run_language,
+    "readout": run_readout,
+}
+
+
+def load(name: str, quick: bool) -> Any:
+    if quick:
+        from tlgeom.models import tiny_model
+
+        return tiny_model(name, seed=0)
+    import tlgeom
+
+    return tlgeom.load_model(name)
+
+
+def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
+    import torch
+
+    import tlgeom
+
+    torch.set_num_threads(args.threads)
+    docs = corpus_texts(args.corpus, args.texts, args.min_words)
+    frames, settings_models = [], {}
+    for name in args.models:
+        model = load(name, args.quick)
+        n_special = special_count(model)
+        texts, n_tokens = zip(*(truncate_to_tokens(model.tokenizer, d.text, args.max_tokens, n_special) for d in docs))
+        print(f"{name}: {len(texts)} texts, {min(n_tokens)}-{max(n_tokens)} tokens", flush=True)
+        settings_models[name] = {
+            "n_layers": int(model.cfg.n_layers),
+            "d_model": int(model.cfg.d_model),
+            "tokens_per_text": [int(n) for n in n_tokens],
+        }
+        for part in args.parts:
+            t1 = time.perf_counter()
+            frames += RUNNERS[part](model, name, list(texts), args)
+            settings_models[name][f"seconds_{part}"] = round(time.perf_counter() - t1, 1)
+        del model
+    table = pd.concat(frames, ignore_index=True)
+    table["tlgeom_version"] = tlgeom.__version__
+    table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+    settings = {
+        "tlgeom_version": tlgeom.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "corpus": args.corpus,
+        "corpus_label": args.corpus_label,
+        "document_ids": [d.id for d in docs],
+        "n_texts": len(docs),
+        "min_words": args.min_words,
+        "max_tokens": args.max_tokens,
+        "spaces": list(getattr(args, "spaces", SPACES)),
+        "n_sims": args.n_sims,
+        "seed": args.seed,
+        "alpha": args.alpha,
+        "correction": args.correction,
+        "skip_first": args.skip_first,
+        "models": settings_models,
+        "quick": args.quick,
+        "threads": args.threads,
+    }
+    return table, settings
+
+
+# ------------------------------------------------------------------------------------------------ README block
+
+
+def _num(x: Any) -> str:
+    """A number as the README prints it: 3 significant digits, ``–`` for missing."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, (bool,)) or str(x) in ("True", "False"):
+        return "yes" if str(x) == "True" else "no"
+    x = float(x)
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+        return f"{x:.2e}"
+    return f"{x:.3g}"
+
+
+def _family(statistic: str) -> str:
+    """``"distance@L7"`` -> ``"distance"``: the per-point statistics of one family share a prefix."""
+    return str(statistic).split("@", 1)[0]
+
+
+def _point(statistic: str) -> str:
+    return str(statistic).split("@", 1)[1] if "@" in str(statistic) else ""
+
+
+def _rejected(g: pd.DataFrame) -> pd.Series:
+    return g["reject"].astype(str).eq("True")
+
+
+def render_block(table: pd.DataFrame) -> str:
+    """The README's numbers block, made from the claims table alone (deterministic).
+
+    Three tables: (1) whole-corpus / across-pairs tests with a single statistic: observed, null mean,
+    effect [CI], adjusted p, n, decision; (2) per-point families (statistic ``name@point``, e.g. the
+    onset across pairs): the first rejected point and how many points reject; (3) per-item rows (one
+    per minimal pair): how many items reject at some point, and their median onset point index.
+    """
+    t = table.copy()
+    t["item"] = t["item"].fillna("").astype(str)
+    t["statistic"] = t["statistic"].astype(str)
+    language = t[t["claim"] == "language"]
+    t = t[t["claim"] != "language"]
+    per_point = t["statistic"].str.contains("@", regex=False)
+    lines = [
+        BEGIN,
+        "<!-- generated by `python scripts/claims.py --readme` from results/claims.csv: do not edit by hand -->",
+        "",
+        "| claim | model | space | null | statistic | observed | null mean | effect [95% CI] | p (adj.) | n | reject |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in t[(t["item"] == "") & ~per_point].iterrows():
+        lines.append(
+            f"| {r['claim']} | {r['model']} | {r['space']} | {r['null']} | {r['statistic']} | {_num(r['observed'])} "
+            f"| {_num(r['null_mean'])} | {_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] "
+            f"| {_num(r['p_adjusted'])} | {_num(r['n_texts'])} | {_num(r['reject'])} |"
+        )
+    keys = ["claim", "model", "space", "null", "family"]
+    t["family"] = t["statistic"].map(_family)
+    families = t[(t["item"] == "") & per_point]
+    if len(families):
+        lines += [
+            "",
+            "| claim | model | space | null | statistic | first rejected point | points rejected | min p (adj.) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for key, g in families.groupby(keys, sort=False, dropna=False):
+            rej = _rejected(g)
+            first = _point(g.loc[rej, "statistic"].iloc[0]) if rej.any() else "none"
+            lines.append(
+                "| " + " | ".join(str(v) for v in key) + f" | {first} | {int(rej.sum())} of {len(g)} "
+                f"| {_num(g['p_adjusted'].astype(float).min())} |"
+            )
+    items = t[t["item"] != ""]
+    if len(items):
+        lines += [
+            "",
+            "| claim | model | space | null | statistic | items rejected (any point) | median onset (point index) "
+            "| not run |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        ran = items["p"].astype(float).notna().groupby([items[k] for k in ["claim", "model", "item"]]).transform("any")
+        not_run = items[~ran].groupby(["claim", "model"], sort=False)["item"].nunique()
+        for key, g in items[ran].groupby(keys, sort=False, dropna=False):
+            onsets = []
+            for _, gi in g.groupby("item", sort=False):
+                rej = _rejected(gi).to_numpy()
+                if rej.any():
+                    onsets.append(int(rej.argmax()))
+            median = _num(float(pd.Series(onsets, dtype=float).median())) if onsets else "–"
+            n_items, skipped = g["item"].nunique(), int(not_run.get((key[0], key[1]), 0))
+            lines.append(
+                "| " + " | ".join(str(v) for v in key) + f" | {len(onsets)} of {n_items} | {median} | {skipped} |"
+            )
+    lines += _language_lines(language)
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def _language_lines(language: pd.DataFrame) -> list[str]:
+    """The language claim, compactly: per model, how many pooled tests reject against 0 (after Holm), and
+    the rejected effects with their CI and origin (``learned`` / ``architecture`` from the untrained
+    reference model); the other rows are in the CSV."""
+    if not len(language):
+        return []
+    out = [
+        "",
+        "| language (curvature vs annotation, pooled) | model | statistic | effect [95% CI] | p (adj.) | n | origin |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    trained = language[(language["item"] == "") & (language["null"] == "zero")]
+    for model, g in trained.groupby("model", sort=False):
+        rej = g[_rejected(g)]
+        out.append(f"| {len(rej)} of {len(g)} tests reject | {model} | | | | | |")
+        for _, r in rej.iterrows():
+            out.append(
+                f"| | {model} | {r['statistic']} | {_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] "
+                f"| {_num(r['p_adjusted'])} | {_num(r['n_texts'])} | {r.get('origin', '')} |"
+            )
+    return out
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with its marked block replaced by ``block`` (appended when there is none)."""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        return head + block + rest.split(END, 1)[1]
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def read_block(text: str) -> str | None:
+    """The marked block of a README (markers included), or None when it has none."""
+    if BEGIN not in text or END not in text:
+        return None
+    return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=True, dtype={"item": str, "reject": str})
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def build_parser(default_out: Path = DEFAULT_OUT, prog: str | None = None) -> argparse.ArgumentParser:
+    """The options of ``tlgeom claims`` / ``scripts/claims.py`` (only the default ``--out`` differs)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--spaces", nargs="+", choices=SPACES, default=list(SPACES), help="curvature spaces (default both)")
+    p.add_argument("--corpus", default="lee", help="a tlgeom.data.corpora name or a .txt/.jsonl path")
+    p.add_argument("--texts", type=int, default=50, help="number of documents (first in file order)")
+    p.add_argument("--min-words", type=int, default=40)
+    p.add_argument("--max-tokens", type=int, default=128, help="tokens per text, special tokens included")
+    p.add_argument(
+        "--n-sims",
+        type=int,
+        default=249,
+        help="null simulations; 249 is the smallest with which the smallest p, 1/(n_sims+1) = 0.004, passes Holm "
+        "over the raw family of 11 tests at alpha = 0.05 (0.05/11 = 0.0045)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--correction", default="holm")
+    p.add_argument("--skip-first", type=int, default=0, help="positions left out of every text (e.g. 1 = BOS)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="run only these claims; the other parts' rows and settings already in --out are kept",
+    )
+    p.add_argument("--quick", action="store_true", help="tiny random gpt2/llama models and 8 texts: a smoke test")
+    p.add_argument("--out", type=Path, default=default_out, help=f"the table (default {default_out})")
+    p.add_argument(
+        "--readme", nargs="*", type=Path, help="only rewrite the numbers block of these files from --out (no run)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None, *, default_out: Path = DEFAULT_OUT, prog: str | None = None) -> int:
+    """Run the claims (or, with ``--readme``, only rewrite README blocks) as the module doc says."""
+    args = build_parser(default_out, prog).parse_args(argv)
+    if args.readme is not None:
+        block = render_block(read_table(args.out))
+        for path in args.readme or [args.out.parent / "README.md"]:
+            path.write_text(replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block))
+            print(f"wrote the claims block of {path}")
+        return 0
+    if args.quick:
+        if args.models == list(MODELS):
+            args.models = ["gpt2", "llama"]
+        args.texts, args.n_sims, args.max_tokens = min(args.texts, 8), min(args.n_sims, 19), min(args.max_tokens, 48)
+        if args.out == default_out:
+            args.out = Path(os.environ.get("TMPDIR", "/tmp")) / "claims-quick.csv"
+    args.corpus_label = Path(args.corpus).name if Path(args.corpus).suffix else args.corpus
+    t0 = time.perf_counter()
+    table, settings = run(args)
+    settings["seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table, settings = merge(table, settings, args.out, args.parts)
+    table.to_csv(args.out, index=False)
+    args.out.with_suffix(".json").write_text(json.dumps(settings, indent=2) + "\n")
+    print(render_block(table).split("\n", 2)[2].rsplit("\n", 1)[0])  # the README's table, markers left out
+    print(f"wrote {args.out} ({len(table)} rows) and {args.out.with_suffix('.json').name} in {settings['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
