@@ -181,7 +181,19 @@ def test_readme_numbers_are_the_csv_numbers(table, readme):
         if readme == "results/README.md":
             pytest.fail("results/README.md must carry the claims block (python scripts/claims.py --readme)")
         pytest.skip(f"{readme} quotes no claims block")
-    assert block == claims.render_block(table), f"{readme} is stale: run `python scripts/claims.py --readme {readme}`"
+    runs = claims._runs_of(json.loads(CSV.with_suffix(".json").read_text()))
+    assert block == claims.render_block(table, runs), (
+        f"{readme} is stale: run `python scripts/claims.py --readme {readme}`"
+    )
+
+
+def test_every_part_in_the_table_has_its_run_settings(table):
+    """Each part's rows (each space's, for curvature) name the settings that made them (claims.json runs)."""
+    runs = claims._runs_of(json.loads(CSV.with_suffix(".json").read_text()))
+    part = table["claim"].map(claims.part_of)
+    have = {f"curvature/{sp}" for sp in table.loc[part == "curvature", "space"]} | set(part[part != "curvature"])
+    assert have <= set(runs), f"rows without recorded run settings: {sorted(have - set(runs))}"
+    assert len(claims.render_runs(table, runs)) == len(have)
 
 
 def test_tlgeom_claims_command_end_to_end(tmp_path, capsys):
@@ -211,6 +223,7 @@ def test_tlgeom_claims_command_end_to_end(tmp_path, capsys):
         table[table.claim == "heads_positive_mass"].reset_index(drop=True)
     )
     settings = json.loads(out.with_suffix(".json").read_text())
-    assert set(settings["curvature_runs"]) == {"raw", "normalized"} and settings["spaces"] == ["normalized", "raw"]
+    assert set(settings["runs"]) == {"curvature/raw", "curvature/normalized", "heads"}
+    assert settings["runs"]["curvature/raw"]["n_sims"] == 19 and settings["spaces"] == ["normalized", "raw"]
     with pytest.raises(SystemExit):
         main(["claims", "--parts", "nonsense"])

@@ -83,15 +83,37 @@ def part_of(claim: str) -> str:
     return "curvature"
 
 
+#: the settings recorded per run (``claims.json`` ``runs``): what made each part's rows
+RUN_KEYS = ("corpus_label", "n_texts", "max_tokens", "n_sims", "seed", "alpha", "correction")
+
+
+def run_keys(parts: list[str], spaces: list[str]) -> list[str]:
+    """The ``runs`` keys of a run: ``curvature/<space>`` per space, the part's name otherwise."""
+    return ([f"curvature/{sp}" for sp in spaces] if "curvature" in parts else []) + [
+        p for p in parts if p != "curvature"
+    ]
+
+
+def _runs_of(settings: dict) -> dict[str, dict]:
+    """``settings["runs"]``, with the older ``curvature_runs`` record (per space) read as ``curvature/<space>``."""
+    runs = {f"curvature/{sp}": v for sp, v in settings.get("curvature_runs", {}).items()}
+    return {**runs, **settings.get("runs", {})}
+
+
 def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tuple[pd.DataFrame, dict]:
-    """``new`` plus the rows (and settings) of the parts not re-run that ``out`` already holds."""
+    """``new`` plus the rows (and settings) of the parts not re-run that ``out`` already holds.
+
+    ``runs`` records, per part (per space for curvature), the settings that made its rows, so that a
+    table assembled from several runs says which settings each row came from.
+    """
     sidecar = out.with_suffix(".json")
+    spaces = settings.get("spaces", list(SPACES))
+    this_run = {k: {key: settings.get(key) for key in RUN_KEYS} for k in run_keys(parts, spaces)}
     if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
-        return new, {**settings, "parts": {p: settings["seconds"] for p in parts}}
+        return new, {**settings, "parts": {p: settings["seconds"] for p in parts}, "runs": this_run}
     old, old_settings = read_table(out), json.loads(sidecar.read_text())
     replaced = old["claim"].map(part_of).isin(parts)
     # curvature rows are per space: re-running one space keeps the other space's rows
-    spaces = settings.get("spaces", list(SPACES))
     replaced &= (old["claim"].map(part_of) != "curvature") | old["space"].isin(spaces)
     kept = old[~replaced]
     table = pd.concat([kept, new], ignore_index=True) if len(kept) else new
@@ -103,16 +125,36 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
         for m in {*old_settings.get("models", {}), *settings["models"]}
     }
     merged["parts"] = {**old_settings.get("parts", {}), **{p: settings["seconds"] for p in parts}}
-    if "curvature" in parts:  # which settings made each space's curvature rows
-        keys = ("n_texts", "max_tokens", "n_sims", "seed")
-        earlier = old.loc[old["claim"].map(part_of) == "curvature", "space"].unique()
-        merged["curvature_runs"] = {
-            **{sp: {k: old_settings.get(k) for k in keys} for sp in earlier},  # runs from before this record
-            **old_settings.get("curvature_runs", {}),
-            **{sp: {k: settings[k] for k in keys} for sp in spaces},
-        }
+    merged.pop("curvature_runs", None)
+    merged["runs"] = {**_runs_of(old_settings), **this_run}
     merged["spaces"] = sorted(table.loc[table["claim"].map(part_of) == "curvature", "space"].unique())
     return table, merged
+
+
+def render_runs(table: pd.DataFrame, runs: dict[str, dict]) -> list[str]:
+    """One Markdown bullet per run (part, and space for curvature): the models, the units and how many
+    (the largest ``n_texts`` of its rows; minimal pairs for the eclipse), and the recorded settings."""
+    t = table.copy()
+    t["item"] = t["item"].fillna("").astype(str)
+    part = t["claim"].map(part_of)
+    lines = []
+    for key in sorted(runs, key=lambda k: (PARTS.index(k.split("/")[0]), k)):
+        name, _, space = key.partition("/")
+        rows = t[(part == name) & ((t["space"] == space) if space else True)]
+        if not len(rows):
+            continue
+        r = runs[key]
+        models = ", ".join(dict.fromkeys(rows["model"]))
+        if name == "eclipse":
+            units = f"{rows.loc[rows['item'] != '', 'item'].nunique()} bundled minimal pairs"
+        elif name == "heads":
+            units = "every attention head's weights"
+        else:
+            n = int(pd.to_numeric(rows.loc[rows["item"] == "", "n_texts"], errors="coerce").max())
+            units = f"{n} {r.get('corpus_label') or 'corpus'} texts of at most {r.get('max_tokens')} tokens"
+        extra = f"; {r['n_sims']} simulations per null" if name == "curvature" and r.get("n_sims") else ""
+        lines.append(f"- `{key}`: {models}; {units}{extra}; seed {r.get('seed')}")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------ texts
@@ -390,8 +432,9 @@ def _rejected(g: pd.DataFrame) -> pd.Series:
     return g["reject"].astype(str).eq("True")
 
 
-def render_block(table: pd.DataFrame) -> str:
-    """The README's numbers block, made from the claims table alone (deterministic).
+def render_block(table: pd.DataFrame, runs: dict[str, dict] | None = None) -> str:
+    """The README's numbers block, made from the claims table (and ``runs``, the settings of each run
+    recorded in ``claims.json``, listed first when given) alone (deterministic).
 
     Three tables: (1) whole-corpus / across-pairs tests with a single statistic: observed, null mean,
     effect [CI], adjusted p, n, decision; (2) per-point families (statistic ``name@point``, e.g. the
@@ -408,6 +451,7 @@ def render_block(table: pd.DataFrame) -> str:
         BEGIN,
         "<!-- generated by `python scripts/claims.py --readme` from results/claims.csv: do not edit by hand -->",
         "",
+        *(["Runs (from `results/claims.json`):", "", *render_runs(table, runs), ""] if runs else []),
         "| claim | model | space | null | statistic | observed | null mean | effect [95% CI] | p (adj.) | n | reject |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -544,7 +588,9 @@ def main(argv: list[str] | None = None, *, default_out: Path = DEFAULT_OUT, prog
     """Run the claims (or, with ``--readme``, only rewrite README blocks) as the module doc says."""
     args = build_parser(default_out, prog).parse_args(argv)
     if args.readme is not None:
-        block = render_block(read_table(args.out))
+        sidecar = args.out.with_suffix(".json")
+        runs = _runs_of(json.loads(sidecar.read_text())) if sidecar.is_file() else None
+        block = render_block(read_table(args.out), runs)
         for path in args.readme or [args.out.parent / "README.md"]:
             path.write_text(replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block))
             print(f"wrote the claims block of {path}")
