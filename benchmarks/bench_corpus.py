@@ -16,12 +16,19 @@
    available, ``resource.getrusage`` ``ru_maxrss`` is used, which cannot be reset) and read back after
    the run. Ratio ``growth(200) / growth(50)`` (target: within 10 %, i.e. memory flat in corpus size).
    On CUDA the peak allocated GPU memory of the run is printed too.
+3. **Ray engine** (``--ray``, needs ``tlgeom[ray]``): the same documents through ``engine="ray"`` with
+   ``--workers`` actors (one model each, ``--threads`` torch threads each) on an embedded local Ray,
+   against the local engine in this process. Reported: the Ray run's wall time (Ray start, worker
+   processes, model loading and the corpus), the same for a second Ray run on the same cluster with
+   nothing left to do (all windows written: the fixed cost of a pool), and the ratio of the local
+   engine's time to the Ray run's time without that fixed cost.
 
 Usage::
 
     python benchmarks/bench_corpus.py --tiny                 # seconds: tiny random model, smoke run
     python benchmarks/bench_corpus.py --docs 30              # smollm2-135m on CPU, 1 thread
     python benchmarks/bench_corpus.py --device cuda --docs 1000 --threads 4   # the issue's GPU target
+    python benchmarks/bench_corpus.py --tiny --no-memory --ray --workers 2    # local vs Ray engine
 
 The documents are the 300 ABC news articles of ``load_corpus("lee")``; a ``--docs`` beyond the corpus
 repeats it with fresh ids (said in the output), so the workload stays real text.
@@ -234,6 +241,55 @@ def _ratio(a: float, b: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+def ray_engine(docs: list[Any], args: argparse.Namespace) -> None:
+    """Part 3: the local engine vs ``engine="ray"`` on the same documents (module doc)."""
+    import functools
+    import tempfile
+
+    import ray
+
+    from tlgeom.experiments.corpus import run_corpus
+    from tlgeom.models.load import tiny_model
+
+    loader: Any = functools.partial(tiny_model, "gpt2", n_ctx=TINY_N_CTX) if args.tiny else args.model
+    kw = {"batch_tokens": args.batch_tokens, "space": args.space, "progress": False}
+    with tempfile.TemporaryDirectory() as tmp:
+        model = load(args)
+        t0 = time.perf_counter()
+        local = run_corpus(model, docs, f"{tmp}/local", **kw)
+        t_local = time.perf_counter() - t0
+        del model
+        t0 = time.perf_counter()
+        ray.init(num_cpus=args.workers * args.threads + 1, include_dashboard=False, log_to_driver=False)
+        t_init = time.perf_counter() - t0
+        opts = {"engine": "ray", "workers": args.workers, "cpus_per_worker": args.threads, "device": args.device}
+        try:
+            t0 = time.perf_counter()
+            run = run_corpus(loader, docs, f"{tmp}/ray", **kw, **opts)
+            t_ray = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            again = run_corpus(loader, docs, f"{tmp}/ray", **kw, **opts)  # nothing left: the pool's fixed cost
+            t_fixed = time.perf_counter() - t0
+        finally:
+            ray.shutdown()
+    assert run.n_tokens == local.n_tokens and again.n_windows == 0
+    work = max(t_ray - t_fixed, 1e-9)
+    print(
+        f"\n3. Ray engine ({args.workers} workers × {args.threads} threads) vs the local engine (1 process × {args.threads})"
+    )
+    print(f"{'variant':46s} {'seconds':>9s}")
+    for k, v in (
+        ("local engine", t_local),
+        ("ray.init (embedded local Ray)", t_init),
+        ("Ray engine, whole run", t_ray),
+        ("Ray engine, nothing to do (fixed cost of a pool)", t_fixed),
+    ):
+        print(f"{k:46s} {v:9.2f}")
+    print(
+        f"ratio local / Ray without the fixed cost: {_ratio(t_local, work):.2f}; with it: {_ratio(t_local, t_ray):.2f}"
+    )
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(
@@ -255,6 +311,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mem-docs", type=int, nargs=2, default=[50, 200], metavar=("SMALL", "LARGE"))
     p.add_argument("--no-memory", action="store_true", help="skip the memory part")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine may be shared)")
+    p.add_argument("--ray", action="store_true", help="also time the Ray engine against the local one (tlgeom[ray])")
+    p.add_argument("--workers", type=int, default=2, help="--ray: actors, one model each (default 2)")
     p.add_argument("--_mem-child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not cuda:
@@ -288,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'variant':34s} {'seconds':>9s} {'tokens/s':>10s} {'ratio to plain':>15s}")
     for k, r in rows.items():
         print(f"{k:34s} {r['seconds']:9.2f} {r['tokens_s']:10.0f} {r['ratio']:15.2f}")
+    if args.ray:
+        ray_engine(docs, args)
     if args.no_memory:
         return
     small, large = args.mem_docs

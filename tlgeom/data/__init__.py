@@ -12,6 +12,6 @@ def read_text(name: str) -> str:
 PARAGRAPH = read_text("paragraph.txt").strip()
 
 # Real English corpora fetched once into a cache (not bundled): see tlgeom.data.corpora.
-from tlgeom.data.corpora import Document, fetch_corpus, load_corpus  # noqa: E402
+from tlgeom.data.corpora import Document, fetch_corpus, iter_corpus, load_corpus  # noqa: E402
 
-__all__ = ["PARAGRAPH", "read_text", "Document", "load_corpus", "fetch_corpus"]
+__all__ = ["PARAGRAPH", "read_text", "Document", "load_corpus", "iter_corpus", "fetch_corpus"]
