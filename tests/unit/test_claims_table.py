@@ -227,3 +227,111 @@ def test_tlgeom_claims_command_end_to_end(tmp_path, capsys):
     assert settings["runs"]["curvature/raw"]["n_sims"] == 19 and settings["spaces"] == ["normalized", "raw"]
     with pytest.raises(SystemExit):
         main(["claims", "--parts", "nonsense"])
+
+
+# ------------------------------------------------------------------------- the curvature verdicts in words
+
+
+def _curvature_rows(space: str = "raw", model: str = "m1") -> pd.DataFrame:
+    """Curvature rows of one model × space: sharp_flat against two nulls (rotation rejects, shuffle does
+    not), a two-sided mean_angle that rejects with a negative effect, and a log_ltc that does not reject
+    with its whole CI below 0."""
+    base = dict(claim="curvature", model=model, corpus="lee", item="", space=space, observed=1.0, n_texts=50,
+                tlgeom_version="0")  # fmt: skip
+    specs = [  # null, statistic, alternative, effect, ci_low, ci_high, p_adjusted, reject
+        ("rotation", "sharp_flat", "greater", 0.59, 0.584, 0.596, 0.032, "True"),
+        ("shuffle", "sharp_flat", "greater", -0.000754, -0.004, 0.0027, 1.0, "False"),
+        ("rotation", "mean_angle", "two-sided", -3.21, -3.41, -3.01, 0.032, "True"),
+        ("rotation", "log_ltc", "greater", -0.0505, -0.0618, -0.0384, 1.0, "False"),
+    ]
+    rows = [
+        dict(base, null=n, statistic=s, alternative=a, effect=e, ci_low=lo, ci_high=hi, null_mean=1.0 - e,
+             p=q / 4, p_adjusted=q, reject=r, informative=True)
+        for n, s, a, e, lo, hi, q, r in specs
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+RUNS = {"curvature/raw": {"corpus_label": "lee", "n_texts": 50, "max_tokens": 48, "n_sims": 249, "seed": 0,
+                          "alpha": 0.05, "correction": "holm"}}  # fmt: skip
+
+
+def test_readme_curvature_verdicts_are_the_csv_verdicts(table):
+    block = claims.read_verdicts((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert block is not None, "README.md lost its <!-- verdicts:curvature:begin --> block"
+    runs = claims._runs_of(json.loads(CSV.with_suffix(".json").read_text()))
+    assert block == claims.render_verdicts(table, runs), (
+        "README.md's curvature verdicts are stale: run `python scripts/claims.py --readme README.md results/README.md`"
+    )
+    curv = table[table["claim"] == "curvature"]
+    for (model, space), g in curv.groupby(["model", "space"]):  # one bullet per model x space, counts from the rows
+        n_rej, n = int(g["reject"].astype(str).eq("True").sum()), len(g)
+        assert f"- **{model}, {space} space** (" in block and f"{n_rej} of {n} tests reject" in block
+
+
+def test_verdicts_are_worded_from_reject_and_effect():
+    t = _curvature_rows()
+    text = claims.render_verdicts(t, RUNS)
+    assert "- **m1, raw space** (50 lee texts of ≤ 48 tokens, 249 simulations per null; Holm over 4 tests at α = 0.05)" in text  # fmt: skip
+    assert ": 2 of 4 tests reject" in text
+    assert "(sharp/flat excess): more than rotation (+0.59 [0.584, 0.596], Holm p 0.032); not shown more than shuffle" in text  # fmt: skip
+    assert "mean turning angle: smaller than rotation (-3.21° [-3.41, -3.01], Holm p 0.032)" in text
+    assert "not shown longer than rotation (-0.0505 [-0.0618, -0.0384], Holm p 1; CI below 0, the untested side)" in text  # fmt: skip
+    # reject flips -> the null moves from "more than" to "not shown more than"
+    flipped = t.copy()
+    flipped.loc[0, ["reject", "p_adjusted"]] = ["False", 0.2]
+    out = claims.render_verdicts(flipped, RUNS)
+    assert "more than rotation" not in out.replace("not shown more than rotation", "")
+    assert "not shown more than rotation (+0.59 [0.584, 0.596], Holm p 0.2) or shuffle" in out
+    assert ": 1 of 4 tests reject" in out
+    # the effect's sign flips (still rejected) -> "fewer than"; a two-sided test not rejected -> "different from"
+    signs = t.copy()
+    signs.loc[0, ["effect", "ci_low", "ci_high"]] = [-0.59, -0.596, -0.584]
+    signs.loc[2, ["reject", "p_adjusted"]] = ["False", 0.5]
+    out = claims.render_verdicts(signs, RUNS)
+    assert "fewer than rotation (-0.59 [-0.596, -0.584], Holm p 0.032)" in out
+    assert "mean turning angle: not shown different from rotation (-3.21° [-3.41, -3.01], Holm p 0.5)" in out
+    # a log LTC that rejects with a positive effect is "longer than"
+    longer = t.copy()
+    longer.loc[3, ["effect", "ci_low", "ci_high", "reject", "p_adjusted"]] = [0.527, 0.52, 0.534, "True", 0.028]
+    assert "): longer than rotation (+0.527 [0.52, 0.534], Holm p 0.028)" in claims.render_verdicts(longer, RUNS)
+    # an uninformative row is neither a rejection nor a test
+    uninf = t.copy()
+    uninf.loc[1, "informative"] = False
+    out = claims.render_verdicts(uninf, RUNS)
+    assert "uninformative against shuffle" in out and "Holm over 3 tests" in out
+
+
+def test_verdicts_show_normalized_rows_when_present_and_say_when_absent():
+    raw = _curvature_rows()
+    only_raw = claims.render_verdicts(raw, RUNS)
+    assert "No normalized-space rows yet" in only_raw and "normalized space" not in only_raw
+    normalized = _curvature_rows(space="normalized")
+    normalized["null"] = normalized["null"].replace({"rotation": "sphere_rotation", "shuffle": "untrained"})
+    runs = {**RUNS, "curvature/normalized": {**RUNS["curvature/raw"], "n_sims": 99}}
+    both = claims.render_verdicts(pd.concat([raw, normalized], ignore_index=True), runs)
+    assert "No normalized-space rows yet" not in both and "No raw-space rows yet" not in both
+    assert "- **m1, normalized space** (50 lee texts of ≤ 48 tokens, 99 simulations per null;" in both
+    assert "more than sphere_rotation (+0.59 [0.584, 0.596], Holm p 0.032)" in both
+    assert both.index("**m1, raw space**") < both.index("**m1, normalized space**")
+    alone = claims.render_verdicts(normalized, runs)
+    assert "No raw-space rows yet" in alone and "**m1, normalized space**" in alone
+    # no curvature rows at all: nothing but the absent spaces
+    none = claims.render_verdicts(raw.assign(claim="heads_positive_mass"), RUNS)
+    assert "- **" not in none and "No raw-space rows yet" in none and "No normalized-space rows yet" in none
+
+
+def test_main_readme_rewrites_the_verdicts_block_where_marked(tmp_path):
+    csv = tmp_path / "claims.csv"
+    pd.concat([_synthetic(), _curvature_rows()], ignore_index=True).to_csv(csv, index=False)
+    csv.with_suffix(".json").write_text(json.dumps({"runs": RUNS}))
+    marked, unmarked = tmp_path / "a.md", tmp_path / "b.md"
+    marked.write_text(f"# A\n\n{claims.VERDICTS_BEGIN}\nstale 0.5\n{claims.VERDICTS_END}\n\nafter\n")
+    unmarked.write_text("# B\n")
+    assert claims.main(["--out", str(csv), "--readme", str(marked), str(unmarked)]) == 0
+    table = claims.read_table(csv)
+    verdicts = claims.render_verdicts(table, RUNS)
+    assert claims.read_verdicts(marked.read_text()) == verdicts and "stale" not in marked.read_text()
+    assert marked.read_text().startswith(f"# A\n\n{verdicts}\n\nafter\n")
+    assert claims.read_verdicts(unmarked.read_text()) is None  # never added where not marked
+    assert claims.read_block(unmarked.read_text()) == claims.render_block(table, RUNS)

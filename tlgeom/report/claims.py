@@ -33,6 +33,8 @@ Usage (``tlgeom claims`` writes ``tlgeom-claims/claims.csv`` by default; in the 
 
 The README numbers block sits between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` and is made
 only by :func:`render_block` from the CSV; ``tests/unit/test_claims_table.py`` regenerates it and compares.
+Where a README also marks ``<!-- verdicts:curvature:begin -->`` / ``<!-- verdicts:curvature:end -->``,
+``--readme`` rewrites that block too: the curvature verdicts in words, made by :func:`render_verdicts`.
 """
 
 from __future__ import annotations
@@ -526,6 +528,172 @@ def _language_lines(language: pd.DataFrame) -> list[str]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------ curvature verdicts
+
+VERDICTS_BEGIN, VERDICTS_END = "<!-- verdicts:curvature:begin -->", "<!-- verdicts:curvature:end -->"
+
+#: per curvature statistic: its name in words, what a rejected positive / negative effect and a difference
+#: say (each followed by the nulls), and the unit its effect is printed in
+_CURVATURE_WORDS: dict[str, dict[str, str]] = {
+    "sharp_flat": {
+        "label": "turns beyond the null's tails (sharp/flat excess)",
+        "greater": "more than",
+        "less": "fewer than",
+        "unit": "",
+    },
+    "mean_angle": {"label": "mean turning angle", "greater": "larger than", "less": "smaller than", "unit": "°"},
+    "mean_abs_dev": {
+        "label": "mean |θ − 90°| (how far turns lie from 90°)",
+        "greater": "larger than",
+        "less": "smaller than",
+        "unit": "°",
+    },
+    "log_ltc": {
+        "label": "mean log length-to-chord (path length for its chord)",
+        "greater": "longer than",
+        "less": "shorter than",
+        "unit": "",
+    },
+}
+#: the alternative of each statistic when the table has no ``alternative`` column (``compare_to_nulls``'s)
+_CURVATURE_ALTERNATIVE = {"mean_angle": "two-sided"}
+_CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "unadjusted"}
+
+
+def _words(statistic: str, key: str) -> str:
+    """``key`` (``label``, ``greater``, ``less``, ``two-sided``, ``unit``) of a statistic, generic for one
+    the table names but :data:`_CURVATURE_WORDS` does not."""
+    default = {"label": statistic, "greater": "above", "less": "below", "unit": ""}
+    return {**default, "two-sided": "different from", **_CURVATURE_WORDS.get(statistic, {})}[key]
+
+
+def _join(items: list[str], last: str) -> str:
+    """``["a", "b", "c"]`` -> ``"a, b and c"`` (``last`` = ``"and"`` / ``"or"``)."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {last} " + items[-1]
+
+
+def _verdict_item(r: pd.Series, unit: str, p_name: str, note: str = "") -> str:
+    """``rotation (+7.39° [7.25, 7.52], Holm p 0.032)``: a null, its effect with its CI, the adjusted p."""
+    effect = float(r["effect"])
+    sign = "+" if effect > 0 else ""
+    ci = "" if pd.isna(r["ci_low"]) else f" [{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
+    return f"{r['null']} ({sign}{_num(effect)}{unit}{ci}, {p_name} p {_num(r['p_adjusted'])}{note})"
+
+
+def _informative_rows(g: pd.DataFrame) -> pd.Series:
+    """Which rows count as tests: all, except those the table marks ``informative == False``."""
+    if "informative" not in g.columns:
+        return pd.Series(True, index=g.index)
+    return ~g["informative"].astype(str).eq("False")
+
+
+def _untested_side(r: pd.Series, alternative: str) -> str:
+    """For a one-sided test not rejected: a note when the whole CI lies on the side the test does not test."""
+    lo, hi = float(r["ci_low"]), float(r["ci_high"])
+    if alternative == "greater" and hi < 0:
+        return "; CI below 0, the untested side"
+    if alternative == "less" and lo > 0:
+        return "; CI above 0, the untested side"
+    return ""
+
+
+def _statistic_verdict(g: pd.DataFrame, p_name: str) -> str:
+    """One statistic's rows (one per null) in words: the nulls rejected, grouped by the sign of the effect,
+    then the nulls not rejected (worded by the test's alternative), then the uninformative ones."""
+    statistic = str(g["statistic"].iloc[0])
+    unit, fallback = _words(statistic, "unit"), _CURVATURE_ALTERNATIVE.get(statistic, "greater")
+    alternative = (
+        g["alternative"].fillna(fallback).astype(str)
+        if "alternative" in g.columns
+        else pd.Series(fallback, index=g.index)
+    )
+    informative = _informative_rows(g)
+    rejected, effect = _rejected(g) & informative, g["effect"].astype(float)
+    parts = []
+    for direction, sel in (("greater", rejected & (effect > 0)), ("less", rejected & (effect < 0))):
+        if sel.any():
+            items = [_verdict_item(r, unit, p_name) for _, r in g[sel].iterrows()]
+            parts.append(f"{_words(statistic, direction)} {_join(items, 'and')}")
+    kept = ~rejected & informative
+    for alt in dict.fromkeys(alternative[kept]):
+        rows = g[kept & (alternative == alt)]
+        items = [_verdict_item(r, unit, p_name, _untested_side(r, alt)) for _, r in rows.iterrows()]
+        parts.append(f"not shown {_words(statistic, alt)} {_join(items, 'or')}")
+    if (~informative).any():
+        parts.append(f"uninformative against {_join([str(n) for n in g.loc[~informative, 'null']], 'and')}")
+    return f"  - {_words(statistic, 'label')}: " + "; ".join(parts)
+
+
+def render_verdicts(table: pd.DataFrame, runs: dict[str, dict] | None = None) -> str:
+    """The curvature verdicts in words, made from the ``curvature`` rows of the claims table alone
+    (and ``runs``, the settings recorded in ``claims.json``, for the texts' length and the simulations).
+
+    One Markdown bullet per model × space that has rows: the run's units (texts, tokens, simulations, the
+    correction over the family's informative tests), then per statistic which nulls the trajectories
+    differ from (``reject`` after the correction within that model × space family; the direction is the
+    sign of ``effect`` = observed − null mean), with effect [95 % CI] and adjusted p, and which nulls they
+    are not shown to differ from. Every word that carries a verdict is chosen from the row's ``reject``,
+    ``effect`` and ``alternative``; the numbers have 3 significant digits. A closing sentence names each
+    space (of :data:`SPACES`) with no rows yet. Deterministic; between :data:`VERDICTS_BEGIN` and
+    :data:`VERDICTS_END`.
+    """
+    runs = runs or {}
+    t = table[table["claim"] == "curvature"].copy()
+    t["item"] = t["item"].fillna("").astype(str)
+    t = t[t["item"] == ""]
+    t["statistic"] = t["statistic"].astype(str)
+    lines = [
+        VERDICTS_BEGIN,
+        "<!-- generated by `python scripts/claims.py --readme` from results/claims.csv: do not edit by hand -->",
+        "",
+    ]
+    present = [sp for sp in SPACES if (t["space"] == sp).any()]
+    present += sorted(set(t["space"].astype(str)) - set(SPACES))
+    for space in present:
+        run = runs.get(f"curvature/{space}", {})
+        correction = str(run.get("correction") or "")
+        p_name = _CORRECTION_NAMES.get(correction, "adjusted")
+        rows = t[t["space"] == space]
+        for model, g in rows.groupby("model", sort=False):
+            informative = _informative_rows(g)
+            n_tests = int(informative.sum())
+            n_texts = int(pd.to_numeric(g["n_texts"], errors="coerce").max())
+            corpus = str(g["corpus"].iloc[0]) if "corpus" in g.columns and pd.notna(g["corpus"].iloc[0]) else ""
+            units = f"{n_texts} {corpus + ' ' if corpus else ''}texts"
+            units += f" of ≤ {run['max_tokens']} tokens" if run.get("max_tokens") else ""
+            units += f", {run['n_sims']} simulations per null" if run.get("n_sims") else ""
+            family = f"{p_name} over {n_tests} tests" if correction else f"adjusted over {n_tests} tests"
+            alpha = f" at α = {_num(run['alpha'])}" if run.get("alpha") else ""
+            n_rej = int((_rejected(g) & informative).sum())
+            lines.append(f"- **{model}, {space} space** ({units}; {family}{alpha}): {n_rej} of {n_tests} tests reject")
+            lines += [_statistic_verdict(s, p_name) for _, s in g.groupby("statistic", sort=False)]
+    absent = [sp for sp in SPACES if sp not in present]
+    if absent:
+        lines += [
+            "",
+            " ".join(
+                f"No {sp}-space rows yet (`python scripts/claims.py --parts curvature --spaces {sp}`)." for sp in absent
+            ),
+        ]
+    lines.append(VERDICTS_END)
+    return "\n".join(lines)
+
+
+def read_verdicts(text: str) -> str | None:
+    """The curvature verdicts block of a README (markers included), or None when it has none."""
+    if VERDICTS_BEGIN not in text or VERDICTS_END not in text:
+        return None
+    return VERDICTS_BEGIN + text.split(VERDICTS_BEGIN, 1)[1].split(VERDICTS_END, 1)[0] + VERDICTS_END
+
+
+def replace_verdicts(text: str, block: str) -> str:
+    """``text`` with its curvature verdicts block replaced by ``block``; unchanged when it has none."""
+    if read_verdicts(text) is None:
+        return text
+    head, rest = text.split(VERDICTS_BEGIN, 1)
+    return head + block + rest.split(VERDICTS_END, 1)[1]
+
+
 def replace_block(text: str, block: str) -> str:
     """``text`` with its marked block replaced by ``block`` (appended when there is none)."""
     if BEGIN in text and END in text:
@@ -590,10 +758,12 @@ def main(argv: list[str] | None = None, *, default_out: Path = DEFAULT_OUT, prog
     if args.readme is not None:
         sidecar = args.out.with_suffix(".json")
         runs = _runs_of(json.loads(sidecar.read_text())) if sidecar.is_file() else None
-        block = render_block(read_table(args.out), runs)
+        table = read_table(args.out)
+        block, verdicts = render_block(table, runs), render_verdicts(table, runs)
         for path in args.readme or [args.out.parent / "README.md"]:
-            path.write_text(replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block))
-            print(f"wrote the claims block of {path}")
+            text = replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block)
+            path.write_text(replace_verdicts(text, verdicts))  # the verdicts block only where it is marked
+            print(f"wrote the claims block{' and the curvature verdicts' if read_verdicts(text) else ''} of {path}")
         return 0
     if args.quick:
         if args.models == list(MODELS):
