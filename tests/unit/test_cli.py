@@ -344,3 +344,34 @@ def test_every_command_refuses_bad_input_in_one_line(tiny_cli, tmp_path, capsys,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--texts", "0"], "--texts=0"),
+        (["--n-sims", "0"], "--n-sims=0"),
+        (["--max-tokens", "1"], "--max-tokens=1"),
+        (["--alpha", "2"], "--alpha=2.0"),
+        (["--correction", "sidak"], "--correction='sidak'"),
+        (["--seed", "-1"], "--seed=-1"),
+        (["--corpus", "/nonexistent/tlgeom.jsonl"], "--corpus='/nonexistent/tlgeom.jsonl'"),
+        (["--models", "gpt2", "gpt2"], "--models="),
+        (["--parts", "nonsense"], "--parts"),
+        (["--no-such-option"], "--no-such-option"),
+    ],
+)
+def test_claims_command_refuses_bad_input_before_loading(monkeypatch, tmp_path, capsys, argv, needle):
+    """``tlgeom claims``: every option is checked before a model loads; one line, exit 2, nothing written."""
+    import tlgeom.models.load as load_mod
+
+    monkeypatch.setattr(load_mod, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    out = tmp_path / "claims.csv"
+    try:
+        status = cli.main(["claims", *argv, "--out", str(out)])
+    except SystemExit as exc:  # argparse's own usage errors exit (in one line too)
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err and err.startswith("tlgeom claims")
+    assert not out.exists()

@@ -194,7 +194,11 @@ def corpus_texts(corpus: str, n_texts: int, min_words: int) -> list[Any]:
 
     docs = load_corpus(corpus, n=n_texts, min_words=min_words)
     if len(docs) < n_texts:
-        raise SystemExit(f"corpus {corpus!r} has only {len(docs)} documents of >= {min_words} words")
+        from tlgeom._errors import bad_arg
+
+        raise bad_arg(
+            "--texts", n_texts, f"at most {len(docs)} (the documents of {corpus!r} with >= {min_words} words)"
+        )
     return docs
 
 
@@ -716,9 +720,47 @@ def read_table(path: Path) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ main
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like the other ``tlgeom`` commands."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every option checked before a model is loaded or a text is read: a TlgeomError naming the option."""
+    from tlgeom._args import check_alpha, check_correction, check_seed
+    from tlgeom._errors import TlgeomError, bad_arg
+
+    for name, minimum in (("texts", 1), ("n_sims", 1), ("max_tokens", 2), ("threads", 1), ("min_words", 0)):
+        if getattr(args, name) < minimum:
+            raise bad_arg("--" + name.replace("_", "-"), getattr(args, name), f"an integer >= {minimum}")
+    if args.skip_first < 0 or args.skip_first >= args.max_tokens - 2:
+        raise bad_arg("--skip-first", args.skip_first, f"an integer in [0, --max-tokens − 2 = {args.max_tokens - 2})")
+    for option, fn, value in (
+        ("--seed", check_seed, args.seed),
+        ("--alpha", check_alpha, args.alpha),
+        ("--correction", check_correction, args.correction),
+    ):
+        try:
+            fn(value)
+        except TlgeomError as exc:
+            raise bad_arg(option, value, str(exc).split(": expected ", 1)[-1]) from None
+    if len(set(args.models)) != len(args.models):
+        raise bad_arg("--models", args.models, "distinct model names")
+    if args.readme is None and not args.quick:
+        from tlgeom.data.corpora import CORPORA
+
+        if args.corpus not in CORPORA and not Path(args.corpus).exists():
+            raise bad_arg("--corpus", args.corpus, f"one of {', '.join(CORPORA)} or an existing file")
+    out = Path(args.out)
+    if out.is_dir():
+        raise bad_arg("--out", str(out), "the path of the table (a .csv file), not a directory")
+
+
 def build_parser(default_out: Path = DEFAULT_OUT, prog: str | None = None) -> argparse.ArgumentParser:
     """The options of ``tlgeom claims`` / ``scripts/claims.py`` (only the default ``--out`` differs)."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p = _Parser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--spaces", nargs="+", choices=SPACES, default=list(SPACES), help="curvature spaces (default both)")
     p.add_argument("--corpus", default="lee", help="a tlgeom.data.corpora name or a .txt/.jsonl path")
@@ -755,6 +797,7 @@ def build_parser(default_out: Path = DEFAULT_OUT, prog: str | None = None) -> ar
 def main(argv: list[str] | None = None, *, default_out: Path = DEFAULT_OUT, prog: str | None = None) -> int:
     """Run the claims (or, with ``--readme``, only rewrite README blocks) as the module doc says."""
     args = build_parser(default_out, prog).parse_args(argv)
+    check_args(args)
     if args.readme is not None:
         sidecar = args.out.with_suffix(".json")
         runs = _runs_of(json.loads(sidecar.read_text())) if sidecar.is_file() else None
