@@ -696,11 +696,16 @@ def sphere_rotation_walk(
     return torch.stack(list(_sphere_rotation_iter(x, n_sims, generator, center)), -2)
 
 
-def _sphere_rotation_iter(x: torch.Tensor, S: int, gen: torch.Generator, center: bool):
-    d = x.shape[-1]
+def _sphere_rotation_prep(x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """What every draw of :func:`_sphere_rotation_iter` shares: the geodesic step lengths and the
+    factors of the log-map steps (one SVD per layer: computed once per call, not per chunk)."""
     v = sphere_log(x[..., :-1, :], x[..., 1:, :])  # [..., N, K, d]
-    vn = torch.linalg.vector_norm(v, dim=-1)  # geodesic lengths [..., N, K]
-    factors = _layer_factors(v)
+    return torch.linalg.vector_norm(v, dim=-1), _layer_factors(v)  # geodesic lengths [..., N, K]
+
+
+def _sphere_rotation_iter(x: torch.Tensor, S: int, gen: torch.Generator, center: bool, prep=None):
+    d = x.shape[-1]
+    vn, factors = _sphere_rotation_prep(x) if prep is None else prep
     y = x[..., 0, :].expand(S, *x[..., 0, :].shape)
     yield y
     for l, A in enumerate(factors):
@@ -736,8 +741,10 @@ def _walk_statistics(states_iter: Iterator[torch.Tensor]) -> tuple[torch.Tensor,
 
 def _sphere_rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, center: bool = False, **_: Any):
     chunk = _chunk(n_sims, x[..., 0, :].numel() * 4)
+    prep = _sphere_rotation_prep(x)
     draws = [
-        _walk_statistics(_sphere_rotation_iter(x, min(chunk, n_sims - s), gen, center)) for s in range(0, n_sims, chunk)
+        _walk_statistics(_sphere_rotation_iter(x, min(chunk, n_sims - s), gen, center, prep))
+        for s in range(0, n_sims, chunk)
     ]
     return NullDraw(torch.cat([a for a, _ in draws]), torch.cat([l for _, l in draws]))
 
