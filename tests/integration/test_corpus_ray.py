@@ -8,6 +8,7 @@ import functools
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -41,10 +42,26 @@ def _killing_loader(marker: str):
     return model
 
 
+def _failing_loader(marker: str):
+    """The tiny model, whose second forward pass raises (an application error Ray does not retry) once."""
+    model = tiny_model("gpt2", seed=0)
+    calls = [0]
+
+    def fail(module, args):
+        calls[0] += 1
+        if calls[0] == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("planted failure")
+
+    model.register_forward_pre_hook(fail)
+    return model
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the loaders above, in the workers
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024**2)
+    ray.data.DataContext.get_current()  # its first construction warns (ray 2.60), here rather than in pytest.warns
     yield
     ray.shutdown()
 
@@ -86,6 +103,8 @@ def test_ray_engine_equals_local_engine(local_ray, local_rows, tmp_path):
     np.testing.assert_allclose(a[["observed", "null_mean", "p"]], b[["observed", "null_mean", "p"]], rtol=1e-6)
 
 
+# Ray restarts a killed actor and retries its task; should that restart fail, tlgeom's own resume takes over
+@pytest.mark.filterwarnings("ignore:the Ray run failed:RuntimeWarning")
 def test_killed_worker_and_resume_lose_and_duplicate_nothing(local_ray, local_rows, tmp_path):
     _, want = local_rows
     out = tmp_path / "run"
@@ -100,6 +119,26 @@ def test_killed_worker_and_resume_lose_and_duplicate_nothing(local_ray, local_ro
     assert got.id.is_unique  # Ray's retry of the killed task rewrote its parts under the same names
     _assert_same_rows(want, got.sort_values("id").reset_index(drop=True))
     assert run.stats.n_windows == len(want)
+
+
+def test_a_failed_ray_stage_is_resumed(local_ray, local_rows, tmp_path):
+    """A task that fails with an error Ray does not retry: the run resumes with a fresh pool (a warning says
+    so), and the rows are complete and unique."""
+    _, want = local_rows
+    marker = str(tmp_path / "failed")
+    with warnings.catch_warnings(record=True) as caught:  # not pytest.warns: it re-raises Ray's own warnings
+        warnings.simplefilter("always")
+        run = run_corpus(
+            functools.partial(_failing_loader, marker), DOCS, tmp_path / "run", engine="ray", workers=2, **OPTS
+        )
+    assert any(w.category is RuntimeWarning and "resuming" in str(w.message) for w in caught)
+    assert os.path.exists(marker)
+    got = read_rows(tmp_path / "run")
+    assert got.id.is_unique
+    _assert_same_rows(want, got.sort_values("id").reset_index(drop=True))
+    assert run.stats.n_windows == len(want)
+    with pytest.raises(Exception, match="retries"):
+        run_corpus("smollm2-135m", DOCS, tmp_path / "x", engine="ray", retries=-1)
 
 
 def test_ray_engine_refuses_a_model_object(local_ray, tmp_path):

@@ -33,6 +33,7 @@ import hashlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,7 @@ def run_corpus_ray(
     docs_per_task: int = 16,
     cpus_per_worker: int = 1,
     gpus_per_worker: float | None = None,
+    retries: int = 2,
 ) -> CorpusRun:
     """:func:`~tlgeom.experiments.corpus.run_corpus` on Ray Data (module doc); same rows, same folder.
 
@@ -182,6 +184,9 @@ def run_corpus_ray(
         docs_per_task: documents per Ray task (a task's windows are bucketed by length together).
         cpus_per_worker: CPUs reserved per actor (also its torch threads).
         gpus_per_worker: GPUs reserved per actor (default: 1 when the cluster has GPUs, else 0).
+        retries: when the Ray stage fails anyway (an actor that cannot be restarted, a lost node), resume
+            it this many times (each a fresh actor pool that skips every window already written) before
+            giving up with a TlgeomError; Ray's own retries of a killed actor's task come first.
 
     Returns:
         A :class:`~tlgeom.experiments.corpus.CorpusRun` (``seconds``: the Ray stage, model loading included).
@@ -191,6 +196,7 @@ def run_corpus_ray(
     workers = check_int("workers", workers, 1)
     docs_per_task = check_int("docs_per_task", docs_per_task, 1)
     cpus_per_worker = check_int("cpus_per_worker", cpus_per_worker, 1)
+    retries = check_int("retries", retries, 0)
     check_progress(progress)
     check_documents(documents)
     if gpus_per_worker is not None and (not isinstance(gpus_per_worker, (int, float)) or gpus_per_worker < 0):
@@ -227,7 +233,9 @@ def run_corpus_ray(
         path = _check_out(out, plan.settings)
         _clean_interrupted(path)
         done = _done_by_doc(path)
-        items, seen, n_skipped = [], set(), 0
+        items: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        n_skipped = 0
         for i, raw in enumerate(documents):
             doc = _as_document(raw, i)
             if doc.id in seen:
@@ -240,27 +248,50 @@ def run_corpus_ray(
             raise bad_arg("documents", "an empty corpus", "at least one document")
         n_windows = n_tokens = 0
         t0 = time.perf_counter()
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // docs_per_task)))
-        rows = ds.map_batches(
-            _Worker,
-            fn_constructor_args=(loader, plan, str(path), cpus_per_worker, device),
-            batch_size=docs_per_task,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=cpus_per_worker,
-            num_gpus=gpus_per_worker,
-        )
+        ray.data.DataContext.get_current().enable_progress_bars = False
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(items), disable=not progress, file=sys.stderr, unit="doc", desc="corpus (ray)") as bar:
-            for batch in rows.iter_batches(batch_size=None, batch_format="numpy"):
-                k = len(batch["id"])
-                n_windows += int(batch["n_windows"].sum())
-                n_tokens += int(batch["n_tokens"].sum())
-                bar.update(k)
-                bar.set_postfix(tokens_s=f"{n_tokens / max(time.perf_counter() - t0, 1e-9):.0f}", refresh=False)
+        bar = tqdm(total=len(items), disable=not progress, file=sys.stderr, unit="doc", desc="corpus (ray)")
+        try:
+            for attempt in range(retries + 1):
+                if attempt:  # resume: what the failed attempt wrote is skipped, window by window
+                    now = _done_by_doc(path)
+                    items = [{**it, "done": sorted(now.get(it["id"], ()))} for it in items]
+                n_blocks = max(1, -(-len(items) // docs_per_task))
+                ds = ray.data.from_items(items, override_num_blocks=n_blocks)
+                rows = ds.map_batches(
+                    _Worker,
+                    fn_constructor_args=(loader, plan, str(path), cpus_per_worker, device),
+                    batch_size=docs_per_task,
+                    batch_format="numpy",
+                    compute=ray.data.ActorPoolStrategy(size=min(workers, n_blocks)),
+                    num_cpus=cpus_per_worker,
+                    num_gpus=gpus_per_worker,
+                )
+                try:
+                    for batch in rows.iter_batches(batch_size=None, batch_format="numpy"):
+                        n_windows += int(batch["n_windows"].sum())
+                        n_tokens += int(batch["n_tokens"].sum())
+                        bar.update(len(batch["id"]))
+                        bar.set_postfix(tokens_s=f"{n_tokens / max(time.perf_counter() - t0, 1e-9):.0f}", refresh=False)
+                    break
+                except ray.exceptions.RayError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, TlgeomError):
+                        raise cause from None
+                    if attempt == retries:
+                        raise TlgeomError(
+                            f"the Ray run failed {retries + 1} times (last: {type(exc).__name__}); every window "
+                            f"written so far is kept in {path}: run again with the same out to resume"
+                        ) from exc
+                    warnings.warn(
+                        f"the Ray run failed ({type(exc).__name__}: {str(exc)[:200]}); resuming "
+                        f"(attempt {attempt + 2} of {retries + 1})",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+        finally:
+            bar.close()
         seconds = time.perf_counter() - t0
     finally:
         if started:
