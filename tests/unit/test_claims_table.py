@@ -225,6 +225,10 @@ def test_tlgeom_claims_command_end_to_end(tmp_path, capsys):
     settings = json.loads(out.with_suffix(".json").read_text())
     assert set(settings["runs"]) == {"curvature/raw", "curvature/normalized", "heads"}
     assert settings["runs"]["curvature/raw"]["n_sims"] == 19 and settings["spaces"] == ["normalized", "raw"]
+    # re-running a part on another model keeps the first model's rows of that part
+    assert main(["claims", "--quick", "--models", "llama", "--out", str(out), "--parts", "heads"]) == 0
+    heads = claims.read_table(out).query("claim == 'heads_positive_mass'")
+    assert set(heads.model) == {"gpt2", "llama"}
     with pytest.raises(SystemExit):
         main(["claims", "--parts", "nonsense"])
 

@@ -103,7 +103,8 @@ def _runs_of(settings: dict) -> dict[str, dict]:
 
 
 def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tuple[pd.DataFrame, dict]:
-    """``new`` plus the rows (and settings) of the parts not re-run that ``out`` already holds.
+    """``new`` plus the rows (and settings) that ``out`` already holds of the parts, spaces and models
+    not re-run.
 
     ``runs`` records, per part (per space for curvature), the settings that made its rows, so that a
     table assembled from several runs says which settings each row came from.
@@ -115,8 +116,9 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
         return new, {**settings, "parts": {p: settings["seconds"] for p in parts}, "runs": this_run}
     old, old_settings = read_table(out), json.loads(sidecar.read_text())
     replaced = old["claim"].map(part_of).isin(parts)
-    # curvature rows are per space: re-running one space keeps the other space's rows
+    # curvature rows are per space, every part's rows per model: re-running one space or one model keeps the others
     replaced &= (old["claim"].map(part_of) != "curvature") | old["space"].isin(spaces)
+    replaced &= old["model"].isin(list(settings.get("models", {})))
     kept = old[~replaced]
     table = pd.concat([kept, new], ignore_index=True) if len(kept) else new
     table["_order"] = table["claim"].map(part_of).map(PARTS.index)
