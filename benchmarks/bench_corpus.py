@@ -310,6 +310,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=3, help="interleaved timed repeats, median taken (default 3)")
     p.add_argument("--mem-docs", type=int, nargs=2, default=[50, 200], metavar=("SMALL", "LARGE"))
     p.add_argument("--no-memory", action="store_true", help="skip the memory part")
+    p.add_argument("--no-throughput", action="store_true", help="skip the throughput part")
+    p.add_argument(
+        "--allocators",
+        choices=("both", "default", "fixed"),
+        default="both",
+        help="memory part: glibc's default allocator, the fixed mmap threshold, or both (default)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine may be shared)")
     p.add_argument("--ray", action="store_true", help="also time the Ray engine against the local one (tlgeom[ray])")
     p.add_argument("--workers", type=int, default=2, help="--ray: actors, one model each (default 2)")
@@ -340,21 +347,24 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.corpus!r}{' (corpus repeated under fresh ids)' if repeated else ''}, batch_tokens={args.batch_tokens}, "
         f"space={args.space}; median of {args.reps} interleaved runs"
     )
-    rows = throughput(model, docs, args)
-    n = next(iter(rows.values()))["tokens"]
-    print(f"\n1. Throughput over {n} tokens (ratio = plain time / variant time; run_corpus target >= 0.9)")
-    print(f"{'variant':34s} {'seconds':>9s} {'tokens/s':>10s} {'ratio to plain':>15s}")
-    for k, r in rows.items():
-        print(f"{k:34s} {r['seconds']:9.2f} {r['tokens_s']:10.0f} {r['ratio']:15.2f}")
+    if not args.no_throughput:
+        rows = throughput(model, docs, args)
+        n = next(iter(rows.values()))["tokens"]
+        print(f"\n1. Throughput over {n} tokens (ratio = plain time / variant time; run_corpus target >= 0.9)")
+        print(f"{'variant':34s} {'seconds':>9s} {'tokens/s':>10s} {'ratio to plain':>15s}")
+        for k, r in rows.items():
+            print(f"{k:34s} {r['seconds']:9.2f} {r['tokens_s']:10.0f} {r['ratio']:15.2f}")
     if args.ray:
         ray_engine(docs, args)
     if args.no_memory:
         return
     small, large = args.mem_docs
-    variants = {"default allocator": memory(args)}
-    if sys.platform.startswith("linux"):
+    variants = {}
+    if args.allocators in ("both", "default") or not sys.platform.startswith("linux"):
+        variants["default allocator"] = memory(args)
+    if args.allocators in ("both", "fixed") and sys.platform.startswith("linux"):
         variants["MALLOC_MMAP_THRESHOLD_=64 KiB"] = memory(args, FIXED_MMAP)
-    how = variants["default allocator"][small]["how"]
+    how = next(iter(variants.values()))[small]["how"]
     print(f"\n2. Peak RSS growth of run_corpus, fresh subprocess each ({how}; target: ratio within 10 %)")
     print(f"{'allocator':30s} {'docs':>5s} {'tokens':>7s} {'extra peak RSS (MiB)':>21s} {'GPU (MiB)':>10s}")
     for label, mem in variants.items():
