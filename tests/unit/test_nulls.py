@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
+from null_reference import per_text_statistics, plain_rotation_reference  # tests/null_reference.py
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -215,7 +216,7 @@ def test_rotation_null_keeps_norms_and_within_layer_geometry():
     ang = torch.nn.functional.cosine_similarity(y[:, :, :-1], y[:, :, 1:], dim=-1)
     assert stats.kstest((ang.flatten().numpy() + 1) / 2, stats.beta(5.5, 5.5).cdf).pvalue > 1e-3
     # the sampler's statistics are those of these steps (same generator stream)
-    draw = get_null("rotation").simulate(x, 50, generator(0))
+    draw = get_null("rotation").simulate(x, 50, generator(0), method="ambient")
     walk = torch.cat([torch.zeros(50, 6, 1, 12, dtype=torch.float64), y.cumsum(2)], 2)
     torch.testing.assert_close(draw.angles, turning_angles(walk), rtol=0, atol=1e-7)
     torch.testing.assert_close(draw.ltc, length_to_chord(walk), rtol=1e-9, atol=0)
@@ -523,3 +524,36 @@ def test_sign_flip_of_one_difference_is_exact():
     assert sign_flip_test([0.3]) == 0.5
     assert sign_flip_test([-0.3]) == 1.0
     assert sign_flip_test([0.3], alternative="two-sided") == 1.0
+
+
+# --- the reduced samplers against a plain reference (issue 25: exact by test, not by hope) ------
+
+
+@pytest.mark.parametrize("N, P, d", [(3, 6, 16), (4, 5, 9)])
+def test_reduced_rotation_has_the_plain_distribution(N, P, d):
+    """The reduced chain (d-free Haar blocks, Bartlett's Wishart, the chord's Gram chain) against QR
+    of a d × d Gaussian: every statistic's distribution over 3000 simulations (two-sample KS), the
+    fallback block (d − 2N < N: Gaussian rows instead of Bartlett's factor) included."""
+    x = _obs(N, P - 1, d, seed=11)
+    fast = get_null("rotation").simulate(x, 3000, generator(0), method="reduced")
+    ref_a, ref_l = plain_rotation_reference(x, 3000, generator(1))
+    q = torch.rad2deg(ref_a).flatten().quantile(torch.tensor([0.1, 0.9], dtype=torch.float64))
+    a = per_text_statistics(fast.angles, fast.ltc, float(q[0]), float(q[1]))
+    b = per_text_statistics(ref_a, ref_l, float(q[0]), float(q[1]))
+    for k in a:
+        assert _ks(a[k], b[k]) > 1e-3, k
+    # the check has power: the same chain in two more dimensions is told apart
+    wrong = get_null("rotation").simulate(torch.nn.functional.pad(x, (0, 3)), 3000, generator(2), method="reduced")
+    w = per_text_statistics(wrong.angles, wrong.ltc, float(q[0]), float(q[1]))
+    assert min(_ks(w[k], b[k]) for k in ("mean_abs_dev", "log_ltc")) < 1e-6
+
+
+def test_reduced_rotation_is_chosen_where_cheaper_and_refused_where_impossible():
+    x = _obs(3, 4, 40, seed=2)  # d >= 4N: auto takes the reduced chain
+    auto = get_null("rotation").simulate(x, 20, generator(5))
+    red = get_null("rotation").simulate(x, 20, generator(5), method="reduced")
+    torch.testing.assert_close(auto.angles, red.angles)
+    with pytest.raises(tlgeom.TlgeomError, match="method"):
+        get_null("rotation").simulate(_obs(6, 4, 8), 5, generator(0), method="reduced")
+    with pytest.raises(tlgeom.TlgeomError, match="method"):
+        get_null("rotation").simulate(x, 5, generator(0), method="fast")

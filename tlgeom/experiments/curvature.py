@@ -436,16 +436,21 @@ def text_statistics(
 
 
 def _thresholds(pooled: torch.Tensor, mode: str, tail: float, k_sd: float, sharp: float, flat: float):
-    """Per-vertex (flat, sharp) thresholds in degrees from pooled angles ``[M, V]`` (radians)."""
+    """Per-vertex (flat, sharp) thresholds in degrees from pooled angles ``[M, V]`` (radians), on
+    the angles' device."""
     V = pooled.shape[-1]
+    kw = {"dtype": torch.float64, "device": pooled.device}
     if mode == "degrees":
-        return torch.full((V,), flat, dtype=torch.float64), torch.full((V,), sharp, dtype=torch.float64)
-    deg = torch.rad2deg(pooled).cpu().numpy()
+        return torch.full((V,), flat, **kw), torch.full((V,), sharp, **kw)
+    deg = torch.rad2deg(pooled.to(torch.float64))
     if mode == "quantile":
-        q = np.nanquantile(deg, [tail, 1 - tail], axis=0)
-        return torch.from_numpy(q[0]), torch.from_numpy(q[1])
-    mu, sd = np.nanmean(deg, 0), np.nanstd(deg, 0, ddof=1)
-    return torch.from_numpy(mu - k_sd * sd), torch.from_numpy(mu + k_sd * sd)
+        q = torch.nanquantile(deg, torch.tensor([tail, 1 - tail], **kw), dim=0)
+        return q[0], q[1]
+    ok = ~torch.isnan(deg)
+    n = ok.sum(0)
+    mu = torch.where(ok, deg, 0).sum(0) / n
+    sd = (torch.where(ok, deg - mu, 0).square().sum(0) / (n - 1)).sqrt()
+    return mu - k_sd * sd, mu + k_sd * sd
 
 
 def _pooled_sample(angle_sets: list[torch.Tensor], limit: int = 2_000_000) -> torch.Tensor:
@@ -459,22 +464,41 @@ def _pooled_sample(angle_sets: list[torch.Tensor], limit: int = 2_000_000) -> to
 
 def _simulate_null(null: Null, texts, n_sims, seed, options, progress) -> list[NullDraw]:
     """One draw per text from the null's own seeded stream; texts of equal length are simulated
-    together in one vectorised call (independently: each has its own rotations/permutations)."""
+    together in one vectorised call (independently: each has its own rotations/permutations).
+    Each length group is drawn in chunks of simulations (up to 10, fixed by ``n_sims`` alone, so the
+    draws do not depend on ``progress``); with ``progress`` a bar counts simulations × texts, with an
+    ETA, and moves during a long group."""
     gen = make_generator(stream_seed(seed, null.name), texts[0].device)
     groups: dict[int, list[int]] = {}
     for i, x in enumerate(texts):
         groups.setdefault(x.shape[0], []).append(i)
-    draws: list[NullDraw | None] = [None] * len(texts)
-    it = list(groups.values())
+    parts: list[list[NullDraw]] = [[] for _ in texts]
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=f"null {null.name}", leave=False)
-    for idx in it:
-        dr = null.simulate(torch.stack([texts[i] for i in idx]), n_sims, gen, **options)
-        for j, i in enumerate(idx):
-            draws[i] = NullDraw(dr.angles[:, j], dr.ltc[:, j] if dr.ltc is not None else None)
-    return draws  # type: ignore[return-value]
+        bar = tqdm(total=n_sims * len(texts), desc=f"null {null.name}", unit="sim", leave=False)
+    try:
+        for idx in groups.values():
+            x = torch.stack([texts[i] for i in idx])
+            step = n_sims if n_sims <= 100 else -(-n_sims // 10)
+            for start in range(0, n_sims, step):
+                S = min(step, n_sims - start)
+                dr = null.simulate(x, S, gen, **options)
+                for j, i in enumerate(idx):
+                    parts[i].append(NullDraw(dr.angles[:, j], dr.ltc[:, j] if dr.ltc is not None else None))
+                if bar is not None:
+                    bar.update(S * len(idx))
+    finally:
+        if bar is not None:
+            bar.close()
+    return [
+        NullDraw(
+            torch.cat([p.angles for p in ps]) if len(ps) > 1 else ps[0].angles,
+            None if ps[0].ltc is None else (torch.cat([p.ltc for p in ps]) if len(ps) > 1 else ps[0].ltc),
+        )
+        for ps in parts
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,8 +646,8 @@ def compare_to_nulls(
             s_obs = [text_statistics(a, l, flat, sharp) for a, l in zip(obs_angles, obs_ltc)]
             s_ref = [text_statistics(a, l, flat, sharp) for a, l in zip(ref_angles, ref_ltc)]
             for st in stats_here:
-                o = torch.stack([s[st] for s in s_obs]).numpy()
-                u = torch.stack([s[st] for s in s_ref]).numpy()
+                o = torch.stack([s[st] for s in s_obs]).cpu().numpy()
+                u = torch.stack([s[st] for s in s_ref]).cpu().numpy()
                 dlt = o - u
                 alt = ALTERNATIVES[st]
                 ok = np.isfinite(dlt)
@@ -666,7 +690,7 @@ def compare_to_nulls(
             m, sd = s[:, 1:].mean(-1), s[:, 1:].std(-1)
             eff = s[:, 0] - m
             p = float(exchangeable_pvalue(s.mean(0), alt))
-            row = _row(null, st, space, alt, s[:, 0].numpy(), m.numpy(), eff.numpy(), p, n_boot, seed)
+            row = _row(null, st, space, alt, s[:, 0].cpu().numpy(), m.cpu().numpy(), eff.cpu().numpy(), p, n_boot, seed)
             z = torch.where(sd > 0, eff / sd.where(sd > 0, torch.ones_like(sd)), torch.full_like(sd, float("nan")))
             row["z"] = float(z[~torch.isnan(z)].mean()) if (~torch.isnan(z)).any() else float("nan")
             _informative(row, st, thresholds, tail_mass)

