@@ -439,12 +439,13 @@ def _thresholds(pooled: torch.Tensor, mode: str, tail: float, k_sd: float, sharp
     """Per-vertex (flat, sharp) thresholds in degrees from pooled angles ``[M, V]`` (radians), on
     the angles' device."""
     V = pooled.shape[-1]
-    kw = {"dtype": torch.float64, "device": pooled.device}
+    dev = pooled.device
     if mode == "degrees":
-        return torch.full((V,), flat, **kw), torch.full((V,), sharp, **kw)
+        f64 = torch.float64
+        return torch.full((V,), flat, dtype=f64, device=dev), torch.full((V,), sharp, dtype=f64, device=dev)
     deg = torch.rad2deg(pooled.to(torch.float64))
     if mode == "quantile":
-        q = torch.nanquantile(deg, torch.tensor([tail, 1 - tail], **kw), dim=0)
+        q = torch.nanquantile(deg, torch.tensor([tail, 1 - tail], dtype=torch.float64, device=dev), dim=0)
         return q[0], q[1]
     ok = ~torch.isnan(deg)
     n = ok.sum(0)
@@ -495,7 +496,7 @@ def _simulate_null(null: Null, texts, n_sims, seed, options, progress) -> list[N
     return [
         NullDraw(
             torch.cat([p.angles for p in ps]) if len(ps) > 1 else ps[0].angles,
-            None if ps[0].ltc is None else (torch.cat([p.ltc for p in ps]) if len(ps) > 1 else ps[0].ltc),
+            None if ps[0].ltc is None else torch.cat([p.ltc for p in ps if p.ltc is not None]),
         )
         for ps in parts
     ]

@@ -723,7 +723,7 @@ def _rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, method: str
         L = torch.zeros((S, *lead, N, N), dtype=x.dtype, device=x.device)
         dots = []
         for l in range(len(factors) - 1):
-            (M, N2), _ = fresh_frame((S, *lead), (r, N), r, d, gen, x)
+            (M, N2), _low = fresh_frame((S, *lead), (r, N), r, d, gen, x)
             dots.append(((factors[l] @ M) * factors[l + 1]).sum(-1))
             J = K @ M + L @ N2
             L = psd_factor(K @ K.mT + L @ L.mT - J @ J.mT)
