@@ -14,21 +14,71 @@ pure tensor functions and result classes: ``tlgeom.trajectory``, ``tlgeom.stream
 ``tlgeom.heat``, ``tlgeom.structure``, ``tlgeom.models``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import PrecisionWarning, TlgeomError
-from .experiments.circuits import noun_probe, singular_directions
-from .experiments.curvature import compare_to_nulls, curvature_test
-from .experiments.eclipse import ContextEdit, deflection, meaning_vs_control
-from .experiments.heat import attention_vs_heat_kernel
-from .experiments.landscape import curvature_landscape
-from .experiments.patching import patch_attribution
-from .experiments.projection import project_trajectory
-from .experiments.sphere import sphere_report
-from .geometry.curvature import length_to_chord, turning_angles
-from .geometry.heat import heat_kernel
-from .geometry.riemann import christoffel_symbols, pullback_metric, scalar_curvature
-from .models import load_model
-from .models.streaming import LengthToChord, StepNorms, StreamMetric, TurningAngles, stream
-from .models.trajectory import Trajectories, record_trajectories
+
+#: Public name → the module that defines it. Imported on first use (PEP 562), so that
+#: ``import tlgeom`` and ``tlgeom --help`` do not import torch.
+_LAZY = {
+    "noun_probe": "experiments.circuits",
+    "singular_directions": "experiments.circuits",
+    "compare_to_nulls": "experiments.curvature",
+    "curvature_test": "experiments.curvature",
+    "ContextEdit": "experiments.eclipse",
+    "deflection": "experiments.eclipse",
+    "meaning_vs_control": "experiments.eclipse",
+    "attention_vs_heat_kernel": "experiments.heat",
+    "curvature_landscape": "experiments.landscape",
+    "patch_attribution": "experiments.patching",
+    "project_trajectory": "experiments.projection",
+    "sphere_report": "experiments.sphere",
+    "length_to_chord": "geometry.curvature",
+    "turning_angles": "geometry.curvature",
+    "heat_kernel": "geometry.heat",
+    "christoffel_symbols": "geometry.riemann",
+    "pullback_metric": "geometry.riemann",
+    "scalar_curvature": "geometry.riemann",
+    "load_model": "models",
+    "LengthToChord": "models.streaming",
+    "StepNorms": "models.streaming",
+    "StreamMetric": "models.streaming",
+    "TurningAngles": "models.streaming",
+    "stream": "models.streaming",
+    "Trajectories": "models.trajectory",
+    "record_trajectories": "models.trajectory",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - what static tools see
+    from .experiments.circuits import noun_probe, singular_directions
+    from .experiments.curvature import compare_to_nulls, curvature_test
+    from .experiments.eclipse import ContextEdit, deflection, meaning_vs_control
+    from .experiments.heat import attention_vs_heat_kernel
+    from .experiments.landscape import curvature_landscape
+    from .experiments.patching import patch_attribution
+    from .experiments.projection import project_trajectory
+    from .experiments.sphere import sphere_report
+    from .geometry.curvature import length_to_chord, turning_angles
+    from .geometry.heat import heat_kernel
+    from .geometry.riemann import christoffel_symbols, pullback_metric, scalar_curvature
+    from .models import load_model
+    from .models.streaming import LengthToChord, StepNorms, StreamMetric, TurningAngles, stream
+    from .models.trajectory import Trajectories, record_trajectories
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.2.0.dev0"  # the one version source (pyproject reads it: dynamic = ["version"])
 

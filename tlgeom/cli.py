@@ -31,7 +31,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tlgeom._args import check_seed
 from tlgeom._errors import TlgeomError, bad_arg
 
 EXIT_USAGE = 2
@@ -246,6 +245,8 @@ def _run_corpus(args: argparse.Namespace) -> int:
     from tlgeom.experiments.corpus import run_corpus, tests_from_rows
     from tlgeom.stats.nulls import DEFAULT_NULLS
 
+    from tlgeom._args import check_seed
+
     check_seed(args.seed, arg="--seed", allow_none=False)
     for value, arg, minimum in ((args.batch_tokens, "--batch-tokens", 1), (args.n_sims, "--n-sims", 0)):
         _check_min(value, arg, minimum)
@@ -370,6 +371,8 @@ def _check_args(args: argparse.Namespace) -> tuple[str | None, Any]:
     from tlgeom import report as R
 
     cmd = args.command
+    from tlgeom._args import check_seed
+
     check_seed(args.seed, arg="--seed", allow_none=False)
     text = _read_text(args)
     edit = _edit(args, text) if cmd == "deflect" else R.bundled_pair(args.pair) if cmd == "report" else None

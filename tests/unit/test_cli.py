@@ -375,3 +375,20 @@ def test_claims_command_refuses_bad_input_before_loading(monkeypatch, tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err and err.startswith("tlgeom claims")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], *[[c, "--help"] for c in cli.COMMAND_STAGES], ["corpus", "--help"], ["claims", "--help"]]
+)
+def test_help_prints_without_importing_torch(argv):
+    """`tlgeom --help` and `tlgeom COMMAND --help` answer at once: neither torch nor the analyses load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom tlgeom.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code\nheavy = [m for m in ('torch', 'transformer_lens', 'matplotlib') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True).stdout
+    assert "usage: " in out and "HEAVY []" in out, out[-300:]

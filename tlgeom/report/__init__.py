@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable
 from tlgeom.report.output import MANIFEST, commit_output, discard, read_manifest, stage_output
@@ -327,6 +325,8 @@ def deflection_section(
     if patch:
         att = patch_attribution(model, edit, progress=progress)
         v = att.values
+        import torch
+
         best = torch.nan_to_num(v, nan=-math.inf).flatten().argmax()
         layer, pos = divmod(int(best), v.shape[1])
         res["patching"] = {
@@ -374,7 +374,7 @@ def environment(model: Any = None, model_name: str | None = None) -> dict:
     env: dict[str, Any] = {
         "tlgeom": __version__,
         "transformer_lens": version("transformer-lens"),
-        "torch": torch.__version__,
+        "torch": _torch_version(),
         "python": platform.python_version(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -488,3 +488,9 @@ def write_html(
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
