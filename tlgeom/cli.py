@@ -136,7 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Counts sharp and flat turns and the median length-to-chord of a text's "
         "trajectories and compares them with null models (permutation p-values).",
     )
-    _common(p, "curvature-test")
+    _common(
+        p,
+        "curvature-test",
+        text_help="the text to test, each sentence one unit of inference (default: 12 bundled sentences, "
+        "tlgeom.data.SENTENCES)",
+    )
     p.add_argument("--space", choices=("raw", "normalized"), default="raw")
     p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
 
@@ -182,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(
         p,
         "report",
-        text_help="the text of the landscape, null-model and hypersphere sections (default: the bundled "
-        "~160-token paragraph; the eclipse section uses a bundled homonym pair, see --pair)",
+        text_help="the text of the landscape, null-model and hypersphere sections, each sentence one unit of the "
+        "null-model tests (default: the bundled ~160-token paragraph, and 12 bundled sentences for the null-model "
+        "tests; the eclipse section uses a bundled homonym pair, see --pair)",
     )
     p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
     p.add_argument("--pair", type=int, default=0, help="bundled homonym pair for the eclipse section (default 0)")
@@ -389,8 +395,11 @@ def planned_files(command: str) -> list[str]:
     return names + ["results.json"] + (["report.html"] if command == "report" else [])
 
 
-def _stage_runners(args: argparse.Namespace, text: str, edit: Any, progress: bool) -> dict[str, Callable]:
-    """Each stage as ``run(model, out) -> Section``: the one place that maps options to a section."""
+def _stage_runners(
+    args: argparse.Namespace, text: str, edit: Any, progress: bool, units: Any = None
+) -> dict[str, Callable]:
+    """Each stage as ``run(model, out) -> Section``: the one place that maps options to a section.
+    ``units``: the texts of the curvature tests (default: the sentences of ``text``)."""
     from tlgeom import report as R
 
     space = getattr(args, "space", "raw")
@@ -399,7 +408,7 @@ def _stage_runners(args: argparse.Namespace, text: str, edit: Any, progress: boo
             model, text, out, space=space, view=getattr(args, "view", "heatmap")
         ),
         "null models": lambda model, out: R.curvature_section(
-            model, text, out, n_sims=args.n_sims, seed=args.seed, space=space
+            model, text, out, n_sims=args.n_sims, seed=args.seed, space=space, texts=units, progress=progress
         ),
         "hypersphere": lambda model, out: R.sphere_section(model, text, out),
         "deflection": lambda model, out: R.deflection_section(
@@ -412,16 +421,17 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from tlgeom import report as R
-    from tlgeom.data import PARAGRAPH
+    from tlgeom.data import PARAGRAPH, SENTENCES
 
     cmd = args.command
     text, edit = _check_args(args)  # every check before the slow work
+    units = SENTENCES if text is None else None  # no text given: the curvature tests take 12 bundled sentences
     text = text if text is not None else PARAGRAPH
     progress = not args.no_progress
     out = Path(args.out)
     staging = R.stage_output(out, planned_files(cmd), overwrite=args.overwrite, arg="--out")
     stages = COMMAND_STAGES[cmd]
-    runners = _stage_runners(args, text, edit, progress)
+    runners = _stage_runners(args, text, edit, progress, units)
     bar = tqdm(
         total=1 + len(stages),
         disable=not progress,

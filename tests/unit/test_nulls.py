@@ -557,3 +557,41 @@ def test_reduced_rotation_is_chosen_where_cheaper_and_refused_where_impossible()
         get_null("rotation").simulate(_obs(6, 4, 8), 5, generator(0), method="reduced")
     with pytest.raises(tlgeom.TlgeomError, match="method"):
         get_null("rotation").simulate(x, 5, generator(0), method="fast")
+
+
+@pytest.mark.parametrize("method", ["reduced", "ambient"])
+def test_ragged_batch_gives_each_text_its_own_law(method):
+    """A short text zero-padded into a batch with a longer one (valid=) has the plain law it has alone."""
+    short, long_ = _obs(3, 4, 24, seed=12), _obs(5, 4, 24, seed=13)
+    x = torch.stack([torch.nn.functional.pad(short, (0, 0, 0, 0, 0, 2)), long_])
+    valid = torch.tensor([[True] * 3 + [False] * 2, [True] * 5])
+    draw = get_null("rotation").simulate(x, 3000, generator(0), method=method, valid=valid)
+    assert torch.isnan(draw.angles[:, 0, 3:]).all() and torch.isnan(draw.ltc[:, 0, 3:]).all()
+    assert not torch.isnan(draw.angles[:, :, :3]).any() and not torch.isnan(draw.ltc[:, 1]).any()
+    ref_a, ref_l = plain_rotation_reference(short, 3000, generator(1))
+    a = per_text_statistics(draw.angles[:, 0, :3], draw.ltc[:, 0, :3], 80.0, 100.0)
+    b = per_text_statistics(ref_a, ref_l, 80.0, 100.0)
+    for k in a:
+        assert _ks(a[k], b[k]) > 1e-3, k
+
+
+def test_compare_to_nulls_batches_texts_of_different_lengths_like_alone():
+    """compare_to_nulls pads texts of similar lengths into one batch for the ragged nulls: the rows of
+    a text simulated in a padded batch follow the law of the text simulated alone."""
+    texts = _corpus((5, 6, 7), k=5, d=64, seed=3)
+    rep = compare_to_nulls(texts, ["rotation"], 400, 0, n_boot=0, statistics=("mean_angle", "log_ltc"))
+    alone = compare_to_nulls(texts[:1], ["rotation"], 400, 1, n_boot=0, statistics=("mean_angle", "log_ltc"))
+    pt, pa = rep.per_text, alone.per_text
+    for st in ("mean_angle", "log_ltc"):
+        m = pt[(pt.statistic == st) & (pt.text == 0)]
+        ma = pa[(pa.statistic == st) & (pa.text == 0)]
+        assert abs(float(m.null_mean.iloc[0]) - float(ma.null_mean.iloc[0])) < 4 * float(ma.null_sd.iloc[0]) / 10
+
+
+def test_progress_counts_simulations_and_does_not_change_the_draws(capsys):
+    texts = _corpus((5, 6, 9), k=5, d=32, seed=4)
+    quiet = compare_to_nulls(texts, n_sims=150, seed=3, n_boot=0)
+    loud = compare_to_nulls(texts, n_sims=150, seed=3, n_boot=0, progress=True)
+    assert quiet.tests().equals(loud.tests())
+    err = capsys.readouterr().err
+    assert "null rotation" in err and "/450" in err and "sim/s" in err  # simulations × texts, with a rate

@@ -463,16 +463,31 @@ def _pooled_sample(angle_sets: list[torch.Tensor], limit: int = 2_000_000) -> to
     return rows
 
 
+def _length_groups(lengths: list[int], ragged: bool) -> list[list[int]]:
+    """Indices of texts simulated together: equal lengths, or (a ragged null) sorted lengths within
+    25 % + 4 tokens of the group's shortest, zero-padded to its longest."""
+    if not ragged:
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(lengths):
+            groups.setdefault(n, []).append(i)
+        return list(groups.values())
+    out: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if out and lengths[i] <= 1.25 * lengths[out[-1][0]] + 4:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 def _simulate_null(null: Null, texts, n_sims, seed, options, progress) -> list[NullDraw]:
-    """One draw per text from the null's own seeded stream; texts of equal length are simulated
-    together in one vectorised call (independently: each has its own rotations/permutations).
-    Each length group is drawn in chunks of simulations (up to 10, fixed by ``n_sims`` alone, so the
-    draws do not depend on ``progress``); with ``progress`` a bar counts simulations × texts, with an
-    ETA, and moves during a long group."""
+    """One draw per text from the null's own seeded stream; texts of equal length (of similar length,
+    zero-padded, for a ragged null) are simulated together in one vectorised call, independently: each
+    has its own rotations/permutations. Each group is drawn in chunks of simulations (up to 10, fixed
+    by ``n_sims`` alone, so the draws do not depend on ``progress``); with ``progress`` a bar counts
+    simulations × texts, with an ETA, and moves during a long group."""
     gen = make_generator(stream_seed(seed, null.name), texts[0].device)
-    groups: dict[int, list[int]] = {}
-    for i, x in enumerate(texts):
-        groups.setdefault(x.shape[0], []).append(i)
+    lengths = [x.shape[0] for x in texts]
     parts: list[list[NullDraw]] = [[] for _ in texts]
     bar = None
     if progress:
@@ -480,14 +495,21 @@ def _simulate_null(null: Null, texts, n_sims, seed, options, progress) -> list[N
 
         bar = tqdm(total=n_sims * len(texts), desc=f"null {null.name}", unit="sim", leave=False)
     try:
-        for idx in groups.values():
-            x = torch.stack([texts[i] for i in idx])
+        for idx in _length_groups(lengths, null.ragged):
+            n = max(lengths[i] for i in idx)
+            x = torch.stack([torch.nn.functional.pad(texts[i], (0, 0, 0, 0, 0, n - lengths[i])) for i in idx])
+            extra = dict(options)
+            if null.ragged and len({lengths[i] for i in idx}) > 1:
+                extra["valid"] = (
+                    torch.arange(n, device=x.device) < torch.tensor([lengths[i] for i in idx], device=x.device)[:, None]
+                )
             step = n_sims if n_sims <= 100 else -(-n_sims // 10)
             for start in range(0, n_sims, step):
                 S = min(step, n_sims - start)
-                dr = null.simulate(x, S, gen, **options)
+                dr = null.simulate(x, S, gen, **extra)
                 for j, i in enumerate(idx):
-                    parts[i].append(NullDraw(dr.angles[:, j], dr.ltc[:, j] if dr.ltc is not None else None))
+                    k = lengths[i]
+                    parts[i].append(NullDraw(dr.angles[:, j, :k], dr.ltc[:, j, :k] if dr.ltc is not None else None))
                 if bar is not None:
                     bar.update(S * len(idx))
     finally:

@@ -205,16 +205,29 @@ def _sentences(text: str) -> list[str]:
 
 
 def curvature_section(
-    model: Any, text: str, out: Any, *, n_sims: int = 999, seed: int = 0, space: str = "raw"
+    model: Any,
+    text: str | None,
+    out: Any,
+    *,
+    n_sims: int = 999,
+    seed: int = 0,
+    space: str = "raw",
+    texts: Any = None,
+    progress: bool = False,
 ) -> Section:
     """Text-level curvature tests against the joint nulls and the untrained model; each sentence of
-    ``text`` is one text (the unit of inference)."""
+    ``text`` is one text (the unit of inference), or each of ``texts`` when given (the commands pass
+    the bundled :data:`tlgeom.data.SENTENCES` when the user gave no text)."""
     from tlgeom.experiments.curvature import curvature_test
 
     out = output_dir(out)
     t0 = time.perf_counter()
-    texts = _sentences(text)
-    report = curvature_test(model, texts, n_sims=n_sims, seed=seed, space=space)
+    if texts is None:
+        if text is None:
+            raise bad_arg("text", None, "a text, or texts=[...]")
+        texts = _sentences(text)
+    texts = list(texts)
+    report = curvature_test(model, texts, n_sims=n_sims, seed=seed, space=space, progress=progress)
     verdict = verdict_line(report)
     sec = Section(
         "curvature_test",

@@ -99,6 +99,9 @@ class Null:
         paired: True for model-based nulls (a paired reference, e.g. the untrained model): no
             sampler; :func:`~tlgeom.experiments.curvature.compare_to_nulls` takes its states.
         sampler: ``(states [pos, point, d], n_sims, generator, **options) -> NullDraw``.
+        ragged: the sampler takes texts of different lengths in one batch, zero-padded, with
+            ``valid=`` (a bool mask ``[text, pos]``), and gives every real token the law it has alone
+            (padded tokens: NaN); texts are then batched across lengths.
     """
 
     name: str
@@ -108,6 +111,7 @@ class Null:
     joint: bool
     paired: bool = False
     sampler: Callable[..., NullDraw] | None = None
+    ragged: bool = False
 
     def simulate(self, states: Any, n_sims: int, generator: torch.Generator | None = None, **options: Any) -> NullDraw:
         """Surrogates of one text: angles ``[n_sims, pos, V]`` and LTC ``[n_sims, pos]``.
@@ -651,13 +655,12 @@ def fresh_frame(
     ``W = G R⁻¹`` with ``G`` a ``d × r`` Gaussian matrix, the Q of its QR decomposition with a positive
     diagonal, without drawing the ``d × r`` Gaussian. Returns the blocks ``[..., m_i, r]`` and ``R``'s
     lower Cholesky factor ``Rᵀ`` (the coordinates on the new dimensions are never needed)."""
-    blocks = [torch.randn((*lead, m, r), generator=gen, dtype=like.dtype, device=like.device) for m in sizes]
-    rest = _wishart_rows(lead, d - sum(sizes), r, gen, like)
-    gram = rest.mT @ rest
-    for b in blocks:
-        gram = gram + b.mT @ b
-    low = torch.linalg.cholesky(gram)
-    return [torch.linalg.solve_triangular(low.mT, b, upper=True, left=False) for b in blocks], low
+    m = sum(sizes)
+    g = torch.randn((*lead, m, r), generator=gen, dtype=like.dtype, device=like.device)  # one draw, one solve
+    rest = _wishart_rows(lead, d - m, r, gen, like)
+    low = torch.linalg.cholesky(g.mT @ g + rest.mT @ rest)
+    w = torch.linalg.solve_triangular(low.mT, g, upper=True, left=False)
+    return list(torch.split(w, list(sizes), dim=-2)), low
 
 
 def psd_factor(g: torch.Tensor) -> torch.Tensor:
@@ -673,7 +676,9 @@ def psd_factor(g: torch.Tensor) -> torch.Tensor:
     return low
 
 
-def _rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, method: str = "auto", **_: Any) -> NullDraw:
+def _rotation(
+    x: torch.Tensor, n_sims: int, gen: torch.Generator, *, method: str = "auto", valid: Any = None, **_: Any
+) -> NullDraw:
     """x ``[..., N, P, d]`` → angles ``[S, ..., N, V]``, LTC ``[S, ..., N]``, drawn in ``O(N³)`` per
     layer step and simulation, independently of d (the exact reduced chain; see the module docstring).
 
@@ -692,7 +697,13 @@ def _rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, method: str
     for the ambient form :func:`_rotation_ambient` (measured: 9.6× faster at N = 16, 2.8× at N = 48,
     equal at N = 128, d = 576). ``method="auto"`` takes the reduced chain when ``d ≥ 4N`` (it needs
     ``d ≥ r + N``, ``r = min(N, d)``), else the ambient form; ``"reduced"`` / ``"ambient"`` force one
-    (both are exact: ``tests/unit/test_nulls.py`` compares them with QR of a ``d × d`` Gaussian)."""
+    (both are exact: ``tests/unit/test_nulls.py`` compares them with QR of a ``d × d`` Gaussian).
+
+    ``valid`` (``[..., N]`` bool): texts of different lengths zero-padded to one ``N``. A padded token has
+    zero steps, so it adds nothing to the frames (the first ``r`` columns of a Haar frame are a Haar
+    frame); in the chord chain its rows are kept at zero in ``K`` and at a unit vector of their own in
+    ``L`` (an identity block, uncoupled from the real tokens in the Cholesky factor), so every real
+    token's law is the one it has alone (tested). Its angles and LTC are NaN."""
     d = x.shape[-1]
     N = x.shape[-3]
     if method not in ("auto", "reduced", "ambient"):
@@ -714,25 +725,27 @@ def _rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, method: str
         <= ZERO_STEP_RTOL * torch.maximum(norms[..., :-1], norms[..., 1:])
     ) | (nn_ == 0)
     lead = x.shape[:-3]
+    real = torch.ones((*lead, N), dtype=torch.bool, device=x.device) if valid is None else valid.to(x.device)
+    keep = real.to(x.dtype).unsqueeze(-1)  # [..., N, 1]
     per_sim = max(1, math.prod(lead)) * (4 * r * r + 3 * N * r + 3 * N * N)
     angles, ltcs = [], []
     chunk = _chunk(n_sims, per_sim)
     for start in range(0, n_sims, chunk):
         S = min(chunk, n_sims - start)
         K = factors[0].expand(S, *factors[0].shape)
-        L = torch.zeros((S, *lead, N, N), dtype=x.dtype, device=x.device)
+        L = torch.diag_embed(1 - keep[..., 0]).expand(S, *lead, N, N)  # padded tokens: an identity block
         dots = []
         for l in range(len(factors) - 1):
             (M, N2), _low = fresh_frame((S, *lead), (r, N), r, d, gen, x)
             dots.append(((factors[l] @ M) * factors[l + 1]).sum(-1))
-            J = K @ M + L @ N2
+            J = (K @ M + L @ N2) * keep
             L = psd_factor(K @ K.mT + L @ L.mT - J @ J.mT)
             K = J + factors[l + 1]
         dot = torch.stack(dots, -1)
         ang = 2 * torch.atan2((nn_ - dot).clamp_min(0).sqrt(), (nn_ + dot).clamp_min(0).sqrt())
-        angles.append(ang.masked_fill(undefined, float("nan")))
-        chord = (K.square().sum(-1) + L.square().sum(-1)).sqrt()
-        ltcs.append(chord_ratio(length, chord))
+        angles.append(ang.masked_fill(undefined | ~real.unsqueeze(-1), float("nan")))
+        chord = (K.square().sum(-1) + (L * keep).square().sum(-1)).sqrt()
+        ltcs.append(chord_ratio(length, chord).masked_fill(~real, float("nan")))
     return NullDraw(torch.cat(angles), torch.cat(ltcs))
 
 
@@ -909,6 +922,7 @@ register(
         ("raw",),
         True,
         sampler=_rotation,
+        ragged=True,
     )
 )
 register(
@@ -920,6 +934,7 @@ register(
         ("raw",),
         True,
         sampler=_shuffle,
+        ragged=True,
     )
 )
 register(
