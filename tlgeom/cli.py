@@ -247,11 +247,10 @@ def _run_corpus(args: argparse.Namespace) -> int:
     import itertools
     from collections.abc import Iterator
 
+    from tlgeom._args import check_seed
     from tlgeom.data.corpora import CORPORA, Document, iter_corpus
     from tlgeom.experiments.corpus import run_corpus, tests_from_rows
     from tlgeom.stats.nulls import DEFAULT_NULLS
-
-    from tlgeom._args import check_seed
 
     check_seed(args.seed, arg="--seed", allow_none=False)
     for value, arg, minimum in ((args.batch_tokens, "--batch-tokens", 1), (args.n_sims, "--n-sims", 0)):
