@@ -137,25 +137,32 @@ class Result:
     def __str__(self) -> str:
         return self.summary()
 
-    def save(self, directory: Any, name: str | None = None, *, dpi: int = 110) -> dict[str, Path]:
+    def save(
+        self, directory: Any, name: str | None = None, *, dpi: int = 110, overwrite: bool = False
+    ) -> dict[str, Path]:
         """Write ``<name>.png`` (:meth:`plot`), ``<name>.csv`` (:meth:`to_frame`) and ``<name>.json``
-        (:meth:`headline` plus the summary) into ``directory`` (created if missing)."""
+        (:meth:`headline` plus the summary) into ``directory`` (created if missing).
+
+        The files are built beside ``directory`` and moved in only when all three are written; a file
+        of those names that tlgeom did not write (no entry in the folder's manifest) is refused unless
+        ``overwrite=True``, and an unwritable folder is a TlgeomError naming ``directory``."""
         import matplotlib.pyplot as plt
 
-        if not isinstance(directory, (str, Path)) or not str(directory).strip():
-            raise bad_arg("directory", directory, "a directory path")
-        out = Path(directory)
-        if out.exists() and not out.is_dir():
-            raise bad_arg("directory", str(directory), "a directory (this path is a file)")
-        out.mkdir(parents=True, exist_ok=True)
+        from tlgeom._output import staged
+
+        if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name or name.startswith(".")):
+            raise bad_arg("name", name, "a file stem without '/' that does not start with '.'")
         stem = name or self.result_name
-        paths = {"png": out / f"{stem}.png", "csv": out / f"{stem}.csv", "json": out / f"{stem}.json"}
-        fig = figure_of(self.plot())
-        try:
-            fig.savefig(paths["png"], dpi=dpi, bbox_inches="tight")
-        finally:
-            plt.close(fig)
-        self.to_frame().to_csv(paths["csv"], index=False)
-        doc = {"result": type(self).__name__, "headline": self.headline(), "summary": self.summary()}
-        paths["json"].write_text(json.dumps(jsonable(doc), indent=2) + "\n")
-        return paths
+        names = {ext: f"{stem}.{ext}" for ext in ("png", "csv", "json")}
+        with staged(
+            directory, names.values(), f"{type(self).__name__}.save({stem})", overwrite=overwrite, arg="directory"
+        ) as tmp:
+            fig = figure_of(self.plot())
+            try:
+                fig.savefig(tmp / names["png"], dpi=dpi, bbox_inches="tight")
+            finally:
+                plt.close(fig)
+            self.to_frame().to_csv(tmp / names["csv"], index=False)
+            doc = {"result": type(self).__name__, "headline": self.headline(), "summary": self.summary()}
+            (tmp / names["json"]).write_text(json.dumps(jsonable(doc), indent=2) + "\n")
+        return {ext: Path(directory) / n for ext, n in names.items()}

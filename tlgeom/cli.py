@@ -18,7 +18,7 @@ status 2, without a traceback, and every argument is checked before the model is
 
 Output is written into a staging directory next to ``--out`` and moved into place only when every
 analysis has succeeded; ``--out`` keeps a manifest of what tlgeom wrote, and a file tlgeom did not
-write is never replaced without ``--overwrite`` (:mod:`tlgeom.report.output`). Every command writes
+write is never replaced without ``--overwrite`` (:mod:`tlgeom._output`). Every command writes
 ``<result>.png/.csv/.json`` per result and ``results.json``; ``report`` adds ``report.html``.
 """
 
@@ -161,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--edited", help="the edited text (with --text as the clean text)")
     p.add_argument("--target", help="the target word, present in both texts")
+    p.add_argument(
+        "--occurrence",
+        type=int,
+        nargs="+",
+        metavar="INDEX",
+        help="which match of --target (0 = first) when a text contains it more than once; two indices: "
+        "clean and edited",
+    )
     p.add_argument("--pair", type=int, default=0, help="index of the bundled homonym pair (default 0)")
     p.add_argument(
         "--controls",
@@ -248,8 +256,8 @@ def _run_corpus(args: argparse.Namespace) -> int:
     from collections.abc import Iterator
 
     from tlgeom._args import check_seed
-    from tlgeom.data.corpora import CORPORA, Document, iter_corpus
-    from tlgeom.experiments.corpus import run_corpus, tests_from_rows
+    from tlgeom.data.corpora import CORPORA, Document, corpus_source, iter_corpus
+    from tlgeom.experiments.corpus import precheck_out, run_corpus, tests_from_rows
     from tlgeom.stats.nulls import DEFAULT_NULLS
 
     check_seed(args.seed, arg="--seed", allow_none=False)
@@ -259,8 +267,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         _check_min(args.max_docs, "--max-docs", 1)
     _check_min(args.workers, "--workers", 1)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise bad_arg("--out", args.out, "a directory (this path is a file)")
+    precheck_out(out, "--out")
     source, named = Path(args.corpus), args.corpus in CORPORA
     table = not named and (source.is_dir() or source.suffix.lower() in (".jsonl", ".parquet"))
     if args.per_line and (named or table):
@@ -277,6 +284,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
     if first is None:
         raise bad_arg("--corpus", args.corpus, "a corpus with at least one non-empty document")
     head: Document = first
+    identity = corpus_source(args.corpus, per_line=args.per_line, **fields)  # --max-docs may grow on resume
 
     def documents() -> Iterator[Document]:  # lazy: a huge file streams; a bad row met mid-run names --corpus
         try:
@@ -303,6 +311,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         n_sims=args.n_sims,
         seed=args.seed,
         progress=not args.no_progress,
+        source=identity,
     )
     print(f"tlgeom corpus — {args.model} on {args.corpus}\n{run.summary()}")
     if args.n_sims > 0:
@@ -368,7 +377,12 @@ def _edit(args: argparse.Namespace, text: str | None):
     if args.edited is None or args.target is None:
         missing = "--edited" if args.edited is None else "--target"
         raise bad_arg(missing, None, "a value: deflect needs --text (clean), --edited and --target together")
-    return ContextEdit(text, args.edited, args.target, name="cli")
+    occ = None
+    if args.occurrence is not None:
+        occ = args.occurrence[0] if len(args.occurrence) == 1 else tuple(args.occurrence)
+        if len(args.occurrence) > 2 or min(args.occurrence) < 0:
+            raise bad_arg("--occurrence", args.occurrence, "one index >= 0, or two (clean, edited)")
+    return ContextEdit(text, args.edited, args.target, occurrence=occ, name="cli")
 
 
 def _check_args(args: argparse.Namespace) -> tuple[str | None, Any]:

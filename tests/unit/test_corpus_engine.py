@@ -182,8 +182,9 @@ def test_bad_input(tiny_gpt2, tmp_path):
         C.run_corpus(tiny_gpt2, ["a text"], f, progress=False)
     with pytest.raises(TlgeomError, match="max_tokens"):
         C.run_corpus(tiny_gpt2, ["a text"], tmp_path / "c", max_tokens=10_000, progress=False)
-    with pytest.raises(TlgeomError, match="documents"):
-        C.run_corpus(tiny_gpt2, ["same", "same"], tmp_path / "d", progress=False)
+    with pytest.warns(UserWarning, match="1 document"):  # a repeated text is kept under an id by position
+        run = C.run_corpus(tiny_gpt2, ["same", "same"], tmp_path / "d", progress=False)
+    assert sorted(C.read_rows(run.out).id) == sorted([text_id("same"), text_id("same") + "@1"])
     with pytest.raises(TlgeomError, match="nulls"):
         C.run_corpus(tiny_gpt2, ["a text"], tmp_path / "e", nulls=["untrained"], n_sims=3, progress=False)
     with pytest.raises(TlgeomError, match="documents"):

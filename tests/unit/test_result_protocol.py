@@ -120,7 +120,7 @@ def test_result_protocol(name, tiny_gpt2, tiny_llama, tmp_path):
     assert len(pd.read_csv(paths["csv"])) == len(frame)
     doc = json.loads(paths["json"].read_text())
     assert doc["result"] == name and doc["headline"] == head and doc["summary"] == text
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.json", "r.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tlgeom-manifest.json", "r.csv", "r.json", "r.png"]
 
 
 def test_new_panels_splits_one_axes_and_checks_counts():

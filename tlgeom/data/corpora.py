@@ -490,6 +490,29 @@ _ACCEPTED = (
 )
 
 
+def corpus_source(source: Any, *, per_line: bool = False, text_field: str = "text", id_field: str = "id") -> dict:
+    """What identifies a corpus for a resumable run (``run.json``'s ``source``): a named corpus by its
+    name; a file or a folder of Parquet files by its absolute path and a SHA-256 of its content (every
+    file's relative name and bytes, streamed), with the reading options that change its documents."""
+    if isinstance(source, str) and source in CORPORA:
+        return {"corpus": source}
+    path = Path(source)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return {
+        "path": str(path.absolute()),
+        "sha256": h.hexdigest(),
+        "per_line": per_line,
+        "text_field": text_field,
+        "id_field": id_field,
+    }
+
+
 def iter_corpus(
     source: Any,
     *,

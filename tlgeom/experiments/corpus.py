@@ -58,6 +58,7 @@ import os
 import secrets
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -368,18 +369,18 @@ def split_windows(tokens: torch.Tensor, width: int, special: set[int]) -> list[t
 
 
 def _windows(model: Any, documents: Iterable[Any], width: int) -> Iterator[_Window]:
+    """The corpus's windows, read lazily. A document id met again (a repeated text without an id has
+    the same hash id) gets a distinct id by its position, ``<id>@<index>`` (stable across resumes of
+    the same source), and a warning at the end counts them."""
     special = _special_ids(model)
     seen: set[str] = set()
     empty = True
+    repeated = 0
     for i, raw in enumerate(documents):
         doc = _as_document(raw, i)
         if doc.id in seen:
-            raise bad_arg(
-                f"documents[{i}]",
-                doc.id,
-                "a document id not used before (give Documents distinct ids; "
-                "a repeated text without an id gets the same hash id)",
-            )
+            repeated += 1
+            doc = Document(f"{doc.id}@{i}", doc.text)
         seen.add(doc.id)
         empty = False
         parts = split_windows(_doc_tokens(model, doc.text), width, special)
@@ -387,6 +388,12 @@ def _windows(model: Any, documents: Iterable[Any], width: int) -> Iterator[_Wind
             yield _Window(doc.id if len(parts) == 1 else f"{doc.id}#w{k}", doc.id, k, toks)
     if empty:
         raise bad_arg("documents", "an empty corpus", "at least one document")
+    if repeated:
+        warnings.warn(
+            f"{repeated} document(s) repeated an earlier document's id (a repeated text without an id has the "
+            "same hash id): each was kept under a distinct id by its position, '<id>@<index>'",
+            stacklevel=2,
+        )
 
 
 def _batches(windows: Iterator[_Window], batch_tokens: int, lookahead: int) -> Iterator[list[_Window]]:
@@ -454,7 +461,9 @@ def _clean_interrupted(out: Path) -> None:
             s.unlink()
 
 
-def _check_out(out: Any, settings: dict[str, Any]) -> Path:
+def _check_out(out: Any, settings: dict[str, Any]) -> tuple[Path, list[Path]]:
+    """The run folder, checked (a file, a folder of another run or of other files, an unwritable place:
+    a TlgeomError naming ``out``) and prepared; returns it and what this call created (for cleanup)."""
     if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
         raise bad_arg("out", out, "a directory path")
     path = Path(out)
@@ -469,17 +478,56 @@ def _check_out(out: Any, settings: dict[str, Any]) -> Path:
             raise bad_arg("out", str(out), f"a new folder, or the settings of the run already there ({shown})")
     elif path.exists() and any(path.iterdir()):
         raise bad_arg("out", str(out), "an empty or new directory, or the folder of an earlier run_corpus (run.json)")
-    (path / "rows").mkdir(parents=True, exist_ok=True)
-    (path / "stats").mkdir(exist_ok=True)
-    if not run_json.is_file():
-        tmp = path / ".run.json.tmp"
-        tmp.write_text(json.dumps(settings, indent=2) + "\n")
-        tmp.replace(run_json)
-    return path
+    created = [p for p in (path, path / "rows", path / "stats", run_json) if not p.exists()]
+    try:
+        (path / "rows").mkdir(parents=True, exist_ok=True)
+        (path / "stats").mkdir(exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+        if not run_json.is_file():
+            tmp = path / ".run.json.tmp"
+            tmp.write_text(json.dumps(settings, indent=2) + "\n")
+            tmp.replace(run_json)
+    except OSError as exc:
+        _remove_created(created)
+        raise bad_arg("out", str(out), f"a writable directory ({exc.strerror or type(exc).__name__})") from None
+    return path, created
 
 
-# ---------------------------------------------------------------------------------------------
-# One batch
+def precheck_out(out: Any, arg: str = "out") -> None:
+    """What can be checked of a run folder before a model loads (``tlgeom corpus``): not a file, not a
+    folder of other files, and a place where a folder can be made (tried with an empty temporary folder
+    beside it, removed at once). Nothing is left behind."""
+    import tempfile
+
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise bad_arg(arg, out, "a directory path")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise bad_arg(arg, str(out), "a directory (this path is a file)")
+    if path.is_dir() and not (path / "run.json").is_file() and any(path.iterdir()):
+        raise bad_arg(arg, str(out), "an empty or new directory, or the folder of an earlier run_corpus (run.json)")
+    probe_in = path if path.is_dir() else path.absolute().parent
+    while not probe_in.exists():
+        probe_in = probe_in.parent
+    try:
+        if not probe_in.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        os.rmdir(tempfile.mkdtemp(dir=probe_in, prefix=".tlgeom-probe-"))
+    except OSError as exc:
+        raise bad_arg(arg, str(out), f"a writable directory ({exc.strerror or type(exc).__name__})") from None
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Undo a start that wrote no batch: remove what :func:`_check_out` created, deepest first."""
+    for p in reversed(created):
+        try:
+            if p.is_dir():
+                p.rmdir()  # only if empty: a folder holding anything else is left alone
+            elif p.exists():
+                p.unlink()
+        except OSError:
+            pass
 
 
 def _forward(model: Any, batch: list[_Window], info: Any, points: str, metrics: list[StreamMetric]) -> torch.Tensor:
@@ -708,6 +756,7 @@ class Plan:
         seed: int | None,
         max_tokens: int | None,
         batch_tokens: int,
+        source: Any = None,
     ) -> Plan:
         from tlgeom import __version__
 
@@ -731,6 +780,8 @@ class Plan:
             "n_sims": n_sims if null_names else 0,
             "tlgeom_version": __version__,
         }
+        if source is not None:
+            settings["source"] = source
         return cls(points, space, norm, eps, null_names, n_sims, seed, width, batch_tokens, settings)
 
     def process(self, model: Any, info: Any, batch: list[_Window]) -> tuple[Any, CorpusStats, int]:
@@ -783,6 +834,45 @@ class Plan:
         return pa.table(cols), CorpusStats.of(a_list, l_list), int(mask.sum())
 
 
+def batch_memory(model: Any, batch_tokens: int, width: int, n_points: int, with_states: bool) -> int:
+    """Estimated peak bytes of one batch of ``batch_tokens`` padded tokens (windows of up to ``width``):
+    the forward pass's own activations (per token about ``20·d_model`` floats for a block's residual,
+    attention and MLP intermediates, and ``n_heads·width`` attention scores, softmax and pattern kept:
+    ×3) plus the streamed trajectory points (``n_points·d_model`` float64 per token when the states are
+    kept for the nulls, else two points)."""
+    cfg = model.cfg
+    d, heads = int(cfg.d_model), int(getattr(cfg, "n_heads", 1) or 1)
+    d_mlp = int(getattr(cfg, "d_mlp", None) or 4 * d)
+    forward = 4 * (12 * d + 2 * d_mlp + 3 * heads * min(width, batch_tokens))
+    states = 8 * d * (n_points if with_states else 2)
+    return batch_tokens * (forward + states)
+
+
+def check_batch_memory(model: Any, plan: Plan, n_sims: int, available: int | None = None) -> None:
+    """Refuse a ``batch_tokens`` whose estimated peak memory (:func:`batch_memory`) exceeds the
+    memory available now (psutil), naming the estimate and the largest value that fits."""
+    import psutil
+
+    n_points = int(model.cfg.n_layers) * (2 if plan.points == "sublayer" else 1) + 1
+    with_states = bool(plan.nulls) and n_sims > 0
+    need = batch_memory(model, plan.batch_tokens, plan.width, n_points, with_states)
+    avail = int(psutil.virtual_memory().available if available is None else available)
+    if need > avail:
+        per = max(1, batch_memory(model, 1, plan.width, n_points, with_states))
+        lo, hi = 1, plan.batch_tokens
+        while lo < hi:  # the largest value whose estimate fits (the estimate grows with batch_tokens)
+            mid = (lo + hi + 1) // 2
+            lo, hi = (
+                (mid, hi) if batch_memory(model, mid, plan.width, n_points, with_states) <= avail else (lo, mid - 1)
+            )
+        raise bad_arg(
+            "batch_tokens",
+            plan.batch_tokens,
+            f"a value whose batch fits in memory: the estimate is {need / 2**30:.1f} GiB against "
+            f"{avail / 2**30:.1f} GiB available; at most {lo} here ({per / 2**10:.0f} KiB per token or more)",
+        )
+
+
 def run_corpus(
     model: Any,
     documents: Iterable[str | Document],
@@ -799,6 +889,7 @@ def run_corpus(
     progress: bool = True,
     lookahead: int = 256,
     engine: str = "local",
+    source: Any = None,
     **ray_options: Any,
 ) -> CorpusRun:
     """Turning angles and LTC of every document of a corpus, streamed to Parquet (see the module doc).
@@ -825,6 +916,9 @@ def run_corpus(
         device: None (the model's device) or a device equal to it (move the model first).
         progress: a tqdm bar on stderr (windows; tokens/s).
         lookahead: windows read and sorted by length at a time (the bucketing buffer).
+        source: what identifies the corpus (``tlgeom.data.corpora.corpus_source``: a name, or a path
+            and a content hash), recorded in ``run.json``: resuming with another source is refused like
+            resuming with other settings. ``tlgeom corpus`` passes it; None records nothing.
         engine: ``"local"`` (this process) or ``"ray"`` (Ray Data, :mod:`tlgeom.experiments.corpus_ray`:
             one model per worker; ``model`` must then be a name or a zero-argument loader).
         **ray_options: with ``engine="ray"``: ``workers``, ``docs_per_task``, ``cpus_per_worker``,
@@ -854,6 +948,7 @@ def run_corpus(
             seed=seed,
             device=device,
             progress=progress,
+            source=source,
             **ray_options,
         )
     if ray_options:
@@ -870,7 +965,9 @@ def run_corpus(
         seed=seed,
         max_tokens=max_tokens,
         batch_tokens=batch_tokens,
+        source=source,
     )
+    check_batch_memory(model, plan, n_sims)
     lookahead = check_int("lookahead", lookahead, 1)
     check_progress(progress)
     if device is not None:
@@ -882,7 +979,7 @@ def run_corpus(
         if dev.type != have.type or (dev.index is not None and dev.index != have.index):
             raise bad_arg("device", device, f"the model's device ({have}); move the model with model.to(device)")
     check_documents(documents)
-    path = _check_out(out, plan.settings)
+    path, created = _check_out(out, plan.settings)
     _clean_interrupted(path)
     done = _done_ids(path)
 
@@ -911,6 +1008,10 @@ def run_corpus(
             seconds = time.perf_counter() - t0
             bar.update(len(batch))
             bar.set_postfix(tokens_s=f"{n_tokens / max(seconds, 1e-9):.0f}", refresh=False)
+    except BaseException:
+        if n_windows == 0 and not _parts(path):
+            _remove_created(created)  # a failed start (a bad document, an interrupt) leaves nothing behind
+        raise
     finally:
         bar.close()
     return finish_run(path, plan, info, n_windows, n_tokens, skipped[0], seconds)

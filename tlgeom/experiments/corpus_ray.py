@@ -171,6 +171,7 @@ def run_corpus_ray(
     cpus_per_worker: int = 1,
     gpus_per_worker: float | None = None,
     retries: int = 2,
+    source: Any = None,
 ) -> CorpusRun:
     """:func:`~tlgeom.experiments.corpus.run_corpus` on Ray Data (module doc); same rows, same folder.
 
@@ -229,8 +230,9 @@ def run_corpus_ray(
             seed=seed,
             max_tokens=max_tokens,
             batch_tokens=batch_tokens,
+            source=source,
         )
-        path = _check_out(out, plan.settings)
+        path, _created = _check_out(out, plan.settings)
         _clean_interrupted(path)
         done = _done_by_doc(path)
         items: list[dict[str, Any]] = []
@@ -238,8 +240,8 @@ def run_corpus_ray(
         n_skipped = 0
         for i, raw in enumerate(documents):
             doc = _as_document(raw, i)
-            if doc.id in seen:
-                raise bad_arg(f"documents[{i}]", doc.id, "a document id not used before")
+            if doc.id in seen:  # as the local engine: a repeated id gets a distinct id by its position
+                doc = type(doc)(f"{doc.id}@{i}", doc.text)
             seen.add(doc.id)
             mine = sorted(done.get(doc.id, ()))
             n_skipped += len(mine)

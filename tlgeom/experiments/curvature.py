@@ -218,8 +218,12 @@ class CurvatureReport(Result):
             f"{n_tok} tokens × {len(self.vertex_labels)} layer vertices ({self.space} space, d_model {self.d_model}), "
             f"{self.n_sims} simulations per text and null, seed {self.seed}, α = {self.alpha}, "
             f"{self.correction} correction over {int(t.informative.sum())} tests",
-            f"observed turning angles: median {float(deg.median()):.1f}°, 5–95% {float(deg.quantile(0.05)):.1f}–"
-            f"{float(deg.quantile(0.95)):.1f}°; median LTC {float(ltc.nanmedian()):.3f}",
+            (
+                f"observed turning angles: median {float(deg.median()):.1f}°, 5–95% {float(deg.quantile(0.05)):.1f}–"
+                f"{float(deg.quantile(0.95)):.1f}°; median LTC {float(ltc.nanmedian()):.3f}"
+                if deg.numel()
+                else "observed turning angles: none defined (every step has zero length)"
+            ),
             f"sharp+flat = fraction of turns {thr}. The text is the unit: each statistic is computed per text "
             "and compared with that text's own simulations.",
         ]
@@ -646,6 +650,12 @@ def compare_to_nulls(
         raise bad_arg("vertex_labels", vertex_labels, f"{V} labels (one per vertex)")
     obs_angles = [turning_angles(x) for x in texts]
     obs_ltc = [length_to_chord(x) for x in texts]
+    if all(bool(torch.isnan(a).all()) for a in obs_angles):
+        raise bad_arg(
+            "states",
+            "no defined turning angle",
+            "trajectories that move: every step of every text has zero length (all-zero or constant states)",
+        )
     if any(n.name == "dimension_token" for n in null_objs):
         d_eff = _check_d(d_eff, "d_eff") if d_eff is not None else max(2, round(participation_ratio(torch.cat(texts))))
     options = {"d_eff": d_eff, "center": space == "normalized" and norm == "layernorm"}

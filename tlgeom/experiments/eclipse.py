@@ -252,7 +252,7 @@ class ContextEdit:
         if k is None and len(spans) > 1:
             raise TlgeomError(
                 f"target={self.target!r}: ambiguous in the {which} text {_short(text)!r}: found "
-                f"{len(spans)} occurrences at characters {spans}; pass occurrence=<index> "
+                f"{len(spans)} occurrences at characters {spans}; pass occurrence=<index> (tlgeom deflect: --occurrence INDEX) "
                 "(or (clean_index, edited_index))"
             )
         k = k or 0

@@ -6,7 +6,7 @@ result's ``save()`` (PNG + CSV + JSON), and takes its ``summary()`` and ``headli
 functions below only run an analysis and supply the words. :func:`write_html` assembles sections
 into one ``report.html`` with every figure embedded as a ``data:`` URI (no network, no
 neighbouring files needed to view it) and :func:`write_json` writes ``results.json``. Output
-directories are staged and guarded by a manifest (:mod:`tlgeom.report.output`).
+directories are staged and guarded by a manifest (:mod:`tlgeom._output`).
 
 Nothing here is paper-exact: thresholds and null models are tlgeom's documented defaults.
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tlgeom._errors import bad_arg
+from tlgeom._output import MANIFEST, commit_output, discard, read_manifest, stage_output
 from tlgeom._result import Result, jsonable
-from tlgeom.report.output import MANIFEST, commit_output, discard, read_manifest, stage_output
 
 __all__ = [
     "MANIFEST",

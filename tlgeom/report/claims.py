@@ -758,6 +758,18 @@ def check_args(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.is_dir():
         raise bad_arg("--out", str(out), "the path of the table (a .csv file), not a directory")
+    if out.suffix != ".csv":
+        raise bad_arg("--out", str(out), "the path of the table, ending in .csv (its settings go beside it as .json)")
+    if args.readme is None:
+        from tlgeom._output import discard, stage_output
+
+        # the folder checked writable and free of a user's file of these names before any model loads
+        discard(stage_output(out.parent, output_names(out), overwrite=args.overwrite, arg="--out"))
+
+
+def output_names(out: Path) -> list[str]:
+    """The files ``tlgeom claims --out OUT`` writes beside each other: the table and its settings."""
+    return [out.name, out.with_suffix(".json").name]
 
 
 def build_parser(default_out: Path = DEFAULT_OUT, prog: str | None = None) -> argparse.ArgumentParser:
@@ -791,6 +803,11 @@ def build_parser(default_out: Path = DEFAULT_OUT, prog: str | None = None) -> ar
     p.add_argument("--quick", action="store_true", help="tiny random gpt2/llama models and 8 texts: a smoke test")
     p.add_argument("--out", type=Path, default=default_out, help=f"the table (default {default_out})")
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a file of --out's names that tlgeom did not write (default: refuse, naming the file)",
+    )
+    p.add_argument(
         "--readme", nargs="*", type=Path, help="only rewrite the numbers block of these files from --out (no run)"
     )
     return p
@@ -820,10 +837,15 @@ def main(argv: list[str] | None = None, *, default_out: Path = DEFAULT_OUT, prog
     t0 = time.perf_counter()
     table, settings = run(args)
     settings["seconds"] = round(time.perf_counter() - t0, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from tlgeom._output import staged
+
     table, settings = merge(table, settings, args.out, args.parts)
-    table.to_csv(args.out, index=False)
-    args.out.with_suffix(".json").write_text(json.dumps(settings, indent=2) + "\n")
+    names = output_names(args.out)
+    with staged(
+        args.out.parent, names, f"tlgeom claims ({args.out.name})", overwrite=args.overwrite, arg="--out"
+    ) as tmp:
+        table.to_csv(tmp / names[0], index=False)
+        (tmp / names[1]).write_text(json.dumps(settings, indent=2) + "\n")
     print(render_block(table).split("\n", 2)[2].rsplit("\n", 1)[0])  # the README's table, markers left out
     print(f"wrote {args.out} ({len(table)} rows) and {args.out.with_suffix('.json').name} in {settings['seconds']} s")
     return 0
