@@ -296,9 +296,18 @@ def test_jsonable_and_verdict_line():
             )
 
     line = R.verdict_line(Fake())
-    assert "rejected 1/2 (rotation·mean_angle)" in line and "1 uninformative" in line and "Caution" not in line
-    Fake.n_sims = 19  # smallest p = 1/20 > α/2: nothing can be significant, and the line says so
-    assert "smallest p-value is 0.05 > α/2" in R.verdict_line(Fake())
+    assert "rejected 1/2 (rotation·mean_angle)" in line and "1 comparison(s) could not reject at any data" in line
+    assert "Caution" not in line and "against" not in line
+
+    class Against(Fake):
+        def tests(self):
+            t = Fake.tests(self)
+            t["against"] = [False, True, False]  # log_ltc significantly on the opposite side of its claim
+            return t
+
+    assert "Evidence against the claim (significant on the opposite side): rotation·log_ltc" in R.verdict_line(
+        Against()
+    )
 
 
 def test_unknown_model_and_device_errors_come_from_load_model(monkeypatch):

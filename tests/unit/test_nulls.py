@@ -595,3 +595,47 @@ def test_progress_counts_simulations_and_does_not_change_the_draws(capsys):
     assert quiet.tests().equals(loud.tests())
     err = capsys.readouterr().err
     assert "null rotation" in err and "/450" in err and "sim/s" in err  # simulations × texts, with a rate
+
+
+def test_a_test_that_cannot_reject_says_so_and_opposite_effects_are_evidence_against():
+    """49 simulations over 11 tests: 11/50 > α, so no Monte-Carlo row can reject whatever the data: each
+    is informative=False with a note naming its best adjusted p; 3 texts for the paired test likewise.
+    With enough simulations, paths planted straighter than the rotation null (LTC lower, the claim is
+    'longer') are reported as evidence against, not as 'consistent'."""
+    from tlgeom.experiments.curvature import decide
+    from tlgeom.stats.pvalues import attainable, min_pvalue_sign_flip
+
+    assert min_pvalue_sign_flip(12, "greater") == 2.0**-12 and min_pvalue_sign_flip(12, "two-sided") == 2.0**-11
+    ok, best = attainable([1 / 50] * 11, 0.05, "holm")
+    assert not ok.any() and best[0] == pytest.approx(0.22)
+    assert attainable([1 / 50] * 11, 0.05, "bh")[0].all()
+    texts = _corpus((6, 6, 6, 6, 6, 6), k=6, d=32, seed=8)
+    rep = compare_to_nulls(texts, ["rotation"], 49, 0, n_boot=0, statistics=("mean_angle", "log_ltc"))
+    t = rep.tests()
+    assert t.informative.all()  # 2 tests: 2 x 1/50 = 0.04 <= α; with 20 tests it would not be:
+    rows = [
+        {**r, "p_min": 1 / 50, "p_min_why": "49 simulations", "p_opposite": 1.0}
+        for r in t.to_dict(orient="records")
+        for _ in range(10)
+    ]
+    d = decide(rows, 0.05, "holm")
+    assert not d.informative.any() and d.note.str.contains("at best 0.4 after holm over 20 tests").all()
+    assert d.note.str.contains("at least 399 simulations").all() and d.p_adjusted.isna().all()
+    # straight paths: steps all in one direction; the rotation null winds them, so LTC is significantly lower
+    g = torch.Generator().manual_seed(0)
+    straight = [
+        torch.cat(
+            [
+                torch.zeros(5, 1, 32, dtype=torch.float64),
+                (torch.rand(5, 7, 1, generator=g, dtype=torch.float64) + 0.5).cumsum(1)
+                * torch.randn(1, 1, 32, generator=g, dtype=torch.float64)
+                + 0.3 * torch.randn(5, 7, 32, generator=g, dtype=torch.float64),
+            ],
+            1,
+        )
+        for _ in range(6)
+    ]
+    rep = compare_to_nulls(straight, ["rotation"], 199, 0, n_boot=0, statistics=("log_ltc",))
+    row = rep.tests().iloc[0]
+    assert row.informative and not row.reject and row.against and row.effect < 0
+    assert "EVIDENCE AGAINST" in rep.summary()

@@ -73,13 +73,13 @@ from tlgeom._args import generator as make_generator
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.data.corpora import Document, text_id
-from tlgeom.experiments.curvature import ALTERNATIVES, TEST_COLUMNS, _row
+from tlgeom.experiments.curvature import ALTERNATIVES, OPPOSITE, _row, decide
 from tlgeom.geometry.curvature import normalize_states, safe_norm
 from tlgeom.models import _compat
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.streaming import LengthToChord, StreamMetric, TurningAngles
 from tlgeom.stats.nulls import get_null, participation_ratio, stream_seed
-from tlgeom.stats.pvalues import adjust_pvalues, exchangeable_pvalue
+from tlgeom.stats.pvalues import exchangeable_pvalue, min_pvalue_mc
 
 __all__ = ["run_corpus", "CorpusRun", "CorpusStats", "merge_stats", "read_rows", "tests_from_rows"]
 
@@ -1105,11 +1105,12 @@ def tests_from_rows(
         alt = ALTERNATIVES[st]
         p = float(exchangeable_pvalue(torch.from_numpy(s.mean(0)), alt))
         row = _row(get_null(name), st, settings.get("space", "raw"), alt, s[:, 0], m, eff, p, n_boot, seed)
+        row["p_min"], row["p_min_why"] = min_pvalue_mc(s.shape[1] - 1), f"{s.shape[1] - 1} simulations"
+        if alt in OPPOSITE:
+            row["p_opposite"] = float(exchangeable_pvalue(torch.from_numpy(s.mean(0)), OPPOSITE[alt]))
         result.append(row)
-    table = pd.DataFrame(result, columns=TEST_COLUMNS)
-    table["p_adjusted"] = adjust_pvalues(table.p.to_numpy(dtype=float), correction)
-    table["reject"] = (table.p_adjusted <= alpha).fillna(False).astype(bool)
+    table = decide(result, alpha, correction)
     return table[
         ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted"]
-        + ["n_texts", "reject"]
+        + ["n_texts", "informative", "reject", "against", "note"]
     ]

@@ -85,7 +85,15 @@ from tlgeom.stats.nulls import (
     participation_ratio,
     stream_seed,
 )
-from tlgeom.stats.pvalues import adjust_pvalues, bootstrap_ci, exchangeable_pvalue, sign_flip_test
+from tlgeom.stats.pvalues import (
+    adjust_pvalues,
+    attainable,
+    bootstrap_ci,
+    exchangeable_pvalue,
+    min_pvalue_mc,
+    min_pvalue_sign_flip,
+    sign_flip_test,
+)
 
 THRESHOLDS = ("quantile", "null_sd", "degrees")
 ALTERNATIVES = {"sharp_flat": "greater", "mean_angle": "two-sided", "mean_abs_dev": "greater", "log_ltc": "greater"}
@@ -189,8 +197,9 @@ class CurvatureReport(Result):
 
     def tests(self):
         """The results table: one row per (null, statistic) with observed, null_mean, effect, its
-        95 % bootstrap CI over texts, z, p, p_adjusted (``correction``), n_texts, informative and
-        reject (``p_adjusted ≤ alpha``; never for an uninformative row)."""
+        95 % bootstrap CI over texts, z, p, p_adjusted (``correction``), n_texts, informative (False:
+        the row cannot reject at any data, its note says why), reject (``p_adjusted ≤ alpha``; never for
+        an uninformative row) and against (a one-sided claim's opposite side is significant)."""
         return self.table.copy()
 
     def verdicts(self) -> dict[str, dict[str, bool | None]]:
@@ -238,7 +247,7 @@ class CurvatureReport(Result):
                 "useful confidence interval."
             )
         paired = [r.name for r in self.results if r.name == "untrained"]
-        m_tests = max(1, int(t.informative.sum()))
+        m_tests = max(1, len(t))
         if paired and 1 < self.n_texts and 2.0**-self.n_texts > self.alpha / m_tests:
             lines.append(
                 f"CAUTION: the paired untrained test over {self.n_texts} texts cannot reach p below "
@@ -246,18 +255,15 @@ class CurvatureReport(Result):
                 f"{math.ceil(math.log2(m_tests / self.alpha))} texts to reject anything."
             )
         p_min = 1 / (1 + self.n_sims)
-        if p_min > self.alpha / max(1, int(t.informative.sum())):
+        if p_min > self.alpha / m_tests:
             lines.append(
                 f"CAUTION: with {self.n_sims} simulations the smallest p-value is {p_min:.3g}, above α divided by the "
-                f"number of tests: use at least {math.ceil(max(1, int(t.informative.sum())) / self.alpha)} simulations."
+                f"number of tests: use at least {math.ceil(m_tests / self.alpha) - 1} simulations."
             )
         for r in self.results:
             lines.append(f"\n[{r.name}] {r.description}")
             rows = t[t.null == r.name]
             for row in rows.itertuples():
-                if not row.informative:
-                    lines.append(f"  {row.statistic}: UNINFORMATIVE — {row.note}")
-                    continue
                 if r.name == "untrained":
                     zpart = "" if not np.isfinite(row.z) else f", d_z {row.z:+.2f}"
                     ref = f"untrained {row.null_mean:.4g} (paired, {row.n_texts} text(s))"
@@ -269,10 +275,19 @@ class CurvatureReport(Result):
                     if np.isfinite(row.ci_low)
                     else " [no CI: one text]"
                 )
-                verdict = "REJECT the null" if row.reject else "consistent with the null"
+                if not row.informative:
+                    verdict = f"CANNOT DECIDE — {row.note}"
+                elif row.reject:
+                    verdict = "REJECT the null"
+                elif getattr(row, "against", False):
+                    side = "below" if row.alternative == "greater" else "above"
+                    verdict = f"EVIDENCE AGAINST the claim: significantly {side} the null (the opposite side)"
+                else:
+                    verdict = "consistent with the null"
+                adjusted = f", adjusted {row.p_adjusted:.3g}" if row.informative else ""
                 lines.append(
                     f"  {row.statistic}: observed {row.observed:.4g} vs {ref}: effect {row.effect:+.3g}{ci}{zpart}, "
-                    f"p = {row.p:.3g} ({row.alternative}), adjusted {row.p_adjusted:.3g} → {verdict}"
+                    f"p = {row.p:.3g} ({row.alternative}){adjusted} → {verdict}"
                 )
             if r.note:
                 lines.append(f"  not tested: {r.note}")
@@ -688,6 +703,12 @@ def compare_to_nulls(
                 sd_dlt = float(np.std(dlt[ok], ddof=1)) if ok.sum() > 1 else float("nan")
                 row = _row(null, st, space, alt, o[ok], u[ok], dlt[ok], p, n_boot, seed)
                 row["z"] = float(np.mean(dlt[ok]) / sd_dlt) if sd_dlt > 0 else float("nan")
+                row["p_min"] = min_pvalue_sign_flip(int(ok.sum()), alt)
+                row["p_min_why"] = f"a sign-flip test over {int(ok.sum())} texts"
+                if alt in OPPOSITE:
+                    row["p_opposite"] = sign_flip_test(
+                        dlt[ok], OPPOSITE[alt], seed=stream_seed(seed, null.name) if seed is not None else None
+                    )
                 _informative(row, st, thresholds, tail_mass)
                 rows.append(row)
                 for t in range(T):
@@ -724,6 +745,10 @@ def compare_to_nulls(
             eff = s[:, 0] - m
             p = float(exchangeable_pvalue(s.mean(0), alt))
             row = _row(null, st, space, alt, s[:, 0].cpu().numpy(), m.cpu().numpy(), eff.cpu().numpy(), p, n_boot, seed)
+            row["p_min"] = min_pvalue_mc(n_sims)
+            row["p_min_why"] = f"{n_sims} simulations"
+            if alt in OPPOSITE:
+                row["p_opposite"] = float(exchangeable_pvalue(s.mean(0), OPPOSITE[alt]))
             z = torch.where(sd > 0, eff / sd.where(sd > 0, torch.ones_like(sd)), torch.full_like(sd, float("nan")))
             row["z"] = float(z[~torch.isnan(z)].mean()) if (~torch.isnan(z)).any() else float("nan")
             _informative(row, st, thresholds, tail_mass)
@@ -749,10 +774,7 @@ def compare_to_nulls(
                 note=note,
             )
         )
-    table = pd.DataFrame(rows, columns=TEST_COLUMNS)
-    p_test = np.where(table.informative.to_numpy(dtype=bool), table.p.to_numpy(dtype=float), np.nan)
-    table["p_adjusted"] = adjust_pvalues(p_test, correction)
-    table["reject"] = (table.p_adjusted <= alpha).fillna(False).astype(bool) & table.informative.astype(bool)
+    table = decide(rows, alpha, correction)
     return CurvatureReport(
         table=table,
         per_text=pd.DataFrame(per_text),
@@ -773,6 +795,52 @@ def compare_to_nulls(
         flat_deg=float(flat_deg),
         d_eff=d_eff,
     )
+
+
+#: The other side of a one-sided alternative: a significant effect there is evidence against the claim.
+OPPOSITE = {"greater": "less", "less": "greater"}
+
+
+def decide(rows: list[dict[str, Any]], alpha: float, correction: str):
+    """The tests table from its rows: which rows can reject at all, the adjusted p-values and the
+    decisions, and the evidence against a one-sided claim.
+
+    * A row with ``p_min`` (its smallest attainable p: ``1/(1 + n_sims)``, or ``1/2^n`` for a sign-flip
+      test over ``n`` texts) whose best adjusted p over the family (:func:`~tlgeom.stats.pvalues.attainable`)
+      is above ``alpha`` cannot reject whatever the data: ``informative=False``, with a note naming that
+      smallest attainable adjusted p and what would make it reachable. Not rejecting is then no evidence.
+    * ``p_adjusted`` and ``reject`` over the informative rows (``correction``).
+    * ``against``: a one-sided test whose opposite side (``p_opposite``, adjusted the same way) is
+      significant: the effect is significantly in the direction opposite to the claim, which is
+      evidence against it, not "the untested side"."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=TEST_COLUMNS + ["p_min", "p_min_why", "p_opposite"])
+    informative = table.informative.to_numpy(dtype=bool)
+    p_min = np.where(informative, table.p_min.to_numpy(dtype=float), np.nan)
+    can, best = attainable(p_min, alpha, correction)
+    m = int(np.isfinite(p_min).sum())
+    for i in np.flatnonzero(informative & np.isfinite(p_min) & ~can):
+        why = table.p_min_why.iloc[i]
+        if "simulations" in str(why):
+            need = (
+                f"at least {math.ceil(m / alpha) - 1 if correction == 'holm' else math.ceil(1 / alpha) - 1} simulations"
+            )
+        else:
+            extra = 1 if table.alternative.iloc[i] == "two-sided" else 0
+            need = f"at least {math.ceil(math.log2((m if correction == 'holm' else 1) / alpha)) + extra} texts"
+        table.loc[table.index[i], "informative"] = False
+        table.loc[table.index[i], "note"] = (
+            f"cannot reject at any data: the smallest attainable p is {p_min[i]:.3g} ({why}), at best "
+            f"{best[i]:.3g} after {correction} over {m} tests > α = {alpha}; it needs {need}"
+        )
+    informative = table.informative.to_numpy(dtype=bool)
+    p_test = np.where(informative, table.p.to_numpy(dtype=float), np.nan)
+    table["p_adjusted"] = adjust_pvalues(p_test, correction)
+    table["reject"] = (table.p_adjusted <= alpha).fillna(False).astype(bool) & table.informative.astype(bool)
+    p_opp = np.where(informative, table.p_opposite.to_numpy(dtype=float), np.nan)
+    table["against"] = (adjust_pvalues(p_opp, correction) <= alpha) & informative
+    return table.drop(columns=["p_min", "p_min_why", "p_opposite"])
 
 
 ANGLE_STATS = ("sharp_flat", "mean_angle", "mean_abs_dev")

@@ -183,13 +183,13 @@ def verdict_line(report: Any) -> str:
         f"rejected {len(rej)}/{m}" + (f" ({names(rej)})" if len(rej) else "") + "."
     )
     if len(t) > m:
-        line += f" {len(t) - m} uninformative comparison(s) not counted."
-    p_min = 1 / (1 + report.n_sims)
-    if p_min > report.alpha / max(1, m):
         line += (
-            f" Caution: with {report.n_sims} simulations the smallest p-value is {p_min:.3g} > α/{max(1, m)}, so "
-            f"nothing can be rejected; use at least {math.ceil(max(1, m) / report.alpha)} simulations."
+            f" {len(t) - m} comparison(s) could not reject at any data (simulations, texts or thresholds too few:"
+            " see their notes) and are not counted as evidence either way."
         )
+    against = t[t["against"].astype(bool)] if "against" in t.columns else t.iloc[:0]
+    if len(against):
+        line += f" Evidence against the claim (significant on the opposite side): {names(against)}."
     if report.n_texts == 1:
         line += " Caution: one text, so inference is within that text only."
     return line

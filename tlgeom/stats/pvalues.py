@@ -141,6 +141,41 @@ def bootstrap_ci(
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def min_pvalue_mc(n_sims: int) -> float:
+    """The smallest Monte-Carlo p-value ``(1 + 0) / (1 + n_sims)`` (:func:`mc_pvalue`), any alternative."""
+    return 1.0 / (1 + int(n_sims))
+
+
+def min_pvalue_sign_flip(n: int, alternative: str = "greater", n_resamples: int = 99_999) -> float:
+    """The smallest p-value :func:`sign_flip_test` can return with ``n`` finite differences: exact
+    enumeration (``2^n ≤ n_resamples``) gives ``1/2^n`` one-sided and ``2/2^n`` two-sided; random
+    flips give ``1/(1 + n_resamples)`` (two-sided: twice that); no data: NaN."""
+    _check_alternative(alternative)
+    if n <= 0:
+        return float("nan")
+    base = 2.0**-n if 2**n <= n_resamples else 1.0 / (1 + n_resamples)
+    return min(1.0, base * (2 if alternative == "two-sided" else 1))
+
+
+def attainable(p_min: Any, alpha: float, correction: str = "holm") -> tuple[np.ndarray, np.ndarray]:
+    """Which tests of a family can reject at some data, and the smallest adjusted p each can reach.
+
+    ``p_min``: each test's smallest attainable p-value (its design: simulations, texts). The family's
+    ``m`` tests (finite ``p_min``) are corrected together; the best a test can reach is ``m · p_min``
+    after Holm (``min(1, ·)``), ``p_min`` after Benjamini–Hochberg (every test at its minimum) or none.
+    A test whose best is above ``alpha`` cannot reject whatever the data: it is *uninformative*, and
+    its not rejecting is no evidence for the null.
+
+    Returns:
+        ``(informative, best_adjusted)``, two arrays like ``p_min``.
+    """
+    correction = check_correction(correction)
+    q = np.asarray(p_min, dtype=np.float64).ravel()
+    m = int(np.isfinite(q).sum())
+    best = np.minimum(1.0, q * m) if correction == "holm" else q.copy()
+    return np.isfinite(best) & (best <= alpha), best
+
+
 def adjust_pvalues(p: Any, correction: str = "holm") -> np.ndarray:
     """Adjusted p-values across a family: ``"holm"`` (family-wise error, default), ``"bh"``
     (Benjamini–Hochberg false discovery rate) or ``"none"``.
