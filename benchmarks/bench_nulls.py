@@ -65,6 +65,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     rows: list[tuple[str, float, str]] = []
+
+    class Rows(list):  # printed as they come, so a long run shows its progress
+        def append(self, row: tuple[str, float, str]) -> None:
+            super().append(row)
+            print(f"  {row[0]}: {row[1]:.2f} s {row[2]}", flush=True)
+
+    rows = Rows()
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, {os.cpu_count()} cores")
     if set(args.parts) - {"commands"}:
         import tlgeom

@@ -80,7 +80,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = "0.2.0.dev0"  # the one version source (pyproject reads it: dynamic = ["version"])
+from ._version import __version__  # noqa: E402, F401 - the one version source (pyproject reads tlgeom._version)
 
 __all__ = [
     # errors and models

@@ -97,7 +97,7 @@ def commit_output(staging: Path, out: Any, command: str) -> list[Path]:
     each file by ``os.replace`` (atomic per file). Files the same command wrote before and did not
     write now are removed.
     """
-    from tlgeom import __version__
+    from tlgeom._version import __version__
 
     out = Path(out)
     names = sorted(p.name for p in staging.iterdir() if p.name != MANIFEST)

@@ -221,11 +221,13 @@ def _corpus_parser(sub: Any) -> None:
         description="One row per document (window) in --out/rows/*.parquet, mergeable statistics in "
         "--out/stats/; re-running with the same --out resumes where it stopped.",
     )
-    p.add_argument(
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
         "--corpus",
-        required=True,
         help="'lee', 'lee_test', 'enwiki', a .txt/.jsonl/.parquet file or a directory of .parquet files (streamed)",
     )
+    src.add_argument("--text-file", help="a UTF-8 text file as the corpus (one document per paragraph; --per-line)")
+    src.add_argument("--text", help="one text as a corpus of one document")
     p.add_argument("--per-line", action="store_true", help="text files: one document per line, not per paragraph")
     p.add_argument("--text-field", default=None, help="JSONL/Parquet: the field (column) of the text (default text)")
     p.add_argument("--id-field", default=None, help="JSONL/Parquet: the field of the id (default id; else hashed)")
@@ -239,6 +241,12 @@ def _corpus_parser(sub: Any) -> None:
     p.add_argument("--n-sims", type=int, default=0, help="simulations per window of each default null (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the null simulations (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in --out: an earlier run there (its run.json, rows/ and stats/) is replaced; files tlgeom "
+        "did not write are left alone (default: resume the run there, or refuse a folder of other files)",
+    )
     p.add_argument(
         "--engine",
         choices=("local", "ray"),
@@ -256,18 +264,26 @@ def _run_corpus(args: argparse.Namespace) -> int:
     from collections.abc import Iterator
 
     from tlgeom._args import check_seed
-    from tlgeom.data.corpora import CORPORA, Document, corpus_source, iter_corpus
-    from tlgeom.experiments.corpus import precheck_out, run_corpus, tests_from_rows
-    from tlgeom.stats.nulls import DEFAULT_NULLS
+    from tlgeom.data.corpora import CORPORA, Document, corpus_source, iter_corpus, text_id
+    from tlgeom.experiments.corpus import precheck_out
 
     check_seed(args.seed, arg="--seed", allow_none=False)
+    if args.text_file is not None:
+        if not Path(args.text_file).is_file():
+            raise bad_arg("--text-file", args.text_file, "an existing UTF-8 text file")
+        args.corpus = args.text_file
+    text_only = args.text
+    if text_only is not None and not text_only.strip():
+        raise bad_arg("--text", text_only, "a non-empty text")
     for value, arg, minimum in ((args.batch_tokens, "--batch-tokens", 1), (args.n_sims, "--n-sims", 0)):
         _check_min(value, arg, minimum)
     if args.max_docs is not None:
         _check_min(args.max_docs, "--max-docs", 1)
     _check_min(args.workers, "--workers", 1)
     out = Path(args.out)
-    precheck_out(out, "--out")
+    precheck_out(out, "--out", overwrite=args.overwrite)
+    if text_only is not None:
+        return _run_corpus_on(args, out, [Document(text_id(text_only), text_only)], {"text_sha256": text_id(text_only)})
     source, named = Path(args.corpus), args.corpus in CORPORA
     table = not named and (source.is_dir() or source.suffix.lower() in (".jsonl", ".parquet"))
     if args.per_line and (named or table):
@@ -293,6 +309,14 @@ def _run_corpus(args: argparse.Namespace) -> int:
         except TlgeomError as exc:
             raise TlgeomError(f"--corpus: {exc}") from exc
 
+    return _run_corpus_on(args, out, documents(), identity)
+
+
+def _run_corpus_on(args: argparse.Namespace, out: Path, documents: Any, identity: dict) -> int:
+    """The model loaded and :func:`run_corpus` run over ``documents`` into ``out``; prints the summary."""
+    from tlgeom.experiments.corpus import run_corpus, tests_from_rows
+    from tlgeom.stats.nulls import DEFAULT_NULLS
+
     if args.engine == "ray":  # every worker loads its own model: pass the name, not a model
         model: Any = args.model
         engine_options = {"workers": args.workers, "gpus_per_worker": args.gpus_per_worker, "device": args.device}
@@ -300,7 +324,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         model, engine_options = _load(args), {}
     run = run_corpus(
         model,
-        documents(),
+        documents,
         out,
         engine=args.engine,
         **engine_options,
@@ -312,8 +336,9 @@ def _run_corpus(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         source=identity,
+        overwrite=args.overwrite,
     )
-    print(f"tlgeom corpus — {args.model} on {args.corpus}\n{run.summary()}")
+    print(f"tlgeom corpus — {args.model} on {args.corpus or 'the --text'}\n{run.summary()}")
     if args.n_sims > 0:
         print(tests_from_rows(out).to_string(index=False))
     print(f"\nrows under {out / 'rows'}/, statistics under {out / 'stats'}/")

@@ -111,7 +111,7 @@ cells = [
         "meaning edits (red) and for their controls (grey)."
     ),
     c(
-        "test = meaning_vs_control(model, pairs, n_controls=N_CONTROLS, seed=0, model_name=MODEL)\n"
+        "test = meaning_vs_control(model, pairs, controls=N_CONTROLS, seed=0, model_name=MODEL)\n"
         "print(test.verdict())\n"
         "test.plot();"
     ),

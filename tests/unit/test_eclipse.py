@@ -464,7 +464,7 @@ def test_meaning_vs_control_computation(tiny_gpt2, tmp_path):
         )
         for a, b in [("cat", "dog"), ("boy", "girl"), ("man", "woman"), ("sun", "moon"), ("car", "tree")]
     ]
-    r = meaning_vs_control(tiny_gpt2, pairs, n_controls=3, model_name="tiny")
+    r = meaning_vs_control(tiny_gpt2, pairs, controls=3, model_name="tiny")
     f = r.frame
     assert len(f) == 5 and r.n_pairs == 5
     assert r.p_wilcoxon == pytest.approx(wilcoxon(f["diff"], alternative="greater").pvalue)

@@ -16,10 +16,10 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_installed_metadata_version_is_the_package_version():
-    """pyproject reads the version from tlgeom/__init__.py; a stale install (``make`` reinstalls) fails here."""
+    """pyproject reads the version from tlgeom/_version.py; a stale install (``make`` reinstalls) fails here."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
-    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tlgeom.__version__"}
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tlgeom._version.__version__"}
     assert version("tlgeom") == tlgeom.__version__
 
 

@@ -47,6 +47,7 @@ from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.sphere import normalize
 from tlgeom.models import _compat
+from tlgeom.models._compat import takes_device
 from tlgeom.models.arch import architecture, require
 from tlgeom.models.conventions import NormLayer, attention_input_norm
 
@@ -421,6 +422,7 @@ class SingularDirections(Result):
 
 
 @renamed(layer="layers", head="heads")
+@takes_device
 def singular_directions(
     model: Any,
     circuit: Any = "QK",
@@ -669,6 +671,7 @@ class KeyValueProbe(Result):
         return fig
 
 
+@takes_device
 def noun_probe(
     model: Any,
     nouns: Sequence[str] | None = None,

@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlgeom._args import check_choice, check_int, check_points, check_seed, check_space
+from tlgeom._args import check_bool, check_choice, check_int, check_points, check_seed, check_space
 from tlgeom._args import generator as make_generator
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
@@ -461,7 +461,7 @@ def _clean_interrupted(out: Path) -> None:
             s.unlink()
 
 
-def _check_out(out: Any, settings: dict[str, Any]) -> tuple[Path, list[Path]]:
+def _check_out(out: Any, settings: dict[str, Any], overwrite: bool = False) -> tuple[Path, list[Path]]:
     """The run folder, checked (a file, a folder of another run or of other files, an unwritable place:
     a TlgeomError naming ``out``) and prepared; returns it and what this call created (for cleanup)."""
     if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
@@ -476,8 +476,12 @@ def _check_out(out: Any, settings: dict[str, Any]) -> tuple[Path, list[Path]]:
         if diff:
             shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
             raise bad_arg("out", str(out), f"a new folder, or the settings of the run already there ({shown})")
-    elif path.exists() and any(path.iterdir()):
-        raise bad_arg("out", str(out), "an empty or new directory, or the folder of an earlier run_corpus (run.json)")
+    elif path.exists() and not overwrite and any(path.iterdir()):
+        raise bad_arg(
+            "out",
+            str(out),
+            "an empty or new directory, or the folder of an earlier run_corpus (run.json); or overwrite",
+        )
     created = [p for p in (path, path / "rows", path / "stats", run_json) if not p.exists()]
     try:
         (path / "rows").mkdir(parents=True, exist_ok=True)
@@ -494,7 +498,20 @@ def _check_out(out: Any, settings: dict[str, Any]) -> tuple[Path, list[Path]]:
     return path, created
 
 
-def precheck_out(out: Any, arg: str = "out") -> None:
+def clear_run(out: Any) -> None:
+    """Remove an earlier run's own files from ``out`` (``run.json``, ``rows/``, ``stats/``): ``tlgeom corpus
+    --overwrite``. Nothing else in the folder is touched; a folder without ``run.json`` is left as it is."""
+    import shutil
+
+    path = Path(out)
+    if not (path / "run.json").is_file():
+        return
+    for sub in ("rows", "stats"):
+        shutil.rmtree(path / sub, ignore_errors=True)
+    (path / "run.json").unlink()
+
+
+def precheck_out(out: Any, arg: str = "out", overwrite: bool = False) -> None:
     """What can be checked of a run folder before a model loads (``tlgeom corpus``): not a file, not a
     folder of other files, and a place where a folder can be made (tried with an empty temporary folder
     beside it, removed at once). Nothing is left behind."""
@@ -505,8 +522,12 @@ def precheck_out(out: Any, arg: str = "out") -> None:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise bad_arg(arg, str(out), "a directory (this path is a file)")
-    if path.is_dir() and not (path / "run.json").is_file() and any(path.iterdir()):
-        raise bad_arg(arg, str(out), "an empty or new directory, or the folder of an earlier run_corpus (run.json)")
+    if not overwrite and path.is_dir() and not (path / "run.json").is_file() and any(path.iterdir()):
+        raise bad_arg(
+            arg,
+            str(out),
+            "an empty or new directory, or the folder of an earlier run_corpus (run.json); or --overwrite",
+        )
     probe_in = path if path.is_dir() else path.absolute().parent
     while not probe_in.exists():
         probe_in = probe_in.parent
@@ -886,10 +907,11 @@ def run_corpus(
     n_sims: int = 0,
     seed: int | None = 0,
     device: Any = None,
-    progress: bool = True,
+    progress: bool = False,
     lookahead: int = 256,
     engine: str = "local",
     source: Any = None,
+    overwrite: bool = False,
     **ray_options: Any,
 ) -> CorpusRun:
     """Turning angles and LTC of every document of a corpus, streamed to Parquet (see the module doc).
@@ -919,6 +941,8 @@ def run_corpus(
         source: what identifies the corpus (``tlgeom.data.corpora.corpus_source``: a name, or a path
             and a content hash), recorded in ``run.json``: resuming with another source is refused like
             resuming with other settings. ``tlgeom corpus`` passes it; None records nothing.
+        overwrite: start over: an earlier run in ``out`` (its ``run.json``, ``rows/``, ``stats/``) is
+            removed first, and a folder holding other files is accepted (they are left alone).
         engine: ``"local"`` (this process) or ``"ray"`` (Ray Data, :mod:`tlgeom.experiments.corpus_ray`:
             one model per worker; ``model`` must then be a name or a zero-argument loader).
         **ray_options: with ``engine="ray"``: ``workers``, ``docs_per_task``, ``cpus_per_worker``,
@@ -949,6 +973,7 @@ def run_corpus(
             device=device,
             progress=progress,
             source=source,
+            overwrite=overwrite,
             **ray_options,
         )
     if ray_options:
@@ -970,16 +995,12 @@ def run_corpus(
     check_batch_memory(model, plan, n_sims)
     lookahead = check_int("lookahead", lookahead, 1)
     check_progress(progress)
-    if device is not None:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError):
-            raise bad_arg("device", device, "a torch device such as 'cpu' or 'cuda:0'") from None
-        have = _compat.model_device(model)
-        if dev.type != have.type or (dev.index is not None and dev.index != have.index):
-            raise bad_arg("device", device, f"the model's device ({have}); move the model with model.to(device)")
+    _compat.check_model_device(model, device)
     check_documents(documents)
-    path, created = _check_out(out, plan.settings)
+    check_bool("overwrite", overwrite)
+    if overwrite:
+        clear_run(out)
+    path, created = _check_out(out, plan.settings, overwrite)
     _clean_interrupted(path)
     done = _done_ids(path)
 

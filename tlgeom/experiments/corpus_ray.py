@@ -56,6 +56,7 @@ from tlgeom.experiments.corpus import (
     _write_part,
     check_documents,
     check_progress,
+    clear_run,
     finish_run,
     model_description,
 )
@@ -165,13 +166,14 @@ def run_corpus_ray(
     n_sims: int = 0,
     seed: int | None = 0,
     device: Any = None,
-    progress: bool = True,
+    progress: bool = False,
     workers: int = 2,
     docs_per_task: int = 16,
     cpus_per_worker: int = 1,
     gpus_per_worker: float | None = None,
     retries: int = 2,
     source: Any = None,
+    overwrite: bool = False,
 ) -> CorpusRun:
     """:func:`~tlgeom.experiments.corpus.run_corpus` on Ray Data (module doc); same rows, same folder.
 
@@ -232,7 +234,9 @@ def run_corpus_ray(
             batch_tokens=batch_tokens,
             source=source,
         )
-        path, _created = _check_out(out, plan.settings)
+        if overwrite:
+            clear_run(out)
+        path, _created = _check_out(out, plan.settings, overwrite)
         _clean_interrupted(path)
         done = _done_by_doc(path)
         items: list[dict[str, Any]] = []

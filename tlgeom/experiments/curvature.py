@@ -72,6 +72,7 @@ from tlgeom._args import generator as make_generator
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.geometry.curvature import FLAT_DEG, NORMS, SHARP_DEG, length_to_chord, normalize_states, turning_angles
+from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.untrained import untrained_model
 from tlgeom.stats.nulls import (
@@ -906,6 +907,7 @@ def _text_row(null: str, st: str, t: int, obs: float, ref: float, sd: float) -> 
 # curvature_test
 
 
+@takes_device
 def curvature_test(
     model: Any,
     inputs: Any,

@@ -50,14 +50,15 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 
-from tlgeom._args import check_alpha, check_choice, check_int, check_points, check_seed
+from tlgeom._args import check_alpha, check_bool, check_choice, check_correction, check_int, check_points, check_seed
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, new_axes
 from tlgeom.geometry.curvature import angle_between, steps
 from tlgeom.models import _compat
+from tlgeom.models._compat import takes_device
 from tlgeom.models.trajectory import record_trajectories
 from tlgeom.stats.onset import corrected_onset, maxstat_adjusted, paired_onset_test, uncorrected_onset
-from tlgeom.stats.pvalues import sign_flip_test
+from tlgeom.stats.pvalues import adjust_pvalues, sign_flip_test
 
 SUBTOKENS = ("last", "first")
 MEASURES = ("distance", "relative_distance", "angle")
@@ -847,6 +848,7 @@ def _prototype_pair(model, prototypes, target, points, subtoken, n_points, d_mod
     return out
 
 
+@takes_device
 def deflection(
     model: Any,
     clean: str | ContextEdit,
@@ -1023,6 +1025,7 @@ class DeflectionTest(Result):
     layers: Any = None
     onset: int | None = None
     toward_note: str = ""
+    correction: str = "holm"
 
     result_name = "meaning_vs_control"
 
@@ -1069,18 +1072,19 @@ class DeflectionTest(Result):
             line += f" (smallest adjusted p {float(self.layers.p_adjusted.min()):.3g})"
         return self.verdict() + "\n" + line
 
-    def tests(self, alpha: float | None = None):
+    def tests(self, alpha: float | None = None, correction: str | None = None):
         """The family of tests: the summary deflection, the toward-sense test and one row per point.
 
         Columns: ``null``, ``statistic``, ``space``, ``observed``, ``null_mean``, ``effect``, ``ci_low``,
         ``ci_high``, ``p``, ``p_adjusted``, ``n_texts`` (pairs), ``reject``, ``note``. The two summary
-        tests are Holm-adjusted together (those run); the per-point rows carry the max-T adjustment.
+        tests are adjusted together by ``correction`` (Holm by default; those run); the per-point rows carry
+        the max-T adjustment.
         A test not run has ``p`` NaN, ``reject`` False and a note saying why.
         """
         import pandas as pd
-        from statsmodels.stats.multitest import multipletests
 
         alpha = self.alpha if alpha is None else check_alpha(alpha)
+        correction = check_correction(self.correction if correction is None else correction)
         f = self.frame
         rows = [
             _pair_row(f["meaning"], f["control"], f"mean {self.measure} over points 1…", self.p_wilcoxon, self.seed),
@@ -1092,7 +1096,7 @@ class DeflectionTest(Result):
             rows[1].update(p=float("nan"), note=self.toward_note)
         ran = [i for i, r in enumerate(rows) if np.isfinite(r["p"])]
         if ran:
-            adj = multipletests([rows[i]["p"] for i in ran], method="holm")[1]
+            adj = adjust_pvalues([rows[i]["p"] for i in ran], correction)
             for i, a in zip(ran, adj):
                 rows[i]["p_adjusted"] = float(a)
         for r in rows:
@@ -1200,18 +1204,22 @@ def _pair_row(meaning, control, statistic: str, p: float, seed: int) -> dict[str
     }
 
 
+@takes_device
 def meaning_vs_control(
     model: Any,
     pairs: Sequence[ContextEdit] | None = None,
     *,
     senses: dict | None = None,
-    n_controls: int = 19,
+    controls: int = 19,
     seed: int = 0,
     measure: str = "angle",
     points: str = "resid",
     alpha: float = 0.05,
     n_perm: int = 9999,
     model_name: str = "",
+    progress: bool = False,
+    correction: str = "holm",
+    n_controls: int | None = None,
 ) -> DeflectionTest:
     """Do meaning-changing edits deflect the target more than control edits at the same place?
 
@@ -1232,7 +1240,10 @@ def meaning_vs_control(
     Args:
         pairs: default the bundled homonym pairs (:func:`minimal_pairs` ``("homonym")``).
         senses: ``{word: {sense: [texts]}}``; default the bundled :func:`sense_contexts`.
-        n_controls: matched control edits per pair (:func:`control_edits`; default 19).
+        controls: matched control edits per pair (:func:`control_edits`; default 19), the name
+            :func:`deflection` uses (``n_controls=`` still works, with a DeprecationWarning, until 0.3).
+        progress: a tqdm bar over the pairs while their edits and controls are resolved.
+        correction: how :meth:`DeflectionTest.tests` adjusts its summary tests together (default Holm).
         seed: seed of the controls, relabellings and bootstrap (an int in [0, 2**63)).
         alpha: level of every test.
         n_perm: relabellings of the across-pairs onset test.
@@ -1242,7 +1253,16 @@ def meaning_vs_control(
 
     if measure not in MEASURES:
         raise bad_arg("measure", measure, f"one of {MEASURES}")
-    n_controls = check_int("n_controls", n_controls, 1)
+    if n_controls is not None:
+        warnings.warn(
+            "meaning_vs_control(n_controls=) is deprecated: use controls= (as deflection does); removed in 0.3",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        controls = n_controls
+    n_controls = check_int("controls", controls, 1)
+    check_bool("progress", progress)
+    correction = check_correction(correction)
     seed = check_seed(seed, allow_none=False)
     alpha = check_alpha(alpha)
     n_perm = check_int("n_perm", n_perm, 1)
@@ -1360,4 +1380,5 @@ def meaning_vs_control(
         layers=layers,
         onset=ot["onset"],
         toward_note=toward_note,
+        correction=correction,
     )

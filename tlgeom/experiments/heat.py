@@ -19,6 +19,7 @@ from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.geometry.heat import DEFAULT_K, GraphLaplacian, bandwidth, graph_laplacian
 from tlgeom.models import _compat
+from tlgeom.models._compat import takes_device
 from tlgeom.models.arch import architecture, require
 from tlgeom.models.trajectory import record_trajectories
 from tlgeom.stats.pvalues import row_spearman  # the one Spearman (scipy rankdata)
@@ -225,6 +226,7 @@ def _qk_and_pattern(model: Any, tokens: torch.Tensor, layer: int, info) -> tuple
 
 
 @renamed(text="inputs", layer="layers")
+@takes_device
 def attention_vs_heat_kernel(
     model: Any,
     inputs: Any,

@@ -32,6 +32,7 @@ from jaxtyping import Float, Int
 from tlgeom._args import check_points, check_space, renamed
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_axes
+from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.streaming import (
     LengthToChord,
@@ -340,6 +341,7 @@ def pca_projection(
 
 
 @renamed(text="inputs")
+@takes_device
 def curvature_landscape(
     model: Any,
     inputs: Any,

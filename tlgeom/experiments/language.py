@@ -71,9 +71,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlgeom._args import check_alpha, check_bool, check_choice, check_int, check_points, check_seed, check_space
+from tlgeom._args import (
+    check_alpha,
+    check_bool,
+    check_choice,
+    check_correction,
+    check_int,
+    check_points,
+    check_seed,
+    check_space,
+)
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
+from tlgeom.models._compat import takes_device
 
 __all__ = [
     "SUBTOKENS",
@@ -413,6 +423,7 @@ class LanguageResult(Result):
     n_boot: int = 2000
     seed: int | None = 0
     untrained: bool = True
+    correction: str = "holm"
     dropped_words: int = 0
     terms: list[str] = field(default_factory=list)
     not_estimable: list[str] = field(default_factory=list)
@@ -493,7 +504,7 @@ class LanguageResult(Result):
         t["p_adjusted"] = np.nan
         for m in ("trained", "untrained"):
             sel = t.model == m
-            t.loc[sel, "p_adjusted"] = adjust_pvalues(t.loc[sel, "p"].to_numpy(), "holm")
+            t.loc[sel, "p_adjusted"] = adjust_pvalues(t.loc[sel, "p"].to_numpy(), self.correction)
         t["reject"] = (t.p_adjusted <= self.alpha).fillna(False).astype(bool)
         t["origin"] = ""
         zt = (t.null == "zero") & (t.model == "trained")
@@ -630,6 +641,7 @@ class LanguageResult(Result):
 # The analysis
 
 
+@takes_device
 def curvature_vs_language(
     model: Any,
     inputs: Any,
@@ -644,6 +656,7 @@ def curvature_vs_language(
     n_boot: Any = 2000,
     min_group: Any = 5,
     progress: Any = False,
+    correction: Any = "holm",
 ) -> LanguageResult:
     """Curvature (turning angle, step norm, LTC) against linguistic annotation, the text as the unit.
 
@@ -683,6 +696,7 @@ def curvature_vs_language(
     check_bool("progress", progress)
     seed = check_seed(seed)
     alpha = check_alpha(alpha)
+    correction = check_correction(correction)
     check_int("n_boot", n_boot, minimum=99)
     check_int("min_group", min_group, minimum=1)
     if layers is not None:
@@ -793,6 +807,7 @@ def curvature_vs_language(
         n_boot=n_boot,
         seed=seed,
         untrained=bool(untrained),
+        correction=correction,
         dropped_words=dropped + dropped_rare,
         terms=names,
         not_estimable=not_estimable,

@@ -58,6 +58,7 @@ from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.experiments.eclipse import ContextEdit, _resolve, _short, align_tokens
 from tlgeom.models import _compat
+from tlgeom.models._compat import takes_device
 
 COMPONENTS = {
     "resid_pre": "blocks.{l}.hook_resid_pre",
@@ -275,6 +276,7 @@ def _capture(model, tokens, info, names, final) -> dict[str, torch.Tensor]:
     return out
 
 
+@takes_device
 def patch_attribution(
     model: Any,
     clean: str | ContextEdit,
@@ -289,7 +291,7 @@ def patch_attribution(
     batch_size: Any = None,
     token_budget: Any = TOKEN_BUDGET,
     prune: Any = True,
-    progress: Any = True,
+    progress: Any = False,
 ) -> PatchAttribution:
     """Patch the clean activation at every (layer, position[, head]) into the edited run, batched.
 

@@ -32,6 +32,7 @@ from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable
 from tlgeom.geometry.sphere import apply_norm
 from tlgeom.models import _compat
+from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import norm_layers
 
 METHODS = ("pca", "umap")
@@ -343,6 +344,7 @@ class TrajectoryProjection(Result):
 
 
 @renamed(text="inputs")
+@takes_device
 def project_trajectory(
     model: Any,
     inputs: Any,

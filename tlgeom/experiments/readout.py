@@ -49,9 +49,10 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 
-from tlgeom._args import check_alpha, check_bool, check_int, check_points, check_seed, check_space
+from tlgeom._args import check_alpha, check_bool, check_correction, check_int, check_points, check_seed, check_space
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
+from tlgeom.models._compat import takes_device
 
 __all__ = ["Readout", "logit_lens", "ReadoutTest", "curvature_vs_readout", "EVENTS"]
 
@@ -158,6 +159,7 @@ class Readout(Result):
         return fig
 
 
+@takes_device
 def logit_lens(model: Any, inputs: Any, *, k: Any = 5, points: Any = "resid", trajectories: Any = None) -> Readout:
     """Decode every trajectory point of one text with the logit lens (module docstring).
 
@@ -278,11 +280,12 @@ class ReadoutTest(Result):
     sharp_quantile: float = 0.1
     alpha: float = 0.05
     space: str = "raw"
+    correction: str = "holm"
 
     result_name = "readout_test"
 
     def tests(self):
-        """One row per (null, event): observed (mean S_t), null_mean, effect, ci_low, ci_high, p, p_adjusted (Holm),
+        """One row per (null, event): observed (mean S_t), null_mean, effect, ci_low, ci_high, p, p_adjusted (``correction``, default Holm),
         n_texts, reject."""
         return self.table.copy()
 
@@ -355,6 +358,7 @@ class ReadoutTest(Result):
         return fig
 
 
+@takes_device
 def curvature_vs_readout(
     model: Any,
     inputs: Any,
@@ -368,6 +372,7 @@ def curvature_vs_readout(
     alpha: Any = 0.05,
     n_resamples: Any = 9999,
     progress: Any = False,
+    correction: Any = "holm",
 ) -> ReadoutTest:
     """Do sharp turns coincide with logit-lens readout changes more often than chance / the untrained model?
 
@@ -412,6 +417,7 @@ def curvature_vs_readout(
     check_bool("progress", progress)
     seed = check_seed(seed)
     alpha = check_alpha(alpha)
+    correction = check_correction(correction)
     check_int("n_resamples", n_resamples, minimum=99)
     norm, eps = model_normalization(model) if space == "normalized" else ("rms", 1e-5)
     models = {"trained": model}
@@ -466,7 +472,7 @@ def curvature_vs_readout(
                 }
             )
     t = pd.DataFrame(table)
-    t["p_adjusted"] = adjust_pvalues(t.p.to_numpy(), "holm")
+    t["p_adjusted"] = adjust_pvalues(t.p.to_numpy(), correction)
     t["reject"] = (t.p_adjusted <= alpha).fillna(False).astype(bool)
     t = t[
         ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted"]
@@ -482,4 +488,5 @@ def curvature_vs_readout(
         sharp_quantile=float(sharp_quantile),
         alpha=alpha,
         space=space,
+        correction=correction,
     )

@@ -24,6 +24,7 @@ from tlgeom.geometry.sphere import (
     normalize,
 )
 from tlgeom.models import _compat
+from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import NormLayer, norm_layers
 
 # normalisation modules that belong to the residual stream (not q/k norms, not the MLM head)
@@ -224,6 +225,7 @@ class SphereReport(Result):
 
 
 @renamed(texts="inputs")
+@takes_device
 def sphere_report(model: Any, inputs: Any) -> SphereReport:
     """Measure the LayerNorm/RMSNorm hypersphere on ``inputs``, layer by layer.
 

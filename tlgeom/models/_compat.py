@@ -227,6 +227,49 @@ def model_device(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def check_model_device(model: Any, device: Any, arg: str = "device") -> torch.device:
+    """``device`` as the public API means it wherever a model runs: None (the model's own device) or a
+    device equal to the model's; any other is a TlgeomError naming it (move the model with
+    ``model.to(device)`` first: tlgeom never moves a user's model)."""
+    have = model_device(model)
+    if device is None:
+        return have
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise bad_arg(arg, device, "a torch device such as 'cpu' or 'cuda:0'") from None
+    if dev.type != have.type or (dev.index is not None and dev.index != have.index):
+        raise bad_arg(arg, device, f"the model's device ({have}); move the model with model.to(device)")
+    return have
+
+
+def takes_device(fn: Any) -> Any:
+    """Decorate a public ``fn(model, ...)`` so that it takes the shared keyword ``device`` (checked by
+    :func:`check_model_device` before anything runs) and shows it in its signature."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+    if "device" in sig.parameters:
+        return fn
+
+    @functools.wraps(fn)
+    def wrapper(model: Any, *args: Any, device: Any = None, **kwargs: Any) -> Any:
+        if device is not None and hasattr(model, "parameters"):  # a non-model gets the function's own error
+            check_model_device(model, device)
+        return fn(model, *args, **kwargs)
+
+    params = list(sig.parameters.values())
+    new = inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default=None)
+    at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+    wrapper.__signature__ = sig.replace(parameters=[*params[:at], new, *params[at:]])  # type: ignore[attr-defined]
+    if wrapper.__doc__ and "device:" not in wrapper.__doc__:
+        wrapper.__doc__ += (
+            "\n\n    ``device``: None (the model's device) or that same device; tlgeom never moves a model.\n"
+        )
+    return wrapper
+
+
 def forward_dtype(model: Any) -> torch.dtype:
     """The dtype the model's forward pass runs in (``cfg.dtype``, else its first float parameter's)."""
     dt = getattr(getattr(model, "cfg", None), "dtype", None)

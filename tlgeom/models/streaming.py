@@ -24,6 +24,7 @@ from tlgeom._args import check_points
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom.geometry.curvature import angle_between, chord_ratio, normalize_states, safe_norm
 from tlgeom.models import _compat
+from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import model_normalization
 
 
@@ -196,6 +197,7 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
     return safe_norm(x)
 
 
+@takes_device
 def stream(
     model: Any,
     inputs: Any,

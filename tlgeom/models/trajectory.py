@@ -12,6 +12,7 @@ from tlgeom._args import check_dtype, check_points
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.models import _compat
+from tlgeom.models._compat import takes_device
 
 
 @dataclass
@@ -137,6 +138,7 @@ class Trajectories(Result):
         return fig
 
 
+@takes_device
 def record_trajectories(model: Any, inputs: Any, points: Any = "resid", *, dtype: Any = None) -> Trajectories:
     """Run ``model`` once and record every token's residual stream at each trajectory point.
 

@@ -247,6 +247,7 @@ def run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namesp
             alpha=args.alpha,
             correction=args.correction,
             skip_first=args.skip_first,
+            progress=not args.no_progress,
         )
         report = tlgeom.curvature_test(model, texts, **kw)
         frame = tests_frame(report, f"curvature_test({name}, space={space})")
@@ -302,7 +303,14 @@ def run_language(model: Any, name: str, texts: list[str], args: argparse.Namespa
     from tlgeom.experiments.language import curvature_vs_language
 
     t0 = time.perf_counter()
-    result = curvature_vs_language(model, texts[:LANGUAGE_TEXTS], seed=args.seed, alpha=args.alpha)
+    result = curvature_vs_language(
+        model,
+        texts[:LANGUAGE_TEXTS],
+        seed=args.seed,
+        alpha=args.alpha,
+        correction=args.correction,
+        progress=not args.no_progress,
+    )
     frame = tests_frame(result, "language")
     # the untrained reference model's own rows are kept, marked by item (its effects are the baseline)
     item = frame["model"].map(lambda m: "" if m == "trained" else "untrained reference")
@@ -331,7 +339,15 @@ def run_readout(model: Any, name: str, texts: list[str], args: argparse.Namespac
     t0 = time.perf_counter()
     try:
         frame = tests_frame(
-            curvature_vs_readout(model, texts[:LANGUAGE_TEXTS], seed=args.seed, alpha=args.alpha), "readout"
+            curvature_vs_readout(
+                model,
+                texts[:LANGUAGE_TEXTS],
+                seed=args.seed,
+                alpha=args.alpha,
+                correction=args.correction,
+                progress=not args.no_progress,
+            ),
+            "readout",
         )
     except TlgeomError as exc:
         row: dict[str, Any] = {c: float("nan") for c in TEST_COLUMNS}
@@ -353,14 +369,14 @@ RUNNERS = {
 }
 
 
-def load(name: str, quick: bool) -> Any:
+def load(name: str, quick: bool, device: Any = None) -> Any:
     if quick:
         from tlgeom.models import tiny_model
 
-        return tiny_model(name, seed=0)
+        return tiny_model(name, seed=0) if device is None else tiny_model(name, seed=0).to(device)
     import tlgeom
 
-    return tlgeom.load_model(name)
+    return tlgeom.load_model(name, device=device)
 
 
 def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -372,7 +388,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
     docs = corpus_texts(args.corpus, args.texts, args.min_words)
     frames, settings_models = [], {}
     for name in args.models:
-        model = load(name, args.quick)
+        model = load(name, args.quick, args.device)
         n_special = special_count(model)
         texts, n_tokens = zip(*(truncate_to_tokens(model.tokenizer, d.text, args.max_tokens, n_special) for d in docs))
         print(f"{name}: {len(texts)} texts, {min(n_tokens)}-{max(n_tokens)} tokens", flush=True)
@@ -748,6 +764,16 @@ def check_args(args: argparse.Namespace) -> None:
             fn(value)
         except TlgeomError as exc:
             raise bad_arg(option, value, str(exc).split(": expected ", 1)[-1]) from None
+    if args.model is not None:
+        args.models = [args.model]
+    if args.text_file is not None:
+        if not Path(args.text_file).is_file():
+            raise bad_arg("--text-file", args.text_file, "an existing UTF-8 text file")
+        args.corpus = args.text_file
+    if args.device is not None:
+        from tlgeom.models import check_device
+
+        check_device(args.device)
     if len(set(args.models)) != len(args.models):
         raise bad_arg("--models", args.models, "distinct model names")
     if args.readme is None and not args.quick:
@@ -775,9 +801,13 @@ def output_names(out: Path) -> list[str]:
 def build_parser(default_out: Path = DEFAULT_OUT, prog: str | None = None) -> argparse.ArgumentParser:
     """The options of ``tlgeom claims`` / ``scripts/claims.py`` (only the default ``--out`` differs)."""
     p = _Parser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--models", nargs="+", default=list(MODELS), help=f"the models (default {' '.join(MODELS)})")
+    p.add_argument("--model", default=None, help="one model (the same as --models NAME)")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda (default: cpu)")
     p.add_argument("--spaces", nargs="+", choices=SPACES, default=list(SPACES), help="curvature spaces (default both)")
-    p.add_argument("--corpus", default="lee", help="a tlgeom.data.corpora name or a .txt/.jsonl path")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--corpus", default="lee", help="a tlgeom.data.corpora name or a .txt/.jsonl path")
+    src.add_argument("--text-file", default=None, help="a UTF-8 text file as the corpus (one text per paragraph)")
     p.add_argument("--texts", type=int, default=50, help="number of documents (first in file order)")
     p.add_argument("--min-words", type=int, default=40)
     p.add_argument("--max-tokens", type=int, default=128, help="tokens per text, special tokens included")
@@ -800,6 +830,7 @@ def build_parser(default_out: Path = DEFAULT_OUT, prog: str | None = None) -> ar
         default=list(PARTS),
         help="run only these claims; the other parts' rows and settings already in --out are kept",
     )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (simulations, texts)")
     p.add_argument("--quick", action="store_true", help="tiny random gpt2/llama models and 8 texts: a smoke test")
     p.add_argument("--out", type=Path, default=default_out, help=f"the table (default {default_out})")
     p.add_argument(
