@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    ap.add_argument("--write", default=None, help="also write the table as CSV (e.g. results/costs.csv)")
     args = ap.parse_args()
 
     import torch
@@ -140,6 +141,27 @@ def main() -> None:
     for name, t, note in rows:
         ratio = f"{t / base:.2f}" if base else ""
         print(f"| {name} | {t:.2f} | {ratio} | {note} |")
+    if args.write:
+        write_costs(args.write, rows, base, machine(args))
+
+
+def machine(args: argparse.Namespace) -> str:
+    """The machine a run measured, in words: cores, torch threads, device, torch version."""
+    import torch
+
+    return f"{os.cpu_count()}-core CPU, {args.threads} torch thread(s), {args.device}, torch {torch.__version__}"
+
+
+def write_costs(path: str, rows: list[tuple[str, float, str]], base: float | None, where: str) -> None:
+    """The table as CSV (measure, seconds, x_forward, note, machine): the README's costs block reads it."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["measure", "seconds", "x_forward", "note", "machine"])
+        for name, t, note in rows:
+            w.writerow([name, f"{t:.3f}", f"{t / base:.4f}" if base else "", note, where])
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import torch
 from tests.architectures.families import N_LAYERS, boot, candidates, tiny_hf, tokenizer
 from tlgeom import TlgeomError
 
-ANALYSES = ("trajectories", "curvature", "deflection", "patching", "sphere", "qk_ov_svd", "heat")
+ANALYSES = ("trajectories", "sublayer", "curvature", "deflection", "patching", "sphere", "qk_ov_svd", "heat")
 TEXT = "the cat sat on the mat and the dog ran"
 EDITED = "the cat sat on the road and the dog ran"
 TARGET = "dog"
@@ -122,6 +122,75 @@ def cell_trajectories(f: Family) -> str:
     ref = f.reference(TEXT)["points"]
     err = _rel(t.states[0].double(), ref)
     assert err < TOL, f"trajectories differ from HF's own layer outputs by {err:.2g}"
+    return f"max rel. error {err:.1g}"
+
+
+def _mid_module(layer: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """The module of an HF decoder layer that reads the stream between attention and MLP, and which end
+    of it holds that stream: the pre-MLP norm's input (``pre_feedforward_layernorm`` on Gemma 2/3,
+    ``pre_mlp_layernorm`` on AFMoE, ``post_attention_layernorm`` on Llama-likes, ``ln_2`` on GPT-2), the MLP's input on post-norm blocks
+    (a ``post_feedforward_layernorm`` and no pre-MLP norm: OLMo 2/3, EXAONE 4), or BERT's attention
+    output (after its LayerNorm)."""
+    kids = dict(layer.named_children())
+    for name in ("pre_feedforward_layernorm", "pre_mlp_layernorm", "pre_ff_layernorm", "feedforward_layernorm"):
+        if name in kids:  # a norm named as the MLP's own (sandwich blocks keep post_attention_layernorm too)
+            return kids[name], "input"
+    mlp = next((kids[k] for k in ("mlp", "feed_forward", "block_sparse_moe", "ffn") if k in kids), None)
+    if "post_feedforward_layernorm" in kids and mlp is not None:
+        return mlp, "input"
+    for name in (
+        "post_attention_layernorm", "ln_2", "ln2", "ffn_norm", "post_attention_norm", "norm_2", "mlp_norm",
+        "final_layer_norm",
+    ):  # fmt: skip
+        if name in kids:
+            return kids[name], "input"
+    if "attention" in kids and "intermediate" in kids:  # BERT: post-LN attention output
+        return kids["attention"], "output"
+    raise AssertionError(f"{type(layer).__name__}: no module reads the stream between attention and MLP")
+
+
+def mid_reference(f: Family, text: str) -> torch.Tensor:
+    """HF's own stream between attention and MLP, ``[pos, L, d]``, captured on the unbridged copy."""
+    layers = _decoder_layers(f.ref)
+    got: list[torch.Tensor] = []
+
+    def grab(x: Any) -> None:
+        got.append((x[0] if isinstance(x, (tuple, list)) else x).detach())
+
+    handles = []
+    for layer in layers:
+        mod, end = _mid_module(layer)
+        if end == "input":
+            handles.append(
+                mod.register_forward_pre_hook(
+                    lambda m, a, kw: grab(a[0] if a else next(iter(kw.values()))), with_kwargs=True
+                )
+            )
+        else:
+            handles.append(mod.register_forward_hook(lambda m, a, o: grab(o)))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f.ref(input_ids=f.tokens(text))
+    finally:
+        for h in handles:
+            h.remove()
+    assert len(got) == N_LAYERS, f"{f.arch}: {len(got)} mid-block captures"
+    d = f.reference(text)["points"].shape[-1]
+    return torch.stack([g.reshape(-1, d).double() for g in got], 1)
+
+
+def cell_sublayer(f: Family) -> str:
+    """``points="sublayer"``'s mid points (``hook_resid_mid``) against HF's own stream between attention
+    and MLP (TransformerLens issues #1639/#1648: hooks that are not what their names say on some
+    families). tlgeom must match it or refuse sublayer points."""
+    from tlgeom.models.trajectory import record_trajectories
+
+    t = record_trajectories(f.model, TEXT, points="sublayer")
+    mid = t.states[0][:, 1::2][:, :N_LAYERS].double()  # embed, L0.mid, L0, L1.mid, …
+    ref = mid_reference(f, TEXT)
+    err = _rel(mid, ref)
+    assert err < TOL, f"sublayer mid points differ from HF's stream between attention and MLP by {err:.2g}"
     return f"max rel. error {err:.1g}"
 
 

@@ -195,3 +195,16 @@ def test_wrapping_never_opens_a_list():
         text.replace("\n  ", " ").split()
         == ("- lead " + "word " * 19 + "- dash 12. num * star " + "tail " * 40).split()
     )
+
+
+def test_readme_costs_block_matches_results():
+    """The null engine's measured costs (issue 25) are quoted from results/costs.csv, never by hand."""
+    blocks = _script()
+    readme = (ROOT / "README.md").read_text()
+    assert blocks.COSTS_BEGIN in readme and blocks.COSTS_END in readme
+    quoted = (
+        blocks.COSTS_BEGIN + readme.split(blocks.COSTS_BEGIN, 1)[1].split(blocks.COSTS_END, 1)[0] + blocks.COSTS_END
+    )
+    assert quoted == blocks.render_costs_block(), (
+        "README costs differ from results/costs.csv: run scripts/readme_blocks.py"
+    )

@@ -185,7 +185,7 @@ def decode_tokens(model: Any, ids: torch.Tensor) -> list:
     tok = model.tokenizer
     ids = torch.as_tensor(ids)
     uniq, inv = torch.unique(ids.reshape(-1), return_inverse=True)
-    strings = [tok.decode([int(i)]) for i in uniq.tolist()]
+    strings = [_compat.token_string(tok, int(i)) for i in uniq.tolist()]
     flat = [strings[j] for j in inv.tolist()]
     out: Any = flat
     for size in reversed(ids.shape[1:]):

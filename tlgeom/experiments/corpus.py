@@ -77,6 +77,7 @@ from tlgeom.experiments.curvature import ALTERNATIVES, OPPOSITE, _row, decide
 from tlgeom.geometry.curvature import normalize_states, safe_norm
 from tlgeom.models import _compat
 from tlgeom.models.conventions import model_normalization
+from tlgeom.models.load import model_label
 from tlgeom.models.streaming import LengthToChord, StreamMetric, TurningAngles
 from tlgeom.stats.nulls import get_null, participation_ratio, stream_seed
 from tlgeom.stats.pvalues import exchangeable_pvalue, min_pvalue_mc
@@ -744,7 +745,7 @@ def model_description(model: Any, space: str) -> dict[str, Any]:
     """What a run's settings need to know of the model: its name and (normalized space) its norm."""
     space = check_space(space)
     norm, eps = model_normalization(model) if space == "normalized" else ("rms", 1e-5)
-    return {"model": getattr(model.cfg, "model_name", None) or type(model).__name__, "norm": norm, "eps": eps}
+    return {"model": model_label(model), "norm": norm, "eps": eps}
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.geometry.curvature import FLAT_DEG, NORMS, SHARP_DEG, length_to_chord, normalize_states, turning_angles
 from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import model_normalization
+from tlgeom.models.load import model_label
 from tlgeom.models.untrained import untrained_model
 from tlgeom.stats.nulls import (
     DEFAULT_NULLS,
@@ -317,16 +318,21 @@ class CurvatureReport(Result):
         )
 
     def plot(self, ax: Any = None, bins: int = 60):
-        """Turning angles observed vs each null (pooled; on ``ax`` if given), and without ``ax`` a
-        second panel with the text-level effects and their CIs, in units of each statistic's
-        null spread (z). Returns the figure."""
+        """Turning angles observed vs each null (pooled; on ``ax`` if given), and without ``ax`` one panel
+        per kind of standardized effect, one quantity per axis: z (the per-text effect in units of the
+        text's own null spread) for the simulated nulls, Cohen's d_z for the paired (untrained) null.
+        Returns the figure."""
         import matplotlib.pyplot as plt
 
+        t = self.table
+        paired = t.null.isin([r.name for r in self.results if r.name == "untrained"]).to_numpy()
+        kinds = [(k, m) for k, m in (("z", ~paired), ("d_z", paired)) if m.any()]
         if ax is None:
-            fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
+            fig, axes = plt.subplots(1, 1 + len(kinds), figsize=(6 + 4 * len(kinds), 4))
+            a1, panels = axes[0], list(axes[1:])
         else:
             fig, a1 = new_axes(ax)
-            a2 = None
+            panels = []
         obs = torch.rad2deg(torch.cat([a.flatten() for a in self.observed_angles])).cpu().numpy()
         obs = obs[~np.isnan(obs)]
         samples = [obs]
@@ -344,17 +350,21 @@ class CurvatureReport(Result):
         a1.set_ylabel("density")
         a1.set_title("turning angles: observed vs nulls")
         a1.legend(fontsize=7)
-        if a2 is not None:
-            t = self.table
-            y = np.arange(len(t))
-            z = t.z.to_numpy(dtype=float)
-            colors = ["tab:red" if r else "tab:grey" for r in t.reject]
-            a2.scatter(np.nan_to_num(z), y, c=colors)
+        labels = {
+            "z": "z: per-text effect / the text's null s.d., mean over texts",
+            "d_z": "d_z: mean paired difference / its s.d. (untrained)",
+        }
+        for a2, (kind, mask) in zip(panels, kinds):
+            rows = t[mask]
+            y = np.arange(len(rows))
+            colors = ["tab:red" if r else "tab:grey" for r in rows.reject]
+            a2.scatter(np.nan_to_num(rows.z.to_numpy(dtype=float)), y, c=colors)
             a2.axvline(0, color="black", lw=0.8)
             a2.set_yticks(y)
-            a2.set_yticklabels([f"{n} · {s}" for n, s in zip(t.null, t.statistic)], fontsize=7)
-            a2.set_xlabel("z (per-text standardized effect; d_z for untrained)")
-            a2.set_title(f"text-level tests (red: rejected after {self.correction})")
+            a2.set_yticklabels([f"{n} · {s}" for n, s in zip(rows.null, rows.statistic)], fontsize=7)
+            a2.set_xlabel(labels[kind])
+            a2.set_title(f"text-level tests (red: rejected after {self.correction})", fontsize=9)
+        if panels:
             fig.tight_layout()
         return fig
 
@@ -988,6 +998,6 @@ def curvature_test(
         **norm_kw,
         **kwargs,
     )
-    name = getattr(model.cfg, "model_name", "") or type(model).__name__
+    name = model_label(model)
     report.label = name
     return report

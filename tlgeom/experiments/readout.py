@@ -53,6 +53,7 @@ from tlgeom._args import check_alpha, check_bool, check_correction, check_int, c
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.models._compat import takes_device
+from tlgeom.models.load import model_label
 
 __all__ = ["Readout", "logit_lens", "ReadoutTest", "curvature_vs_readout", "EVENTS"]
 
@@ -66,7 +67,7 @@ def _require_lm_head(model: Any) -> None:
     if info.encoder or getattr(model, "unembed", None) is None or getattr(model, "W_U", None) is None:
         raise bad_arg(
             "model",
-            getattr(model.cfg, "model_name", type(model).__name__),
+            model_label(model),
             "a model with a language-model head (final norm + unembedding); this one has none "
             "(a bare encoder such as minilm-l6 cannot be read out with the logit lens)",
         )
@@ -216,7 +217,7 @@ def logit_lens(model: Any, inputs: Any, *, k: Any = 5, points: Any = "resid", tr
     entropy, rank = entropy.reshape(P, L), rank.reshape(P, L)
     rank[-1] = float("nan")
     tok = model.tokenizer
-    top1_str = [[tok.decode([int(i)]) for i in row] for row in top_ids[..., 0]]
+    top1_str = [[_compat.token_string(tok, int(i)) for i in row] for row in top_ids[..., 0]]
     return Readout(
         top_ids=top_ids,
         top_probs=top_probs,

@@ -23,6 +23,7 @@ attention and MLP sublayers: ``hook_resid_mid`` on decoders; on a Bridge BERT, w
 
 from __future__ import annotations
 
+import functools
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -110,6 +111,13 @@ def point_hook_names(model: Any, points: str = "resid", info: ModelInfo | None =
         names = ["blocks.0.hook_resid_pre"]
         for l in range(L):
             names += [mid.format(l=l), f"blocks.{l}.hook_resid_post"]
+        if names[1] not in model.hook_dict and "blocks.0.hook_resid_post" in model.hook_dict:
+            raise bad_arg(
+                "points",
+                points,
+                f"'resid' on this {type(model).__name__}: its blocks have no stream between attention and MLP "
+                "(parallel attention and MLP, or a state-space block), so there is no mid-block point",
+            )
     check_hook_names(model, names)
     return names
 
@@ -216,9 +224,45 @@ def tokenize(
 
 
 def str_tokens(model: Any, tokens: torch.Tensor, mask: torch.Tensor) -> list[list[str]]:
-    """Each valid token decoded on its own (TransformerLens' ``to_str_tokens`` convention)."""
+    """Each valid token decoded on its own (TransformerLens' ``to_str_tokens`` convention), readable
+    where a token is part of a character (:func:`token_string`)."""
     tok = model.tokenizer
-    return [[tok.decode([int(t)]) for t, m in zip(row, mrow) if m] for row, mrow in zip(tokens, mask)]
+    return [[token_string(tok, int(t)) for t, m in zip(row, mrow) if m] for row, mrow in zip(tokens, mask)]
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet (each byte shown as a printable character) back to bytes."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def token_string(tokenizer: Any, token_id: int) -> str:
+    """One token as text. A byte-level token that holds only part of a character (an emoji or a CJK
+    character spans several tokens) decodes to U+FFFD on its own; it is shown by its bytes instead,
+    ``<0xF0><0x9F>``, ASCII bytes as themselves (SentencePiece byte-fallback pieces are already
+    written that way)."""
+    text = tokenizer.decode([token_id])
+    if "\ufffd" not in text:
+        return text
+    piece = tokenizer.convert_ids_to_tokens(token_id) if hasattr(tokenizer, "convert_ids_to_tokens") else None
+    if not isinstance(piece, str) or not piece:
+        return text
+    dec = _byte_decoder()
+    if not all(ch in dec for ch in piece):
+        return piece  # e.g. SentencePiece's "<0xF0>"
+    raw = bytes(dec[ch] for ch in piece)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(b) if b < 0x80 else f"<0x{b:02X}>" for b in raw)
 
 
 def model_device(model: Any) -> torch.device:

@@ -322,6 +322,7 @@ def load_model(
             model.enable_compatibility_mode()
         else:
             raise bad_arg("processed", processed, "False for a model without enable_compatibility_mode")
+    model.tlgeom_name = name  # the name the user gave: results are labelled with it (model_label)
     return model.eval()
 
 
@@ -465,3 +466,13 @@ def _build_tiny(kind: str, api: str, seed: int, n_layers: int, d_model: int, n_c
         )
     cfg = TransformerBridgeConfig(**cfg_kwargs)
     return _bridge_class().boot_native(cfg, tokenizer=tok).eval()
+
+
+def model_label(model: Any) -> str:
+    """How results name a model: the name given to :func:`load_model` (``"minilm-l6"``, not the path of
+    the package its weights came from), else ``cfg.model_name``, else the class name."""
+    return str(
+        getattr(model, "tlgeom_name", None)
+        or getattr(getattr(model, "cfg", None), "model_name", None)
+        or type(model).__name__
+    )

@@ -40,8 +40,14 @@ name                   space       what it keeps / randomises
 Exact and cheap: every statistic is rotation-invariant, so walks are generated in reduced bases:
 per-token walks in an orthonormal basis of their own span (the Bartlett decomposition: ``D =
 min(steps, d)`` coordinates), the joint rotation through the SVD of each layer's step matrix
-``Δ_l = U S Vᵀ``: ``Δ_l R_l = U S (Vᵀ R_l)`` where ``Vᵀ R_l`` is a uniform Stiefel frame (QR of a
-Gaussian ``d × r`` matrix, signs fixed by ``diag R``). All samplers are vectorised over
+``Δ_l = U S Vᵀ``: ``Δ_l R_l = U S (Vᵀ R_l)`` where ``Vᵀ R_l`` is a uniform Stiefel frame. The angles
+need only ``W_lᵀW_{l+1}`` of successive frames (the top ``r × r`` block of a Haar matrix, drawn from
+``O(r²)`` numbers with Bartlett's Wishart factor: :func:`fresh_frame`), and the chord only its own Gram
+matrix, carried from step to step: the ``rotation`` sampler costs ``O(N³)`` per layer step and
+simulation whatever d (:func:`_rotation`). Cost per text, null and simulation, for N tokens and L
+layer steps: ``rotation`` ≈ L·(8N³ multiply-adds + 2.5N² Gaussian draws) when d ≥ 4N (else L·2dN²);
+``shuffle`` ≈ N·L (its pairwise angles are computed once); ``sphere_rotation`` ≈ L·2dN²
+(:func:`_sphere_rotation` says why no reduced form pays); linear in texts and simulations. All samplers are vectorised over
 simulations and tokens and draw only from the ``torch.Generator`` they are given (χ and Gamma
 draws through a numpy Generator seeded from it); never the global RNG.
 """
@@ -865,6 +871,16 @@ def _walk_statistics(states_iter: Iterator[torch.Tensor]) -> tuple[torch.Tensor,
 
 
 def _sphere_rotation(x: torch.Tensor, n_sims: int, gen: torch.Generator, *, center: bool = False, **_: Any):
+    """The ``sphere_rotation`` sampler, in R^d: per layer step and simulation a ``d × r`` Haar frame
+    (:func:`apply_haar_frames`, ``dN`` Gaussian draws and about ``2dN²`` multiply-adds for N tokens).
+
+    Why not a reduced chain like :func:`_rotation`'s: the walk's next point depends on the tangent
+    projection at the *surrogate* point and on the exp map, so each step needs the inner products of the
+    fresh frame with the current points, the previous points (for the turning angle) and the first
+    points (for the chord): a basis of ``3N + r`` dimensions, re-factored every step (a ``3N × 3N``
+    Gram and its Cholesky factor, about ``20N³`` multiply-adds). At the sizes tlgeom runs (N ≈ 48
+    tokens, d = 576) that is no cheaper than ``2dN²``; it would pay only for N < d/10, so the ambient
+    form is kept (exact by construction, tested against the plain reference in ``tests/unit``)."""
     chunk = _chunk(n_sims, x[..., 0, :].numel() * 4)
     prep = _sphere_rotation_prep(x)
     draws = [
