@@ -38,7 +38,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint unit docs test-tl4 test-tl3 notebooks calibration corpus claims bench clean venvs uv
+.PHONY: demo test test-stages lint unit docs test-tl4 test-tl3 notebooks calibration corpus claims bench clean venvs uv
 
 uv:
 	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
@@ -72,8 +72,12 @@ lint: .venv/.ok
 unit: .venv/.ok
 	.venv/bin/python $(PYTEST) tests/unit
 
-# the full suite, lint and the fast tier first (each stage is timed by .ci/run)
-test: lint unit test-tl4 test-tl3 notebooks docs calibration
+# the full suite, lint and the fast tier first: the one list of CI stages (.ci/run times each one, in this order)
+TEST_STAGES := lint unit test-tl4 test-tl3 notebooks docs calibration
+test: $(TEST_STAGES)
+
+test-stages:
+	@echo $(TEST_STAGES)
 
 test-tl4: .venv/.ok
 	.venv/bin/python $(PYTEST) tests --ignore=tests/unit --ignore=tests/calibration

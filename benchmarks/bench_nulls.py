@@ -29,7 +29,26 @@ import tempfile
 import time
 from pathlib import Path
 
-PARTS = ("forward", "raw", "normalized", "sampler", "commands")
+PARTS = ("forward", "raw", "normalized", "sampler", "commands", "examples")
+
+#: The README's examples, run as printed (each in a fresh interpreter: imports and model load included).
+MINIMAL = """
+import tlgeom
+model = tlgeom.load_model("smollm2-135m")
+traj = tlgeom.record_trajectories(model, ["The river bank was muddy.", "She went to the bank."])
+angles = tlgeom.turning_angles(traj)
+print(tlgeom.length_to_chord(traj)[0])
+"""
+CURVATURE = """
+import tlgeom
+from tlgeom.data import PARAGRAPH, load_corpus
+model = tlgeom.load_model("smollm2-135m")
+land = tlgeom.curvature_landscape(model, PARAGRAPH)
+land.plot()
+texts = [d.text for d in load_corpus("lee", n=8, max_words=20)]
+report = tlgeom.curvature_test(model, texts, n_sims=249, seed=0)
+print(report.summary())
+"""
 
 
 def _time(fn, reps: int = 1) -> float:
@@ -136,6 +155,21 @@ def main() -> None:
         rows.append(("tlgeom report (command)", t_rep, f"report / landscape = {t_rep / t_land:.2f} (target <= 2.5)"))
         rows.append(("python -c 'import torch'", t_torch, ""))
         rows.append(("tlgeom --help", t_help, f"help / import torch = {t_help / t_torch:.2f} (target <= 0.5)"))
+    if "examples" in args.parts:
+        py = sys.executable
+        rows.append(("README minimal example (python, model load included)", _cmd_time([py, "-c", MINIMAL]), ""))
+        rows.append(("README curvature example (8 texts, 249 simulations)", _cmd_time([py, "-c", CURVATURE]), ""))
+        exe = str(Path(sys.executable).with_name("tlgeom"))
+        with tempfile.TemporaryDirectory() as tmp:
+            cold = [exe, "report", "--out", f"{tmp}/r", "--no-progress"]
+            env_cold = dict(
+                os.environ, TLGEOM_CACHE=f"{tmp}/cache", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")
+            )
+            t = time.perf_counter()
+            subprocess.run(cold, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_cold)
+            rows.append(
+                ("make demo's report with no weight cache (dequantises the GGUF first)", time.perf_counter() - t, "")
+            )
     base = next((t for name, t, _ in rows if name.startswith("record_trajectories")), None)
     print("\n| measure | seconds | × forward | note |\n| --- | --- | --- | --- |")
     for name, t, note in rows:

@@ -7,11 +7,11 @@ Quick start::
     traj = tlgeom.record_trajectories(model, "The cat sat on the mat.")
     tlgeom.turning_angles(traj)                         # [batch, pos, point-2] radians
 
-The top level holds the main entry points; every analysis lives in its own module with its
-pure tensor functions and result classes: ``tlgeom.trajectory``, ``tlgeom.streaming``,
-``tlgeom.curvature``, ``tlgeom.nulls``, ``tlgeom.eclipse``, ``tlgeom.patching``,
-``tlgeom.layernorm``, ``tlgeom.circuits``, ``tlgeom.projection``, ``tlgeom.riemann``,
-``tlgeom.heat``, ``tlgeom.structure``, ``tlgeom.models``.
+The top level holds the main entry points, imported on first use (``import tlgeom`` does not
+import torch). The layers below it, each importing only from those under it: ``tlgeom.geometry``
+(pure tensor maths) and ``tlgeom.stats`` (null models, p-values) → ``tlgeom.models`` (loading,
+trajectories, streaming) → ``tlgeom.experiments`` (the analyses, each returning a Result) →
+``tlgeom.report`` and the command line (``tlgeom.cli``).
 """
 
 from typing import TYPE_CHECKING, Any
