@@ -166,3 +166,14 @@ class Result:
             doc = {"result": type(self).__name__, "headline": self.headline(), "summary": self.summary()}
             (tmp / names["json"]).write_text(json.dumps(jsonable(doc), indent=2) + "\n")
         return {ext: Path(directory) / n for ext, n in names.items()}
+
+
+def name_units(table: Any, unit: str) -> Any:
+    """A ``tests()`` table that says what its numbers count: ``inference_unit`` (``"text"``, ``"pair"``,
+    ``"edit"``, ``"head"``, ``"document"``, ``"window"``) and ``n``, the number of those units behind each
+    row (``n_texts``, the older name, is kept with the same value until 0.3)."""
+    t = table.copy()
+    if "n_texts" in t.columns:
+        t["n"] = t["n_texts"]
+    t["inference_unit"] = unit
+    return t

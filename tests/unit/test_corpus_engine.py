@@ -152,8 +152,9 @@ def test_tests_from_rows_rebuild_the_text_level_test(tiny_gpt2, tmp_path):
     table = C.tests_from_rows(tmp_path / "o", n_boot=99)
     assert list(table.columns) == [
         "null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted",
-        "n_texts", "informative", "reject", "against", "note",
+        "n_texts", "informative", "reject", "against", "note", "n", "inference_unit",
     ]  # fmt: skip
+    assert (table.inference_unit == "document").all() and (table.n == table.n_texts).all()
     # 19 simulations: the smallest p is 0.05, 0.25 after Holm over 5 tests: no row can reject, and says so
     assert not table.informative.any() and not table.reject.any() and table.p_adjusted.isna().all()
     assert table.note.str.contains("cannot reject at any data").all() and table.note.str.contains("0.25").all()

@@ -64,7 +64,7 @@ def test_tests_frame_detects_a_shift_and_its_ci_covers_it():
     trained = 0.56 + 0.01 * torch.randn(40, generator=g, dtype=torch.float64)
     sig = _sig(trained, ref, n_boot=1999)
     t = sig.tests()
-    assert list(t.columns) == COLUMNS and len(t) == 1
+    assert list(t.columns) == [*COLUMNS, "n", "inference_unit"] and len(t) == 1 and t.inference_unit.item() == "head"
     row = t.iloc[0]
     assert row.null == "untrained" and row.statistic == "pos_mass" and row.n_texts == 40
     assert row.effect == pytest.approx(float(trained.mean() - ref.mean()))

@@ -93,7 +93,7 @@ def test_curvature_vs_readout_table_and_figure(tiny_gpt2, tmp_path):
     r = ro.curvature_vs_readout(tiny_gpt2, TEXTS, seed=1, n_resamples=999)
     t = r.tests()
     cols = ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p"]
-    assert list(t.columns) == cols + ["p_adjusted", "n_texts", "reject"]
+    assert list(t.columns) == cols + ["p_adjusted", "n_texts", "reject", "n", "inference_unit"]
     assert set(t.null) == {"zero", "untrained"} and set(t.statistic) == set(ro.EVENTS)
     assert (t.p_adjusted >= t.p).all()
     assert len(r.per_text) == len(TEXTS)

@@ -96,6 +96,11 @@ def test_result_protocol(name, tiny_gpt2, tiny_llama, tmp_path):
     text = res.summary()
     assert isinstance(text, str) and text.strip() and str(res) == text
     assert "inf" not in text.replace("info", "")
+    # tests(): every test report says what its n counts (issue 27)
+    if hasattr(res, "tests") and name != "CorpusRun":
+        t = res.tests()
+        assert {"n", "inference_unit"} <= set(t.columns), name
+        assert set(t.inference_unit) <= {"text", "pair", "edit", "head", "document", "window"}, name
     # to_frame: a tidy DataFrame (flat string column names, at least one row)
     frame = res.to_frame()
     assert isinstance(frame, pd.DataFrame) and len(frame) > 0

@@ -70,7 +70,7 @@ from tlgeom._args import (
 )
 from tlgeom._args import generator as make_generator
 from tlgeom._errors import bad_arg
-from tlgeom._result import Result, jsonable, new_axes
+from tlgeom._result import Result, jsonable, name_units, new_axes
 from tlgeom.geometry.curvature import FLAT_DEG, NORMS, SHARP_DEG, length_to_chord, normalize_states, turning_angles
 from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import model_normalization
@@ -202,7 +202,7 @@ class CurvatureReport(Result):
         95 % bootstrap CI over texts, z, p, p_adjusted (``correction``), n_texts, informative (False:
         the row cannot reject at any data, its note says why), reject (``p_adjusted ≤ alpha``; never for
         an uninformative row) and against (a one-sided claim's opposite side is significant)."""
-        return self.table.copy()
+        return name_units(self.table, "text")
 
     def verdicts(self) -> dict[str, dict[str, bool | None]]:
         """Per null: ``{statistic: reject}`` (None where the row is uninformative)."""

@@ -52,7 +52,7 @@ from jaxtyping import Float, Int
 
 from tlgeom._args import check_alpha, check_bool, check_choice, check_correction, check_int, check_points, check_seed
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom._result import Result, new_axes
+from tlgeom._result import Result, name_units, new_axes
 from tlgeom.geometry.curvature import angle_between, steps
 from tlgeom.models import _compat
 from tlgeom.models._compat import takes_device
@@ -685,7 +685,7 @@ class Deflection(Result):
                     reject=bool(pv[1][i] <= alpha),
                 )
             rows.append(row)
-        return pd.DataFrame(rows)
+        return name_units(pd.DataFrame(rows), "edit")
 
     def to_frame(self):
         """One row per trajectory point: deflection measures, control band, p / p_adjusted, meaning consistency."""
@@ -1120,7 +1120,7 @@ class DeflectionTest(Result):
                         "note": "mid-rank of the edit among its controls, pairs relabelled; max-T over points",
                     }
                 )
-        return pd.DataFrame(rows)
+        return name_units(pd.DataFrame(rows), "pair")
 
     def headline(self) -> dict[str, Any]:
         f = self.frame
