@@ -361,7 +361,12 @@ def render_costs_block(results: Path = ROOT / "results") -> str:
     ]
     for r in costs.itertuples():
         ratio = f"{float(r.x_forward):.2f}" if str(r.x_forward) not in ("", "nan") else ""
-        lines.append(f"| {r.measure} | {float(r.seconds):.1f} | {ratio} | {r.note} |")
+        sec = float(r.seconds)
+        lines.append(
+            f"| {r.measure} | {sec:.1f} | {ratio} | {r.note} |"
+            if sec >= 1
+            else f"| {r.measure} | {sec:.2f} | {ratio} | {r.note} |"
+        )
     lines.append(COSTS_END)
     return "\n".join(lines)
 
