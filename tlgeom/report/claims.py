@@ -297,20 +297,18 @@ def run_heads(model: Any, name: str, texts: list[str], args: argparse.Namespace)
     return [_rows(frame, claim="heads_positive_mass", model=name, corpus="weights", item="")]
 
 
+def _test_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options every text-level test of the table shares: seed, alpha, correction, progress."""
+    return {"seed": args.seed, "alpha": args.alpha, "correction": args.correction, "progress": not args.no_progress}
+
+
 def run_language(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
     """Heat-kernel paper, hypothesis 3: curvature vs spaCy annotations, the text as the unit, the
     untrained model as reference (pooled over vertices; the first ``LANGUAGE_TEXTS`` texts)."""
     from tlgeom.experiments.language import curvature_vs_language
 
     t0 = time.perf_counter()
-    result = curvature_vs_language(
-        model,
-        texts[:LANGUAGE_TEXTS],
-        seed=args.seed,
-        alpha=args.alpha,
-        correction=args.correction,
-        progress=not args.no_progress,
-    )
+    result = curvature_vs_language(model, texts[:LANGUAGE_TEXTS], **_test_options(args))
     frame = tests_frame(result, "language")
     # the untrained reference model's own rows are kept, marked by item (its effects are the baseline)
     item = frame["model"].map(lambda m: "" if m == "trained" else "untrained reference")
@@ -339,14 +337,7 @@ def run_readout(model: Any, name: str, texts: list[str], args: argparse.Namespac
     t0 = time.perf_counter()
     try:
         frame = tests_frame(
-            curvature_vs_readout(
-                model,
-                texts[:LANGUAGE_TEXTS],
-                seed=args.seed,
-                alpha=args.alpha,
-                correction=args.correction,
-                progress=not args.no_progress,
-            ),
+            curvature_vs_readout(model, texts[:LANGUAGE_TEXTS], **_test_options(args)),
             "readout",
         )
     except TlgeomError as exc:
