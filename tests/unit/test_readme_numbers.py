@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,12 @@ def test_readme_costs_block_matches_results():
     assert quoted == blocks.render_costs_block(), (
         "README costs differ from results/costs.csv: run scripts/readme_blocks.py"
     )
+
+
+def test_landscape_caption_compares_with_what_random_directions_give():
+    """The caption's comparison is computed, not asserted: the fraction of random-direction angles within
+    10° of 90° in R^576 (≈ 100 %: ±10° is 4 standard deviations), and in R^3 (where it is sin-weighted:
+    sin 10° ≈ 17 %)."""
+    blocks = _script()
+    assert blocks._random_within(576, 10) > 0.9999
+    assert blocks._random_within(3, 10) == pytest.approx(math.sin(math.radians(10)), rel=1e-6)
