@@ -48,6 +48,7 @@ import numpy as np
 
 from tlgeom._args import check_int, check_seed
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom.experiments.edits import ContextEdit, short_text
 
 #: ``(max |Δzipf|, max |Δlength|)`` tried in turn; the first is the documented default.
 WIDENING: tuple[tuple[float, int], ...] = ((0.5, 2), (0.75, 3), (1.0, 4), (1.5, 6))
@@ -134,7 +135,6 @@ def matched_controls(edit: Any, n: int = 19, seed: int = 0, pool: Sequence[str] 
         TlgeomError: the edit touches the target, the texts do not differ, or fewer than ``n``
             candidates match the part of speech even with the widest tolerances (naming how many).
     """
-    from tlgeom.experiments.eclipse import ContextEdit, _short
 
     n = check_int("n", n, 1)
     checked_seed = check_seed(seed, allow_none=False)
@@ -146,7 +146,7 @@ def matched_controls(edit: Any, n: int = 19, seed: int = 0, pool: Sequence[str] 
     tspan = edit.target_span("clean")
     if tspan is not None and cs < tspan[1] and tspan[0] < ce:
         raise TlgeomError(
-            f"edit={edit.name or _short(edit.clean)!r}: the edit changes the target itself "
+            f"edit={edit.name or short_text(edit.clean)!r}: the edit changes the target itself "
             f"(clean characters [{cs}, {ce}) overlap the target); controls replace context words only"
         )
     rng = np.random.default_rng([seed, zlib.crc32(edit.clean.encode()), zlib.crc32(edit.edited.encode())])
@@ -157,7 +157,6 @@ def matched_controls(edit: Any, n: int = 19, seed: int = 0, pool: Sequence[str] 
 
 
 def _finish(edit, text, words, pos, slot_pos, slot_words, tol, shift, tspan, i):
-    from tlgeom.experiments.eclipse import ContextEdit
 
     zs = [zipf(w.lower()) for w in words]
     sz = [zipf(w.lower()) for w in slot_words]

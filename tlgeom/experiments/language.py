@@ -220,7 +220,7 @@ def align_tokens(
 
 
 def _token_spans(model: Any, text: str, tokens: torch.Tensor) -> list[tuple[int, int] | None]:
-    from tlgeom.experiments.eclipse import token_char_spans
+    from tlgeom.experiments.edits import token_char_spans
 
     return token_char_spans(model, text, tokens)
 

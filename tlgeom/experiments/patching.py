@@ -56,7 +56,7 @@ from jaxtyping import Float
 from tlgeom._args import check_bool, check_layers
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
-from tlgeom.experiments.eclipse import ContextEdit, _resolve, _short, align_tokens
+from tlgeom.experiments.edits import ContextEdit, align_token_ids, resolve_edit, short_text
 from tlgeom.models import _compat
 from tlgeom.models._compat import takes_device
 
@@ -334,7 +334,7 @@ def patch_attribution(
         if target is None:
             raise bad_arg("target", None, "the target word or its (start, end) span in the clean text")
         edit = ContextEdit(clean, edited, target, occurrence=occurrence)  # type: ignore[arg-type]
-    r = _resolve(model, edit, subtoken, info)
+    r = resolve_edit(model, edit, subtoken, info)
     names = [COMPONENTS[component].format(l=l) for l in layers]
     _compat.check_hook_names(model, names)
     final = _compat.point_hook_names(model, "resid", info)[-1]
@@ -347,13 +347,13 @@ def patch_attribution(
     dist = float(torch.linalg.vector_norm(x_e - x_c))
     if not dist > 1e-6 * float(torch.linalg.vector_norm(x_c)):
         raise TlgeomError(
-            f"edited={_short(edit.edited)!r}: the edit does not move the target's final state "
+            f"edited={short_text(edit.edited)!r}: the edit does not move the target's final state "
             f"(‖e − c‖ = {dist:.3g}, ‖c‖ = {float(torch.linalg.vector_norm(x_c)):.3g}); there is no "
             "deflection to attribute (e.g. an edit after the target in a decoder)"
         )
 
     P = int(r.edited_tokens.numel())
-    pair = align_tokens(r.edited_tokens, r.clean_tokens, pair_replaced=True)  # edited → clean
+    pair = align_token_ids(r.edited_tokens, r.clean_tokens, pair_replaced=True)  # edited → clean
     n_heads = int(acts_e[names[0]].shape[-2]) if component == "head" else None
     shape = (len(layers), P) + ((n_heads,) if n_heads else ())
     status = torch.zeros(shape, dtype=torch.int8)
