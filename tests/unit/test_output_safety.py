@@ -230,3 +230,19 @@ def test_cli_deflect_occurrence_picks_a_repeated_target(tiny_cli_model, tmp_path
 def tiny_cli_model(monkeypatch, tiny_gpt2):
     monkeypatch.setattr(cli, "_load", lambda args: tiny_gpt2)
     return tiny_gpt2
+
+
+def test_claims_checks_a_new_deep_out_without_leaving_folders(tmp_path, monkeypatch, capsys):
+    """The writability probe of a folder still to be made leaves nothing behind (here the run then stops
+    at the model load, which is refused)."""
+    monkeypatch.setattr(claims, "load", _no_model)
+    deep = tmp_path / "a" / "b" / "claims.csv"
+    with pytest.raises(AssertionError, match="model was loaded"):
+        cli.main(["claims", "--models", "gpt2", "--out", str(deep), "--texts", "1", "--corpus", str(_corpus(tmp_path))])
+    assert not (tmp_path / "a").exists() and not list(tmp_path.glob(".tlgeom-probe-*"))
+
+
+def _corpus(tmp_path: Path) -> Path:
+    f = tmp_path / "docs.txt"
+    f.write_text(" ".join(["word"] * 60) + "\n")
+    return f
