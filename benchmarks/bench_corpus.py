@@ -104,7 +104,8 @@ def run_kwargs(args: argparse.Namespace, nulls: bool) -> dict[str, Any]:
 def plain_forward(model: Any, docs: list[Any], args: argparse.Namespace, forward: bool = True) -> int:
     """The engine's own windows and batches, padded as ``corpus._forward`` pads them, through a plain
     forward pass (no hooks, no metrics, nothing written). Returns the number of real tokens."""
-    from tlgeom.experiments.corpus import _batches, _windows
+    from tlgeom.experiments.corpus_core import bucket_batches as _batches
+    from tlgeom.experiments.corpus_core import iter_windows as _windows
     from tlgeom.models import _compat
 
     info = _compat.check_model(model)

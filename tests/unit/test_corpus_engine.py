@@ -117,7 +117,7 @@ def test_resume_after_interruption_equals_uninterrupted(tiny_gpt2, tmp_path, mon
     kw = dict(batch_tokens=64, nulls=["rotation"], n_sims=5, seed=1, progress=False)
     full = C.run_corpus(tiny_gpt2, docs, tmp_path / "full", **kw)
     calls = {"n": 0}
-    real = C._write_part
+    real = C.write_part
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -125,10 +125,10 @@ def test_resume_after_interruption_equals_uninterrupted(tiny_gpt2, tmp_path, mon
             raise RuntimeError("interrupted in the second batch")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(C, "_write_part", failing)
+    monkeypatch.setattr(C, "write_part", failing)
     with pytest.raises(RuntimeError, match="second batch"):
         C.run_corpus(tiny_gpt2, docs, tmp_path / "res", **kw)
-    monkeypatch.setattr(C, "_write_part", real)
+    monkeypatch.setattr(C, "write_part", real)
     assert len(list((tmp_path / "res" / "rows").glob("*.parquet"))) == 1  # the first batch survived
     resumed = C.run_corpus(tiny_gpt2, docs, tmp_path / "res", **kw)
     assert resumed.n_skipped == len(pd.read_parquet(next((tmp_path / "res" / "rows").glob("part-000000-*"))))

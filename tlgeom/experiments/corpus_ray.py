@@ -43,22 +43,22 @@ import torch
 from tlgeom._args import check_int
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom.data.corpora import Document
-from tlgeom.experiments.corpus import (
+from tlgeom.experiments.corpus_core import (
     CorpusRun,
     Plan,
-    _as_document,
-    _batches,
-    _check_out,
-    _clean_interrupted,
-    _parquet,
-    _parts,
-    _windows,
-    _write_part,
+    as_document,
+    bucket_batches,
     check_documents,
     check_progress,
+    clean_interrupted,
     clear_run,
     finish_run,
+    iter_windows,
     model_description,
+    parquet_modules,
+    part_files,
+    prepare_out,
+    write_part,
 )
 from tlgeom.models import _compat
 
@@ -104,9 +104,9 @@ def part_name(window_ids: Iterable[str]) -> str:
 
 def _done_by_doc(out: Path) -> dict[str, list[str]]:
     """The window ids already written, by document id (read from the parts' ``id``/``doc_id`` columns)."""
-    _, pq = _parquet()
+    _, pq = parquet_modules()
     done: dict[str, list[str]] = {}
-    for p in _parts(out):
+    for p in part_files(out):
         t = pq.read_table(p, columns=["id", "doc_id"])
         for w, d in zip(t.column("id").to_pylist(), t.column("doc_id").to_pylist()):
             done.setdefault(d, []).append(w)
@@ -136,16 +136,16 @@ class _Worker:
         done = {w for ws in docs["done"] for w in ws}
         windows = [
             w
-            for w in _windows(
+            for w in iter_windows(
                 self.model, [Document(str(i), str(t)) for i, t in zip(docs["id"], docs["text"])], self.plan.width
             )
             if w.id not in done
         ]
         n_win = dict.fromkeys(map(str, docs["id"]), 0)
         n_tok = dict.fromkeys(n_win, 0)
-        for batch in _batches(iter(windows), self.plan.batch_tokens, max(1, len(windows))):
+        for batch in bucket_batches(iter(windows), self.plan.batch_tokens, max(1, len(windows))):
             table, stats, _ = self.plan.process(self.model, self.info, batch)
-            _write_part(self.out, part_name(w.id for w in batch), table, stats)
+            write_part(self.out, part_name(w.id for w in batch), table, stats)
             for w, n in zip(batch, table.column("n_tokens").to_pylist()):
                 n_win[w.doc_id] += 1
                 n_tok[w.doc_id] += int(n)
@@ -236,14 +236,14 @@ def run_corpus_ray(
         )
         if overwrite:
             clear_run(out)
-        path, _created = _check_out(out, plan.settings, overwrite)
-        _clean_interrupted(path)
+        path, _created = prepare_out(out, plan.settings, overwrite)
+        clean_interrupted(path)
         done = _done_by_doc(path)
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
         n_skipped = 0
         for i, raw in enumerate(documents):
-            doc = _as_document(raw, i)
+            doc = as_document(raw, i)
             if doc.id in seen:  # as the local engine: a repeated id gets a distinct id by its position
                 doc = type(doc)(f"{doc.id}@{i}", doc.text)
             seen.add(doc.id)
