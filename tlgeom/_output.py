@@ -136,3 +136,19 @@ def staged(
             raise bad_arg(arg, str(out), f"a writable directory ({exc.strerror or type(exc).__name__})") from exc
     finally:
         discard(staging)
+
+
+def probe_writable(folder: Any, arg: str = "out", shown: Any = None) -> None:
+    """Check that ``folder`` (existing or still to be made) can be written, leaving nothing behind: an
+    empty temporary folder is made and removed in it, or in its nearest existing ancestor. A TlgeomError
+    naming ``arg`` and ``shown`` (default ``folder``) otherwise."""
+    probe = Path(folder).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".tlgeom-probe-"))
+    except OSError as exc:
+        where = str(folder if shown is None else shown)
+        raise bad_arg(arg, where, f"a writable directory ({exc.strerror or type(exc).__name__})") from None

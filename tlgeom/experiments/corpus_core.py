@@ -22,6 +22,7 @@ import torch
 from tlgeom._args import check_choice, check_int, check_points, check_seed, check_space
 from tlgeom._args import generator as make_generator
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._output import probe_writable
 from tlgeom._result import Result, jsonable, name_units, new_axes
 from tlgeom.data.corpora import Document, text_id
 from tlgeom.experiments.curvature import ALTERNATIVES, OPPOSITE, _row, decide
@@ -465,7 +466,6 @@ def precheck_out(out: Any, arg: str = "out", overwrite: bool = False) -> None:
     """What can be checked of a run folder before a model loads (``tlgeom corpus``): not a file, not a
     folder of other files, and a place where a folder can be made (tried with an empty temporary folder
     beside it, removed at once). Nothing is left behind."""
-    import tempfile
 
     if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
         raise bad_arg(arg, out, "a directory path")
@@ -478,15 +478,7 @@ def precheck_out(out: Any, arg: str = "out", overwrite: bool = False) -> None:
             str(out),
             "an empty or new directory, or the folder of an earlier run_corpus (run.json); or --overwrite",
         )
-    probe_in = path if path.is_dir() else path.absolute().parent
-    while not probe_in.exists():
-        probe_in = probe_in.parent
-    try:
-        if not probe_in.is_dir():
-            raise NotADirectoryError(20, "Not a directory")
-        os.rmdir(tempfile.mkdtemp(dir=probe_in, prefix=".tlgeom-probe-"))
-    except OSError as exc:
-        raise bad_arg(arg, str(out), f"a writable directory ({exc.strerror or type(exc).__name__})") from None
+    probe_writable(path if path.is_dir() else path.absolute().parent, arg, shown=out)
 
 
 def remove_created(created: list[Path]) -> None:

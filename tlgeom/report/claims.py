@@ -778,23 +778,13 @@ def check_args(args: argparse.Namespace) -> None:
     if out.suffix != ".csv":
         raise bad_arg("--out", str(out), "the path of the table, ending in .csv (its settings go beside it as .json)")
     if args.readme is None:
-        from tlgeom._output import discard, stage_output
+        from tlgeom._output import discard, probe_writable, stage_output
 
         # the folder checked writable and free of a user's file of these names before any model loads
         if out.parent.is_dir():
             discard(stage_output(out.parent, output_names(out), overwrite=args.overwrite, arg="--out"))
-        else:  # a folder still to be made: probe its nearest existing ancestor, leaving nothing behind
-            import tempfile
-
-            probe = out.parent
-            while not probe.exists():
-                probe = probe.parent
-            try:
-                if not probe.is_dir():
-                    raise NotADirectoryError(20, "Not a directory")
-                os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".tlgeom-probe-"))
-            except OSError as exc:
-                raise bad_arg("--out", str(out), f"a writable place ({exc.strerror or type(exc).__name__})") from None
+        else:  # a folder still to be made: probed at its nearest existing ancestor, leaving nothing behind
+            probe_writable(out.parent, "--out", shown=out)
 
 
 def output_names(out: Path) -> list[str]:
