@@ -120,10 +120,17 @@ def commit_output(staging: Path, out: Any, command: str) -> list[Path]:
 
 @contextmanager
 def staged(
-    out: Any, planned: Iterable[str], command: str, *, overwrite: bool = False, arg: str = "out"
+    out: Any,
+    planned: Iterable[str],
+    command: str,
+    *,
+    overwrite: bool = False,
+    arg: str = "out",
+    written: list[Path] | None = None,
 ) -> Iterator[Path]:
     """``with staged(out, names, command) as tmp:`` write ``names`` into ``tmp``; on success they are
-    moved into ``out`` (:func:`commit_output`), on any exception nothing of ``out`` changes.
+    moved into ``out`` (:func:`commit_output`; their new paths are appended to ``written`` if given),
+    on any exception nothing of ``out`` changes.
 
     ``out`` is checked first (:func:`stage_output`): a file path, an unwritable folder or a file of a
     planned name that tlgeom did not write is a TlgeomError naming ``arg``, before any work."""
@@ -131,9 +138,11 @@ def staged(
     try:
         yield staging
         try:
-            commit_output(staging, out, command)
+            paths = commit_output(staging, out, command)
         except OSError as exc:
             raise bad_arg(arg, str(out), f"a writable directory ({exc.strerror or type(exc).__name__})") from exc
+        if written is not None:
+            written.extend(paths)
     finally:
         discard(staging)
 

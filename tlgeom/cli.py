@@ -465,6 +465,7 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from tlgeom import report as R
+    from tlgeom._output import staged
     from tlgeom.data import PARAGRAPH, SENTENCES
 
     cmd = args.command
@@ -473,7 +474,6 @@ def _run(args: argparse.Namespace) -> int:
     text = text if text is not None else PARAGRAPH
     progress = not args.no_progress
     out = Path(args.out)
-    staging = R.stage_output(out, planned_files(cmd), overwrite=args.overwrite, arg="--out")
     stages = COMMAND_STAGES[cmd]
     runners = _stage_runners(args, text, edit, progress, units)
     bar = tqdm(
@@ -483,42 +483,40 @@ def _run(args: argparse.Namespace) -> int:
         bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]",
     )
     t0 = time.perf_counter()
+    written: list[Path] = []
     try:
-        bar.set_description(f"loading {args.model}")
-        model = _load(args)
-        bar.update()
-        sections = []
-        for stage in stages:
-            bar.set_description(stage)
-            sections.append(runners[stage](model, staging))
+        with staged(
+            out, planned_files(cmd), "tlgeom " + cmd, overwrite=args.overwrite, arg="--out", written=written
+        ) as staging:
+            bar.set_description(f"loading {args.model}")
+            model = _load(args)
             bar.update()
-        bar.close()
-        meta = R.environment(model, args.model)
-        meta.update(
-            {
-                "command": "tlgeom " + cmd,
-                "seed": args.seed,
-                "text": text if cmd != "deflect" else None,
-                "seconds": round(time.perf_counter() - t0, 2),
-            }
-        )
-        for key in ("n_sims", "space", "view"):
-            if hasattr(args, key):
-                meta[key] = getattr(args, key)
-        verdict = next((s.results.get("verdict") for s in sections if s.key == "curvature_test"), None)
-        R.write_json(sections, meta, staging / "results.json")
-        if cmd == "report":
-            R.write_html(
-                sections, meta, staging / "report.html", title=f"tlgeom report — {args.model}", verdict=verdict
+            sections = []
+            for stage in stages:
+                bar.set_description(stage)
+                sections.append(runners[stage](model, staging))
+                bar.update()
+            bar.close()
+            meta = R.environment(model, args.model)
+            meta.update(
+                {
+                    "command": "tlgeom " + cmd,
+                    "seed": args.seed,
+                    "text": text if cmd != "deflect" else None,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                }
             )
-        try:
-            written = R.commit_output(staging, out, "tlgeom " + cmd)
-        except OSError as exc:
-            raise bad_arg("--out", str(out), f"a writable directory ({exc.strerror or type(exc).__name__})") from exc
-    except BaseException:
+            for key in ("n_sims", "space", "view"):
+                if hasattr(args, key):
+                    meta[key] = getattr(args, key)
+            verdict = next((s.results.get("verdict") for s in sections if s.key == "curvature_test"), None)
+            R.write_json(sections, meta, staging / "results.json")
+            if cmd == "report":
+                R.write_html(
+                    sections, meta, staging / "report.html", title=f"tlgeom report — {args.model}", verdict=verdict
+                )
+    finally:
         bar.close()
-        R.discard(staging)
-        raise
     m = meta["model"]
     print(f"tlgeom {cmd} — {args.model}: {m['n_layers']} layers, d_model {m['d_model']} ({m['device']})")
     for s in sections:
