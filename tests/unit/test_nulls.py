@@ -613,6 +613,9 @@ def test_a_test_that_cannot_reject_says_so_and_opposite_effects_are_evidence_aga
     rep = compare_to_nulls(texts, ["rotation"], 49, 0, n_boot=0, statistics=("mean_angle", "log_ltc"))
     t = rep.tests()
     assert t.informative.all()  # 2 tests: 2 x 1/50 = 0.04 <= α; with 20 tests it would not be:
+    few = compare_to_nulls(texts, ["rotation"], 19, 0, n_boot=0)  # 4 tests x 1/20 > α: the summary says so once
+    assert "CAUTION: 4 of the 4 tests cannot reject at any data" in few.summary()
+    assert few.summary().count("CANNOT DECIDE") == 4
     rows = [
         {**r, "p_min": 1 / 50, "p_min_why": "49 simulations", "p_opposite": 1.0}
         for r in t.to_dict(orient="records")

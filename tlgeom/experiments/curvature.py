@@ -248,19 +248,11 @@ class CurvatureReport(Result):
                 f"at least {need} for a sign-flip test to reach α/{m} = {self.alpha / m:.3g}, and 20 or more for a "
                 "useful confidence interval."
             )
-        paired = [r.name for r in self.results if r.name == "untrained"]
-        m_tests = max(1, len(t))
-        if paired and 1 < self.n_texts and 2.0**-self.n_texts > self.alpha / m_tests:
+        floor = t.note.astype(str).str.startswith("cannot reject at any data")  # decided once, by decide()
+        if floor.any():
             lines.append(
-                f"CAUTION: the paired untrained test over {self.n_texts} texts cannot reach p below "
-                f"2^-{self.n_texts} = {2.0**-self.n_texts:.3g} > α/{m_tests}: it needs at least "
-                f"{math.ceil(math.log2(m_tests / self.alpha))} texts to reject anything."
-            )
-        p_min = 1 / (1 + self.n_sims)
-        if p_min > self.alpha / m_tests:
-            lines.append(
-                f"CAUTION: with {self.n_sims} simulations the smallest p-value is {p_min:.3g}, above α divided by the "
-                f"number of tests: use at least {math.ceil(m_tests / self.alpha) - 1} simulations."
+                f"CAUTION: {int(floor.sum())} of the {len(t)} tests cannot reject at any data (too few simulations "
+                "or texts for the correction): they are not counted, and each note says what would reach α."
             )
         for r in self.results:
             lines.append(f"\n[{r.name}] {r.description}")
@@ -281,7 +273,7 @@ class CurvatureReport(Result):
                     verdict = f"CANNOT DECIDE — {row.note}"
                 elif row.reject:
                     verdict = "REJECT the null"
-                elif getattr(row, "against", False):
+                elif row.against:
                     side = "below" if row.alternative == "greater" else "above"
                     verdict = f"EVIDENCE AGAINST the claim: significantly {side} the null (the opposite side)"
                 else:
