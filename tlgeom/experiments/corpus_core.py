@@ -415,11 +415,8 @@ def clean_interrupted(out: Path) -> None:
 def prepare_out(out: Any, settings: dict[str, Any], overwrite: bool = False) -> tuple[Path, list[Path]]:
     """The run folder, checked (a file, a folder of another run or of other files, an unwritable place:
     a TlgeomError naming ``out``) and prepared; returns it and what this call created (for cleanup)."""
-    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
-        raise bad_arg("out", out, "a directory path")
+    precheck_out(out, "out", overwrite)
     path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise bad_arg("out", str(out), "a directory (this path is a file)")
     run_json = path / "run.json"
     if run_json.is_file():
         old = json.loads(run_json.read_text())
@@ -427,12 +424,6 @@ def prepare_out(out: Any, settings: dict[str, Any], overwrite: bool = False) -> 
         if diff:
             shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
             raise bad_arg("out", str(out), f"a new folder, or the settings of the run already there ({shown})")
-    elif path.exists() and not overwrite and any(path.iterdir()):
-        raise bad_arg(
-            "out",
-            str(out),
-            "an empty or new directory, or the folder of an earlier run_corpus (run.json); or overwrite",
-        )
     created = [p for p in (path, path / "rows", path / "stats", run_json) if not p.exists()]
     try:
         (path / "rows").mkdir(parents=True, exist_ok=True)
@@ -463,7 +454,8 @@ def clear_run(out: Any) -> None:
 
 
 def precheck_out(out: Any, arg: str = "out", overwrite: bool = False) -> None:
-    """What can be checked of a run folder before a model loads (``tlgeom corpus``): not a file, not a
+    """What can be checked of a run folder before a model loads (``tlgeom corpus``; :func:`prepare_out`
+    starts with it): not a file, not a
     folder of other files, and a place where a folder can be made (tried with an empty temporary folder
     beside it, removed at once). Nothing is left behind."""
 
@@ -473,10 +465,9 @@ def precheck_out(out: Any, arg: str = "out", overwrite: bool = False) -> None:
     if path.exists() and not path.is_dir():
         raise bad_arg(arg, str(out), "a directory (this path is a file)")
     if not overwrite and path.is_dir() and not (path / "run.json").is_file() and any(path.iterdir()):
+        again = "--overwrite" if arg.startswith("--") else "overwrite=True"
         raise bad_arg(
-            arg,
-            str(out),
-            "an empty or new directory, or the folder of an earlier run_corpus (run.json); or --overwrite",
+            arg, str(out), f"an empty or new directory, or the folder of an earlier run_corpus (run.json); or {again}"
         )
     probe_writable(path if path.is_dir() else path.absolute().parent, arg, shown=out)
 

@@ -290,7 +290,6 @@ def check_model_device(model: Any, device: Any, arg: str = "device") -> torch.de
 def takes_device(fn: Any) -> Any:
     """Decorate a public ``fn(model, ...)`` so that it takes the shared keyword ``device`` (checked by
     :func:`check_model_device` before anything runs) and shows it in its signature."""
-    import functools
     import inspect
 
     sig = inspect.signature(fn)
