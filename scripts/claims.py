@@ -1,17 +1,19 @@
 #!/usr/bin/env python
 """``tlgeom claims`` writing the repository's committed table, ``results/claims.csv`` (+ ``claims.json``).
 
-The command itself lives in :mod:`tlgeom.report.claims` (``tlgeom claims --help``); this script only
-changes the default ``--out``::
+The command is declared in :mod:`tlgeom.cli` and runs :mod:`tlgeom.report.claims` (``tlgeom claims --help``);
+this script only changes the default ``--out`` (a later ``--out`` wins)::
 
     python scripts/claims.py                                 # the real run (make claims)
     python scripts/claims.py --parts curvature --spaces normalized
     python scripts/claims.py --readme results/README.md README.md
 """
 
+import sys
 from pathlib import Path
 
-from tlgeom.report.claims import main
+from tlgeom.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main(default_out=Path(__file__).resolve().parents[1] / "results" / "claims.csv", prog="claims.py"))
+    results = Path(__file__).resolve().parents[1] / "results" / "claims.csv"
+    raise SystemExit(main(["claims", "--out", str(results), *sys.argv[1:]]))

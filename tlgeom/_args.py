@@ -20,11 +20,12 @@ here before any slow work:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, overload
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from tlgeom._errors import bad_arg
+
+if TYPE_CHECKING:  # torch is imported where it is used: the command line's --help reads this module without it
+    import torch
 
 SPACES = ("raw", "normalized")
 POINTS = ("resid", "sublayer")
@@ -70,6 +71,8 @@ def check_seed(seed: Any, arg: str = "seed", allow_none: bool = True) -> int | N
 
 def generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
     """A fresh ``torch.Generator`` on ``device`` seeded with ``seed`` (None: from the OS entropy)."""
+    import torch
+
     g = torch.Generator(device=torch.device(device))
     checked = check_seed(seed)
     if checked is None:
@@ -123,19 +126,16 @@ def check_bool(arg: str, value: Any) -> bool:
     return value
 
 
-#: Float dtypes a model may run in, by name (``load_model(dtype="bfloat16")``).
-DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+#: Float dtypes a model may run in, by name (``load_model(dtype="bfloat16")``): the ``torch`` attribute names.
+DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 def check_dtype(dtype: Any, arg: str = "dtype") -> torch.dtype:
     """A torch float dtype from a name in :data:`DTYPES` or a floating ``torch.dtype``."""
+    import torch
+
     if isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in DTYPES:
-        return DTYPES[dtype.lower().removeprefix("torch.")]
+        return getattr(torch, dtype.lower().removeprefix("torch."))
     if isinstance(dtype, torch.dtype) and dtype.is_floating_point and not dtype.is_complex:
         return dtype
     raise bad_arg(arg, dtype, "one of " + ", ".join(repr(k) for k in DTYPES) + " or a floating torch.dtype")

@@ -10,9 +10,12 @@
     tlgeom corpus          turning angles and LTC over a whole corpus, to resumable Parquet (run_corpus)
     tlgeom claims          every testable claim of the three papers over a corpus, per model: one table
 
-Every command takes ``--model``, ``--text`` / ``--text-file`` (default: the bundled paragraph),
-``--device``, ``--seed``, ``--out`` (default ``tlgeom-<command>/``) and ``--overwrite``;
-``tlgeom COMMAND --help`` lists the rest. Bad input (a missing file, an unknown model, an empty
+Every command takes ``--model``, ``--device``, ``--seed``, ``--out`` (default ``tlgeom-<command>/``),
+``--overwrite`` and ``--no-progress`` (:data:`tlgeom._declare.COMMON`), and its inputs (``--text`` /
+``--text-file``, default: the bundled paragraph; a corpus for ``corpus`` and ``claims``);
+``tlgeom COMMAND --help`` lists the rest. Every parser is built from declarations: the analysis commands
+and ``report`` from :data:`tlgeom.experiments.analyses.ANALYSES`, ``corpus`` and ``claims`` from the
+option lists below; :func:`commands` returns them all. Bad input (a missing file, an unknown model, an empty
 text, a bad option or seed, an unwritable ``--out``) prints one line on stderr and exits with
 status 2, without a traceback, and every argument is checked before the model is loaded.
 
@@ -25,12 +28,29 @@ write is never replaced without ``--overwrite`` (:mod:`tlgeom._output`). Every c
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tlgeom._declare import (
+    ALPHA,
+    COMMON,
+    CORRECTION,
+    INPUTS,
+    MODEL,
+    N_SIMS,
+    OUT,
+    OVERWRITE,
+    SPACE,
+    TEXT,
+    TEXT_FILE,
+    Command,
+    Option,
+    add_options,
+)
 from tlgeom._errors import TlgeomError, bad_arg
 
 EXIT_USAGE = 2
@@ -38,23 +58,8 @@ DEFAULT_MODEL = "smollm2-135m"
 #: Default output directory of a command: ``tlgeom-<command>/`` (commands never share one by default).
 DEFAULT_OUT = "tlgeom-{command}"
 
-#: The result files each analysis (stage) may write, by stem: ``<stem>.png/.csv/.json``.
-STAGE_STEMS = {
-    "landscape": ["landscape"],
-    "null models": ["curvature_test"],
-    "hypersphere": ["sphere"],
-    "deflection": ["deflection", "patching"],
-}
 #: The files each result's ``save()`` writes.
 EXTS = ("png", "csv", "json")
-#: The stages of each command, in order.
-COMMAND_STAGES = {
-    "landscape": ["landscape"],
-    "curvature-test": ["null models"],
-    "sphere": ["hypersphere"],
-    "deflect": ["deflection"],
-    "report": ["landscape", "null models", "hypersphere", "deflection"],
-}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,41 +69,191 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _common(
-    p: argparse.ArgumentParser,
-    command: str,
-    *,
-    text_help: str = "the text to analyse (default: the bundled ~160-token paragraph)",
-    file_help: str = "read the text from this UTF-8 file",
-) -> None:
-    p.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="'smollm2-135m' (default, offline), 'minilm-l6' (offline), or any TransformerBridge name "
-        "such as 'gpt2' where a model hub is reachable",
+def _common(command: str, **changes: Option) -> tuple[Option, ...]:
+    """The :data:`~tlgeom._declare.COMMON` options, ``--out`` defaulting to ``tlgeom-<command>``, with
+    ``changes`` (by name) in place of the shared declarations."""
+    out = OUT.but(default=DEFAULT_OUT.format(command=command))
+    return tuple(changes.get(o.name, out if o is OUT else o) for o in COMMON)
+
+
+def _gather(command: str, members: list[Any], inputs: tuple[Option, ...], **changes: Option) -> tuple[Option, ...]:
+    """The common options, ``inputs``, then every member analysis's own options, once each."""
+    options: dict[str, Option] = {o.name: o for o in _common(command, **changes) + inputs}
+    for a in members:
+        for o in a.options:
+            o = changes.get(o.name, o)
+            if options.setdefault(o.name, o) is not o:
+                raise ValueError(f"{command}: option {o.flag_name} is declared twice, differently ({a.key})")
+    return tuple(options.values())
+
+
+#: The report's own words for its inputs and the defaults it changes (with why).
+_REPORT_CHANGES = {
+    "text": TEXT.but(
+        help="the text of the landscape, null-model and hypersphere sections, each sentence one unit of the "
+        "null-model tests (default: the bundled ~160-token paragraph, and 12 bundled sentences for the null-model "
+        "tests; the eclipse section uses a bundled homonym pair, see --pair)"
+    ),
+    "n_sims": N_SIMS.but(
+        default=399,
+        why="the smallest p, 1/400, still passes Holm over the report's 11 tests, 11/400 = 0.0275 <= 0.05, so "
+        "every test can reject; curvature-test's default is 999",
+    ),
+}
+
+
+def _analysis_commands() -> list[Command]:
+    """One command per name in the analyses' ``commands``, in the registry's order; ``report`` runs every
+    analysis that names it, on the text (its sentences for the null-model tests) and a bundled pair."""
+    from tlgeom.experiments.analyses import ANALYSES
+
+    out = []
+    names = dict.fromkeys(c for a in ANALYSES for c in a.commands if c != "report")
+    for name in [*names, "report"]:
+        members = [a for a in ANALYSES if name in a.commands]
+        if name == "report":
+            pair = next(o for o in INPUTS["edit"] if o.name == "pair")
+            inputs = (_REPORT_CHANGES["text"], TEXT_FILE, pair)
+            options = _gather(name, members, inputs, **_REPORT_CHANGES)
+            help_ = "everything above, with a self-contained report.html"
+            description = (
+                "Every analysis above on one text (the eclipse sections on a bundled homonym pair); writes PNG "
+                "figures, CSV tables, results.json and report.html (every figure embedded) under --out."
+            )
+        else:
+            lead = members[0]
+            kinds = dict.fromkeys(a.inputs for a in members)
+            inputs = tuple(o for kind in kinds for o in INPUTS[kind])
+            options, help_, description = _gather(name, members, inputs), lead.help, lead.description
+        keys = tuple(a.key for a in members)
+        out.append(Command(name, help_, description, options, "tlgeom.cli:run_analyses", analyses=keys))
+    return out
+
+
+#: ``tlgeom corpus``: :func:`tlgeom.experiments.corpus.run_corpus` from the command line.
+CORPUS = Command(
+    "corpus",
+    help="turning angles and LTC over a whole corpus, written to resumable Parquet",
+    description="One row per document (window) in --out/rows/*.parquet, mergeable statistics in --out/stats/; "
+    "re-running with the same --out resumes where it stopped.",
+    options=(
+        Option(
+            "corpus",
+            None,
+            "'lee', 'lee_test', 'enwiki', a .txt/.jsonl/.parquet file or a directory of .parquet files (streamed)",
+            type=str,
+            group="source",
+            required=True,
+        ),
+        TEXT_FILE.but(help="a UTF-8 text file as the corpus (one document per paragraph; --per-line)", group="source"),
+        TEXT.but(help="one text as a corpus of one document", group="source"),
+        Option("per_line", False, "text files: one document per line, not per paragraph", flag=True),
+        Option("text_field", None, "JSONL/Parquet: the field (column) of the text (default text)", type=str),
+        Option("id_field", None, "JSONL/Parquet: the field of the id (default id; else hashed)", type=str),
+        *_common(
+            "corpus",
+            out=OUT.but(default=DEFAULT_OUT.format(command="corpus"), help="the run folder"),
+            overwrite=OVERWRITE.but(
+                help="start over in --out: an earlier run there (its run.json, rows/ and stats/) is replaced; "
+                "files tlgeom did not write are left alone (default: resume the run there, or refuse a folder of "
+                "other files)"
+            ),
+        ),
+        Option("max_docs", None, "only the first N documents (default: all)", type=int, minimum=1),
+        Option("batch_tokens", 4096, "padded tokens per forward pass", type=int, minimum=1),
+        Option("max_tokens", None, "window size in tokens (default: the model's n_ctx)", type=int, minimum=2),
+        SPACE,
+        N_SIMS.but(
+            default=0,
+            minimum=0,
+            help="simulations per window of each default null",
+            why="none: the rows and statistics alone, no test",
+        ),
+        Option(
+            "engine",
+            "local",
+            "local (this process) or ray: Ray Data, one model per worker; an embedded local Ray, or the cluster "
+            "named by RAY_ADDRESS (pip install 'tlgeom[ray]')",
+            type=str,
+            choices=("local", "ray"),
+        ),
+        Option("workers", 2, "with --engine ray: actors, one model each", type=int, minimum=1),
+        Option("gpus_per_worker", None, "with --engine ray (default: 1 if GPUs)", type=float, minimum=0),
+    ),  # fmt: skip
+    execute="tlgeom.cli:run_corpus_command",
+)
+
+
+#: ``tlgeom claims``: every claim over a corpus, per model, into one table (:mod:`tlgeom.report.claims`).
+def _claims() -> Command:
+    from tlgeom._args import SPACES
+    from tlgeom.experiments.analyses import CLAIM_MODELS, claim_parts
+
+    parts = claim_parts()
+    return Command(
+        "claims",
+        help="every testable claim over a corpus on each model given: claim × model → effect, CI, adjusted p, "
+        "verdict, n_texts",
+        description="Re-run every claim tlgeom makes on real models and real text, into one table "
+        "(tlgeom-claims/claims.csv; the repository's scripts/claims.py writes results/claims.csv).",
+        options=(
+            Option("models", list(CLAIM_MODELS), "the models", type=str, nargs="+"),
+            *_common(
+                "claims",
+                model=MODEL.but(default=None, help="one model (the same as --models NAME)"),
+                out=OUT.but(
+                    default=str(Path(DEFAULT_OUT.format(command="claims")) / "claims.csv"),
+                    type=Path,
+                    help="the table (a .csv file; its settings go beside it as .json)",
+                ),
+                overwrite=OVERWRITE.but(
+                    help="replace a file of --out's names that tlgeom did not write (default: refuse, naming the file)"
+                ),
+            ),
+            Option("spaces", list(SPACES), "curvature spaces", type=str, nargs="+", choices=SPACES),
+            Option("corpus", "lee", "a tlgeom.data.corpora name or a .txt/.jsonl path", type=str, group="source"),
+            TEXT_FILE.but(help="a UTF-8 text file as the corpus (one text per paragraph)", group="source"),
+            Option("texts", 50, "number of documents (first in file order)", type=int, minimum=1),
+            Option("min_words", 40, "documents shorter than this are skipped", type=int, minimum=0),
+            Option("max_tokens", 128, "tokens per text, special tokens included", type=int, minimum=2),
+            N_SIMS.but(
+                default=249,
+                why="the smallest with which the smallest p, 1/(n_sims+1) = 0.004, passes Holm over the raw family "
+                "of 11 tests at alpha = 0.05 (0.05/11 = 0.0045)",
+            ),
+            ALPHA,
+            CORRECTION,
+            Option("skip_first", 0, "positions left out of every text (e.g. 1 = BOS)", type=int, minimum=0),
+            Option("threads", 2, "torch threads", type=int, minimum=1),
+            Option(
+                "parts",
+                list(parts),
+                "run only these claims; the other parts' rows and settings already in --out are kept",
+                type=str,
+                nargs="+",
+                choices=parts,
+            ),
+            Option("quick", False, "tiny random gpt2/llama models and 8 texts: a smoke test", flag=True),
+            Option(
+                "readme",
+                None,
+                "only rewrite the numbers block of these files from --out (no run)",
+                type=Path,
+                nargs="*",
+            ),
+        ),
+        execute="tlgeom.report.claims:execute",
     )
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--text", help=text_help)
-    g.add_argument("--text-file", help=file_help)
-    p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of null simulations and control edits, in [0, 2**63) (default 0)"
-    )
-    default = DEFAULT_OUT.format(command=command)
-    p.add_argument(
-        "--out",
-        default=default,
-        help=f"output directory (default {default}/); written only when every analysis succeeded",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace files in --out that tlgeom did not write (default: refuse, naming the file)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+@functools.cache
+def commands() -> dict[str, Command]:
+    """Every ``tlgeom`` subcommand by name, built from the declarations (read once)."""
+    return {c.name: c for c in [*_analysis_commands(), CORPUS, _claims()]}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tlgeom`` parser: one subparser per :func:`commands` entry, its options from its declaration."""
     parser = _Parser(
         prog="tlgeom",
         description="Geometry of token trajectories in TransformerLens models.",
@@ -109,171 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"tlgeom {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-
-    p = sub.add_parser(
-        "landscape",
-        help="curvature landscape of a text (one streamed forward pass)",
-        description="Turning angle of every token's trajectory at every layer vertex.",
-    )
-    _common(p, "landscape")
-    p.add_argument(
-        "--space",
-        choices=("raw", "normalized"),
-        default="raw",
-        help="raw residual stream, or what each block's normalisation reads (default raw)",
-    )
-    p.add_argument(
-        "--view",
-        choices=("heatmap", "pca"),
-        default="heatmap",
-        help="heatmap of tokens × layer vertices (default), or the paper's view: states in one PCA plane with "
-        "the turning angle interpolated over it, four layers",
-    )
-
-    p = sub.add_parser(
-        "curvature-test",
-        help="sharp/flat turns and length-to-chord against null models",
-        description="Counts sharp and flat turns and the median length-to-chord of a text's "
-        "trajectories and compares them with null models (permutation p-values).",
-    )
-    _common(
-        p,
-        "curvature-test",
-        text_help="the text to test, each sentence one unit of inference (default: 12 bundled sentences, "
-        "tlgeom.data.SENTENCES)",
-    )
-    p.add_argument("--space", choices=("raw", "normalized"), default="raw")
-    p.add_argument("--n-sims", type=int, default=999, help="simulations per null (default 999)")
-
-    p = sub.add_parser(
-        "deflect",
-        help="eclipse experiment: deflection of a target by a context edit",
-        description="Deflection of a target word's trajectory when its context is edited, against "
-        "control edits, attributed by activation patching. Without --text, a bundled "
-        "homonym pair (--pair) is used.",
-    )
-    _common(
-        p,
-        "deflect",
-        text_help="the clean text: it is run as given and with --edited, and the deflection of --target's "
-        "trajectory between the two runs is measured (give all three; default: a bundled homonym pair, see --pair)",
-        file_help="read the clean text (see --text) from this UTF-8 file",
-    )
-    p.add_argument("--edited", help="the edited text (with --text as the clean text)")
-    p.add_argument("--target", help="the target word, present in both texts")
-    p.add_argument(
-        "--occurrence",
-        type=int,
-        nargs="+",
-        metavar="INDEX",
-        help="which match of --target (0 = first) when a text contains it more than once; two indices: "
-        "clean and edited",
-    )
-    p.add_argument("--pair", type=int, default=0, help="index of the bundled homonym pair (default 0)")
-    p.add_argument(
-        "--controls",
-        type=int,
-        default=19,
-        help="number of matched control edits (default 19: the fewest for which the onset can reach p <= 0.05)",
-    )
-    p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
-
-    p = sub.add_parser(
-        "sphere",
-        help="Traveling Words: the normalisation hypersphere, layer by layer",
-        description="Norm of every normalised state against √d, the LayerNorm hyperplane, γ/β.",
-    )
-    _common(p, "sphere")
-
-    p = sub.add_parser(
-        "report",
-        help="everything above, with a self-contained report.html",
-        description="Landscape, null-model test, hypersphere and the eclipse experiment on a "
-        "bundled homonym pair; writes PNG figures, CSV tables, results.json and "
-        "report.html (every figure embedded) under --out.",
-    )
-    _common(
-        p,
-        "report",
-        text_help="the text of the landscape, null-model and hypersphere sections, each sentence one unit of the "
-        "null-model tests (default: the bundled ~160-token paragraph, and 12 bundled sentences for the null-model "
-        "tests; the eclipse section uses a bundled homonym pair, see --pair)",
-    )
-    p.add_argument(
-        "--n-sims",
-        type=int,
-        default=399,
-        help="simulations per null (default 399: the smallest p, 1/400, still passes Holm over the report's 11 "
-        "tests, 11/400 = 0.0275 <= 0.05, so every test can reject; curvature-test's default is 999)",
-    )
-    p.add_argument("--pair", type=int, default=0, help="bundled homonym pair for the eclipse section (default 0)")
-    p.add_argument("--controls", type=int, default=19, help="matched control edits in the eclipse section (default 19)")
-    p.add_argument("--no-patch", action="store_true", help="skip the activation-patching attribution")
-    _corpus_parser(sub)
-    sub.add_parser(
-        "claims",
-        add_help=False,  # `tlgeom claims --help` is tlgeom.report.claims' own parser
-        help="every testable claim over a corpus on each model given: claim × model → effect, CI, adjusted p, "
-        "verdict, n_texts (tlgeom claims --help)",
-    )  # its options are parsed by tlgeom.report.claims (main() hands every argument after "claims" over)
+    for command in commands().values():
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
+        add_options(p, command.options)
     return parser
 
 
-def _corpus_parser(sub: Any) -> None:
-    """``tlgeom corpus``: :func:`tlgeom.experiments.corpus.run_corpus` from the command line."""
-    p = sub.add_parser(
-        "corpus",
-        help="turning angles and LTC over a whole corpus, written to resumable Parquet",
-        description="One row per document (window) in --out/rows/*.parquet, mergeable statistics in "
-        "--out/stats/; re-running with the same --out resumes where it stopped.",
-    )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--corpus",
-        help="'lee', 'lee_test', 'enwiki', a .txt/.jsonl/.parquet file or a directory of .parquet files (streamed)",
-    )
-    src.add_argument("--text-file", help="a UTF-8 text file as the corpus (one document per paragraph; --per-line)")
-    src.add_argument("--text", help="one text as a corpus of one document")
-    p.add_argument("--per-line", action="store_true", help="text files: one document per line, not per paragraph")
-    p.add_argument("--text-field", default=None, help="JSONL/Parquet: the field (column) of the text (default text)")
-    p.add_argument("--id-field", default=None, help="JSONL/Parquet: the field of the id (default id; else hashed)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="as for the other commands (default smollm2-135m)")
-    p.add_argument("--device", default=None, help="torch device (default: cpu)")
-    p.add_argument("--out", default=DEFAULT_OUT.format(command="corpus"), help="run folder (default tlgeom-corpus/)")
-    p.add_argument("--max-docs", type=int, default=None, help="only the first N documents")
-    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass (default 4096)")
-    p.add_argument("--max-tokens", type=int, default=None, help="window size in tokens (default n_ctx)")
-    p.add_argument("--space", choices=("raw", "normalized"), default="raw", help="default raw")
-    p.add_argument("--n-sims", type=int, default=0, help="simulations per window of each default null (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the null simulations (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start over in --out: an earlier run there (its run.json, rows/ and stats/) is replaced; files tlgeom "
-        "did not write are left alone (default: resume the run there, or refuse a folder of other files)",
-    )
-    p.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="local (this process, default) or ray: Ray Data, one model per worker; an embedded local Ray, or "
-        "the cluster named by RAY_ADDRESS (pip install 'tlgeom[ray]')",
-    )
-    p.add_argument("--workers", type=int, default=2, help="with --engine ray: actors, one model each (default 2)")
-    p.add_argument("--gpus-per-worker", type=float, default=None, help="with --engine ray (default: 1 if GPUs)")
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """Parsed arguments; an unknown option is a usage error of its subcommand (``tlgeom claims: error: …``)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
-def _run_corpus(args: argparse.Namespace) -> int:
-    """Load the corpus and the model, run :func:`run_corpus`, print its summary (and the tests)."""
+def run_corpus_command(args: argparse.Namespace) -> int:
+    """Execute ``tlgeom corpus``: Load the corpus and the model, run :func:`run_corpus`, print its summary (and the tests)."""
     import itertools
     from collections.abc import Iterator
 
-    from tlgeom._args import check_seed
     from tlgeom.data.corpora import CORPORA, Document, corpus_source, iter_corpus, text_id
     from tlgeom.experiments.corpus import precheck_out
 
-    check_seed(args.seed, arg="--seed", allow_none=False)
     if args.text_file is not None:
         if not Path(args.text_file).is_file():
             raise bad_arg("--text-file", args.text_file, "an existing UTF-8 text file")
@@ -281,11 +295,6 @@ def _run_corpus(args: argparse.Namespace) -> int:
     text_only = args.text
     if text_only is not None and not text_only.strip():
         raise bad_arg("--text", text_only, "a non-empty text")
-    for value, arg, minimum in ((args.batch_tokens, "--batch-tokens", 1), (args.n_sims, "--n-sims", 0)):
-        _check_min(value, arg, minimum)
-    if args.max_docs is not None:
-        _check_min(args.max_docs, "--max-docs", 1)
-    _check_min(args.workers, "--workers", 1)
     out = Path(args.out)
     precheck_out(out, "--out", overwrite=args.overwrite)
     if text_only is not None:
@@ -392,15 +401,28 @@ def _load(args: argparse.Namespace) -> Any:
         raise
 
 
-def _check_min(value: int, arg: str, minimum: int) -> None:
-    if value < minimum:
-        raise bad_arg(arg, value, f"an integer >= {minimum}")
+def _load(args: argparse.Namespace) -> Any:
+    import torch
+
+    from tlgeom.models.load import load_model
+
+    torch.manual_seed(args.seed)
+    try:
+        return load_model(args.model, device=args.device)
+    except TlgeomError as exc:  # name the command-line option, not load_model's argument
+        msg = str(exc)
+        for arg, option in (("name=", "--model="), ("device=", "--device=")):
+            if msg.startswith(arg):
+                raise TlgeomError(option + msg[len(arg) :]) from exc
+        raise
 
 
 def _edit(args: argparse.Namespace, text: str | None):
-    from tlgeom.experiments.eclipse import ContextEdit
+    from tlgeom.experiments.edits import ContextEdit
     from tlgeom.report import bundled_pair
 
+    if not hasattr(args, "edited"):  # a command without an edit of its own (report): the bundled pair
+        return bundled_pair(args.pair)
     if text is None:
         if args.edited is not None or args.target is not None:
             raise bad_arg("--text", None, "the clean text (with --edited and --target), or neither for a bundled pair")
@@ -411,73 +433,62 @@ def _edit(args: argparse.Namespace, text: str | None):
     occ = None
     if args.occurrence is not None:
         occ = args.occurrence[0] if len(args.occurrence) == 1 else tuple(args.occurrence)
-        if len(args.occurrence) > 2 or min(args.occurrence) < 0:
+        if len(args.occurrence) > 2:
             raise bad_arg("--occurrence", args.occurrence, "one index >= 0, or two (clean, edited)")
     return ContextEdit(text, args.edited, args.target, occurrence=occ, name="cli")
 
 
-def _check_args(args: argparse.Namespace) -> tuple[str | None, Any]:
-    """Every check that needs no model: the text, the edit, the numbers, the seed. Returns (text, edit)."""
-    from tlgeom import report as R
+def _check_args(args: argparse.Namespace, command: Command) -> tuple[str | None, Any]:
+    """Every check that needs no model, beyond the options' own (done by :meth:`Command.run`): the text
+    and the edit. Returns (text, edit)."""
+    from tlgeom.experiments.analyses import analysis
 
-    cmd = args.command
-    from tlgeom._args import check_seed
-
-    check_seed(args.seed, arg="--seed", allow_none=False)
     text = _read_text(args)
-    edit = _edit(args, text) if cmd == "deflect" else R.bundled_pair(args.pair) if cmd == "report" else None
-    if edit is not None:
-        _check_min(args.controls, "--controls", 0)
-    if hasattr(args, "n_sims"):
-        _check_min(args.n_sims, "--n-sims", 1)
+    kinds = {analysis(k).inputs for k in command.analyses}
+    edit = _edit(args, text) if "edit" in kinds else None
     return text, edit
 
 
 def planned_files(command: str) -> list[str]:
     """Every file name ``command`` may write into ``--out`` (checked against the user's files first)."""
-    names = [f"{stem}.{ext}" for stage in COMMAND_STAGES[command] for stem in STAGE_STEMS[stage] for ext in EXTS]
+    keys = commands()[command].analyses
+    names = [f"{key}.{ext}" for key in keys for ext in EXTS]
     return names + ["results.json"] + (["report.html"] if command == "report" else [])
 
 
-def _stage_runners(
-    args: argparse.Namespace, text: str, edit: Any, progress: bool, units: Any = None
-) -> dict[str, Callable]:
-    """Each stage as ``run(model, out) -> Section``: the one place that maps options to a section.
-    ``units``: the texts of the curvature tests (default: the sentences of ``text``)."""
+def _inputs(kind: str, text: str | None, units: list[str] | None, edit: Any) -> Any:
+    """What an analysis of inputs ``kind`` analyses."""
     from tlgeom import report as R
 
-    space = getattr(args, "space", "raw")
-    return {
-        "landscape": lambda model, out: R.landscape_section(
-            model, text, out, space=space, view=getattr(args, "view", "heatmap")
-        ),
-        "null models": lambda model, out: R.curvature_section(
-            model, text, out, n_sims=args.n_sims, seed=args.seed, space=space, texts=units, progress=progress
-        ),
-        "hypersphere": lambda model, out: R.sphere_section(model, text, out),
-        "deflection": lambda model, out: R.deflection_section(
-            model, edit, out, controls=args.controls, seed=args.seed, patch=not args.no_patch, progress=progress
-        ),
-    }
+    if kind == "edit":
+        return edit
+    if kind == "texts":
+        return units if units is not None else R.sentences(text or "")
+    return text
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_analyses(args: argparse.Namespace) -> int:
+    """Execute an analysis command (or ``report``): load the model, run each declared analysis into a
+    staged ``--out``, write results.json (and report.html), print the summaries."""
     from tqdm.auto import tqdm
 
     from tlgeom import report as R
     from tlgeom._output import staged
     from tlgeom.data import PARAGRAPH, SENTENCES
+    from tlgeom.experiments.analyses import analysis
 
     cmd = args.command
-    text, edit = _check_args(args)  # every check before the slow work
-    units = SENTENCES if text is None else None  # no text given: the curvature tests take 12 bundled sentences
-    text = text if text is not None else PARAGRAPH
+    command = commands()[cmd]
+    given, edit = _check_args(args, command)  # every check before the slow work
+    units = list(SENTENCES) if given is None else None  # no text given: the curvature tests take 12 sentences
+    text = given if given is not None else PARAGRAPH
     progress = not args.no_progress
+    values = {**vars(args), "progress": progress}
     out = Path(args.out)
-    stages = COMMAND_STAGES[cmd]
-    runners = _stage_runners(args, text, edit, progress, units)
+    members = [analysis(k) for k in command.analyses]
+    members = [a for a in members if not (a.skip and getattr(args, a.skip, False))]
     bar = tqdm(
-        total=1 + len(stages),
+        total=1 + len(members),
         disable=not progress,
         file=sys.stderr,
         bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}]",
@@ -492,9 +503,10 @@ def _run(args: argparse.Namespace) -> int:
             model = _load(args)
             bar.update()
             sections = []
-            for stage in stages:
-                bar.set_description(stage)
-                sections.append(runners[stage](model, staging))
+            for a in members:
+                bar.set_description(a.key)
+                inputs = _inputs(a.inputs, text, units, edit)
+                sections.append(R.analysis_section(a, model, inputs, staging, **a.keywords(values)))
                 bar.update()
             bar.close()
             meta = R.environment(model, args.model)
@@ -502,14 +514,12 @@ def _run(args: argparse.Namespace) -> int:
                 {
                     "command": "tlgeom " + cmd,
                     "seed": args.seed,
-                    "text": text if cmd != "deflect" else None,
+                    "text": text if edit is None or cmd == "report" else None,
                     "seconds": round(time.perf_counter() - t0, 2),
                 }
             )
-            for key in ("n_sims", "space", "view"):
-                if hasattr(args, key):
-                    meta[key] = getattr(args, key)
-            verdict = next((s.results.get("verdict") for s in sections if s.key == "curvature_test"), None)
+            meta.update({o.name: getattr(args, o.name) for a in members for o in a.options if o.name != a.skip})
+            verdict = next((s.results.get("verdict") for s in sections if "verdict" in s.results), None)
             R.write_json(sections, meta, staging / "results.json")
             if cmd == "report":
                 R.write_html(
@@ -536,18 +546,9 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tlgeom`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["claims"]:
-        from tlgeom.report.claims import main as claims_main
-
-        try:
-            return claims_main(argv[1:], prog="tlgeom claims")
-        except TlgeomError as exc:
-            print(f"tlgeom claims: error: {_one_line(exc)}", file=sys.stderr)
-            return EXIT_USAGE
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(argv)
     try:
-        return _run_corpus(args) if args.command == "corpus" else _run(args)
+        return commands()[args.command].run(args)
     except TlgeomError as exc:
         print(f"tlgeom {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CSV = ROOT / "results" / "claims.csv"
 
 
+from tlgeom import cli  # noqa: E402
 from tlgeom.report import claims  # noqa: E402  (tlgeom claims; scripts/claims.py is its repository wrapper)
 
 
@@ -103,7 +104,7 @@ def test_main_readme_writes_every_named_file(tmp_path):
     _synthetic().to_csv(csv, index=False)
     a, b = tmp_path / "a.md", tmp_path / "b.md"
     a.write_text("# A\n\n<!-- claims:begin -->\nstale 0.5\n<!-- claims:end -->\n\nafter\n")
-    assert claims.main(["--out", str(csv), "--readme", str(a), str(b)]) == 0
+    assert cli.main(["claims", "--out", str(csv), "--readme", str(a), str(b)]) == 0
     block = claims.render_block(claims.read_table(csv))
     assert a.read_text() == f"# A\n\n{block}\n\nafter\n"
     assert claims.read_block(b.read_text()) == block
@@ -333,7 +334,7 @@ def test_main_readme_rewrites_the_verdicts_block_where_marked(tmp_path):
     marked, unmarked = tmp_path / "a.md", tmp_path / "b.md"
     marked.write_text(f"# A\n\n{claims.VERDICTS_BEGIN}\nstale 0.5\n{claims.VERDICTS_END}\n\nafter\n")
     unmarked.write_text("# B\n")
-    assert claims.main(["--out", str(csv), "--readme", str(marked), str(unmarked)]) == 0
+    assert cli.main(["claims", "--out", str(csv), "--readme", str(marked), str(unmarked)]) == 0
     table = claims.read_table(csv)
     verdicts = claims.render_verdicts(table, RUNS)
     assert claims.read_verdicts(marked.read_text()) == verdicts and "stale" not in marked.read_text()

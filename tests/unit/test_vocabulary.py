@@ -14,7 +14,6 @@ from tlgeom import cli
 from tlgeom.experiments.corpus import run_corpus
 from tlgeom.experiments.language import curvature_vs_language
 from tlgeom.experiments.readout import curvature_vs_readout, logit_lens
-from tlgeom.report import claims
 
 
 def _model_functions():
@@ -87,9 +86,7 @@ def test_deprecated_n_controls_still_works(tiny_gpt2):
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    out = {name: p for name, p in sub.choices.items() if name != "claims"}
-    out["claims"] = claims.build_parser()
-    return out
+    return dict(sub.choices)
 
 
 COMMON = {"--model", "--text-file", "--device", "--seed", "--out", "--overwrite", "--no-progress"}

@@ -120,7 +120,15 @@ TEST_COLUMNS = [
     "note",
 ]
 
-__all__ = ["compare_to_nulls", "curvature_test", "CurvatureReport", "NullResult", "untrained_model", "THRESHOLDS"]
+__all__ = [
+    "compare_to_nulls",
+    "curvature_test",
+    "CurvatureReport",
+    "NullResult",
+    "untrained_model",
+    "verdict_line",
+    "THRESHOLDS",
+]
 
 
 @dataclass
@@ -210,6 +218,10 @@ class CurvatureReport(Result):
         for row in self.table.itertuples():
             out.setdefault(row.null, {})[row.statistic] = bool(row.reject) if row.informative else None
         return out
+
+    def verdict_line(self) -> str:
+        """One line: which (null, statistic) tests reject after the correction (:func:`verdict_line`)."""
+        return verdict_line(self)
 
     def summary(self) -> str:
         """A plain-text verdict written from :meth:`tests`."""
@@ -305,6 +317,7 @@ class CurvatureReport(Result):
                 "seed": self.seed,
                 "thresholds": self.thresholds,
                 "any_reject": bool(self.table.reject.any()),
+                "verdicts": self.verdicts(),
                 "tests": self.table.to_dict(orient="records"),
             }
         )
@@ -993,3 +1006,28 @@ def curvature_test(
     name = model_label(model)
     report.label = name
     return report
+
+
+def verdict_line(report: Any) -> str:
+    """One line from ``report.tests()``: which (null, statistic) tests reject after the correction, which
+    could not reject at any data, and which are significant on the claim's opposite side."""
+    t = report.tests()
+    tested = t[t.informative]
+    rej = tested[tested.reject]
+    m = len(tested)
+    names = lambda rows: ", ".join(f"{r.null}·{r.statistic}" for r in rows.itertuples())
+    line = (
+        f"curvature verdict (α = {report.alpha}, {report.correction} over {m} tests, {report.n_texts} text(s)): "
+        f"rejected {len(rej)}/{m}" + (f" ({names(rej)})" if len(rej) else "") + "."
+    )
+    if len(t) > m:
+        line += (
+            f" {len(t) - m} comparison(s) could not reject at any data (simulations, texts or thresholds too few:"
+            " see their notes) and are not counted as evidence either way."
+        )
+    against = t[t["against"].astype(bool)] if "against" in t.columns else t.iloc[:0]
+    if len(against):
+        line += f" Evidence against the claim (significant on the opposite side): {names(against)}."
+    if report.n_texts == 1:
+        line += " Caution: one text, so inference is within that text only."
+    return line

@@ -559,6 +559,15 @@ class Deflection(Result):
         return fig
 
 
+def _sense_pair(edit: ContextEdit) -> tuple[list[str], list[str]] | None:
+    """The bundled contexts of the clean and the edited sense that ``edit.info`` names, or None."""
+    clean_sense, edited_sense = edit.info.get("clean_sense"), edit.info.get("edited_sense")
+    contexts = sense_contexts().get(edit.target) if isinstance(edit.target, str) else None
+    if contexts and clean_sense in contexts and edited_sense in contexts:
+        return contexts[clean_sense], contexts[edited_sense]
+    return None
+
+
 def _prototype_pair(model, prototypes, target, points, subtoken, n_points, d_model):
     if prototypes is None:
         return None
@@ -615,7 +624,9 @@ def deflection(
         alpha: level of the onset test (family-wise over all points).
         band_quantile: upper edge of the plotted control band (quantile over controls; 1.0 = maximum).
         prototypes: None, or ``(from, to)``: contexts (lists of texts containing the target) of the
-            clean sense and of the edited sense, or their prototype tensors ``[point, d_model]``.
+            clean sense and of the edited sense, or their prototype tensors ``[point, d_model]``; or
+            ``"senses"``: the bundled contexts (:func:`sense_contexts`) of the senses the edit names in
+            ``edit.info`` (``clean_sense``, ``edited_sense``; the bundled pairs do), else none.
 
     Returns:
         A :class:`Deflection` whose ``onset`` is the first point significant after correction.
@@ -636,6 +647,9 @@ def deflection(
         edit = ContextEdit(clean, edited, target, occurrence=occurrence)  # type: ignore[arg-type]
     if not (isinstance(band_quantile, (int, float)) and 0 < band_quantile <= 1):
         raise bad_arg("band_quantile", band_quantile, "a number in (0, 1]")
+    if isinstance(prototypes, str):
+        check_choice("prototypes", prototypes, ("senses",))
+        prototypes = _sense_pair(edit)
     points = check_points(points)
     check_choice("subtoken", subtoken, SUBTOKENS)
     seed = check_seed(seed, allow_none=False)

@@ -17,7 +17,6 @@ import base64
 import datetime as _dt
 import html
 import json
-import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from tlgeom._result import Result, jsonable
 __all__ = [
     "MANIFEST",
     "Section",
+    "analysis_section",
     "bundled_pair",
     "commit_output",
     "curvature_section",
@@ -41,6 +41,7 @@ __all__ = [
     "output_dir",
     "read_manifest",
     "result_section",
+    "sentences",
     "sphere_section",
     "stage_output",
     "verdict_line",
@@ -143,60 +144,48 @@ def result_section(
     return sec
 
 
-def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw", view: str = "heatmap") -> Section:
-    """Curvature landscape (tokens × layer vertices) of ``text`` from one streamed pass; ``view="pca"``
-    draws the PCA-plane view instead (one more recorded pass)."""
-    from tlgeom.experiments.landscape import curvature_landscape
+def analysis_section(analysis: Any, model: Any, inputs: Any, out: Any, **values: Any) -> Section:
+    """Run one declared analysis (:data:`tlgeom.experiments.analyses.ANALYSES`) and make its section.
 
+    ``analysis``: an :class:`~tlgeom._declare.Analysis` or its key; ``inputs``: what it analyses (a text, a
+    list of texts, a :class:`~tlgeom.ContextEdit`); ``values``: its options and settings by name (others are
+    ignored). The result's ``save()`` writes ``<key>.png/.csv/.json`` into ``out``; the section's summary is
+    the analysis's verdict line (where it declares one) and the result's ``summary()``; its results the
+    result's ``headline()`` (and the verdict).
+    """
+    from tlgeom.experiments.analyses import analysis as declared
+
+    a = declared(analysis) if isinstance(analysis, str) else analysis
+    out = output_dir(out)
     t0 = time.perf_counter()
-    land = curvature_landscape(model, text, space=space, view=view)
-    d = int(model.cfg.d_model)
-    return result_section(
-        "landscape",
-        "Curvature landscape",
-        land,
-        out,
-        dpi=120,
-        seconds=time.perf_counter() - t0,
-        meaning=(
-            "Each cell is the turning angle between a token's layer step into a vertex and the step out of it: "
-            "0° = straight on, 90° = orthogonal, 180° = reversal. Length-to-chord is path length / straight-line "
-            "distance from the embedding to the last layer (1 = straight). Independent random directions in "
-            f"R^{d} would turn by about 90°, so the landscape alone does not show 'bending': see the null-model test."
-        ),
-        against=(
-            "The landscape is descriptive. It speaks against the curved-spacetime reading only together with the "
-            "null-model test: a landscape indistinguishable from random-direction walks has no structured curvature."
-        ),
-    )
+    result = a.execute(model, inputs, **values)
+    seconds = time.perf_counter() - t0
+    n_units = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+    meaning, against = a.words(result, d_model=int(model.cfg.d_model), n_units=n_units)
+    sec = result_section(a.key, a.title, result, out, meaning=meaning, against=against, seconds=seconds)
+    if a.verdict is not None:
+        verdict = getattr(result, a.verdict)()
+        sec.summary = verdict + "\n\n" + sec.summary
+        sec.results["verdict"] = verdict
+    return sec
+
+
+def landscape_section(model: Any, text: str, out: Any, *, space: str = "raw", view: str = "heatmap") -> Section:
+    """The ``landscape`` analysis of ``text`` as a section (:func:`analysis_section`)."""
+    return analysis_section("landscape", model, text, out, space=space, view=view)
 
 
 def verdict_line(report: Any) -> str:
-    """One line from ``report.tests()``: which (null, statistic) tests reject after the correction."""
-    t = report.tests()
-    tested = t[t.informative]
-    rej = tested[tested.reject]
-    m = len(tested)
-    names = lambda rows: ", ".join(f"{r.null}·{r.statistic}" for r in rows.itertuples())
-    line = (
-        f"curvature verdict (α = {report.alpha}, {report.correction} over {m} tests, {report.n_texts} text(s)): "
-        f"rejected {len(rej)}/{m}" + (f" ({names(rej)})" if len(rej) else "") + "."
-    )
-    if len(t) > m:
-        line += (
-            f" {len(t) - m} comparison(s) could not reject at any data (simulations, texts or thresholds too few:"
-            " see their notes) and are not counted as evidence either way."
-        )
-    against = t[t["against"].astype(bool)] if "against" in t.columns else t.iloc[:0]
-    if len(against):
-        line += f" Evidence against the claim (significant on the opposite side): {names(against)}."
-    if report.n_texts == 1:
-        line += " Caution: one text, so inference is within that text only."
-    return line
+    """One line from ``report.tests()``: which (null, statistic) tests reject after the correction
+    (:func:`tlgeom.experiments.curvature.verdict_line`)."""
+    from tlgeom.experiments.curvature import verdict_line as line
+
+    return line(report)
 
 
-def _sentences(text: str) -> list[str]:
-    """``text`` split after . ! ? (sentences of at least 3 words), else ``[text]``."""
+def sentences(text: str) -> list[str]:
+    """``text`` split after . ! ? (sentences of at least 3 words), else ``[text]``: the units of the
+    curvature tests of a text."""
     import re
 
     parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text.strip())]
@@ -215,69 +204,21 @@ def curvature_section(
     texts: Any = None,
     progress: bool = False,
 ) -> Section:
-    """Text-level curvature tests against the joint nulls and the untrained model; each sentence of
-    ``text`` is one text (the unit of inference), or each of ``texts`` when given (the commands pass
-    the bundled :data:`tlgeom.data.SENTENCES` when the user gave no text)."""
-    from tlgeom.experiments.curvature import curvature_test
-
-    out = output_dir(out)
-    t0 = time.perf_counter()
+    """The ``curvature_test`` analysis as a section: each sentence of ``text`` is one text (the unit of
+    inference), or each of ``texts`` when given (the commands pass the bundled
+    :data:`tlgeom.data.SENTENCES` when the user gave no text)."""
     if texts is None:
         if text is None:
             raise bad_arg("text", None, "a text, or texts=[...]")
-        texts = _sentences(text)
-    texts = list(texts)
-    report = curvature_test(model, texts, n_sims=n_sims, seed=seed, space=space, progress=progress)
-    verdict = verdict_line(report)
-    sec = Section(
-        "curvature_test",
-        "Curvature against null models",
-        verdict + "\n\n" + report.summary(),
-        meaning=(
-            f"Each of the {len(texts)} sentence(s) is one unit: per sentence, the fraction of sharp+flat turns (beyond "
-            "each null's own 2.5 %/97.5 % angle quantiles), the mean turning angle, the mean |θ − 90°| and the mean "
-            "log length-to-chord are compared with that sentence's own simulations under joint nulls (one random "
-            "rotation or layer permutation per sentence, shared by its tokens, which keeps their dependence) and "
-            "with the same sentence through the re-initialised architecture (paired, sign-flip test across "
-            f"sentences). p-values are exact Monte-Carlo p-values ({n_sims} simulations), adjusted with "
-            f"{report.correction} across the table; effects come with a bootstrap CI over sentences."
-        ),
-        against=(
-            "Evidence against 'curved spacetime': no rejected test against the rotation, shuffle and untrained "
-            "nulls, or effects whose CIs straddle 0; an LTC that is not longer than the nulls says the paths are "
-            "not more winding than chance."
-        ),
+        texts = sentences(text)
+    return analysis_section(
+        "curvature_test", model, list(texts), out, n_sims=n_sims, seed=seed, space=space, progress=progress
     )
-    sec.results = sec.add(out, "curvature_test", report) or {}
-    sec.results.update({"verdict": verdict, "verdicts": report.verdicts(), "n_sims": n_sims, "seed": seed})
-    sec.seconds = time.perf_counter() - t0
-    return sec
 
 
 def sphere_section(model: Any, text: str, out: Any) -> Section:
-    """Traveling Words: how exactly normalised states lie on the √d hypersphere, layer by layer."""
-    from tlgeom.experiments.sphere import sphere_report
-
-    t0 = time.perf_counter()
-    rep = sphere_report(model, text)
-    return result_section(
-        "sphere",
-        "The normalisation hypersphere (Traveling Words)",
-        rep,
-        out,
-        seconds=time.perf_counter() - t0,
-        meaning=(
-            "Every LayerNorm/RMSNorm output before its affine part should have norm √d (up to ε, corrected "
-            "exactly); LayerNorm outputs also lie on the hyperplane orthogonal to the all-ones vector. γ and β "
-            "then stretch and shift the sphere into an ellipsoid. The raw residual norm entering each norm shows "
-            "how much the stream grows with depth."
-        ),
-        against=(
-            "Normalised states off the √d sphere beyond float rounding (after the ε correction) would contradict "
-            "the hypersphere picture; a γ/β ellipsoid with extreme axis ratios weakens the 'sphere' reading of what "
-            "the next weights see."
-        ),
-    )
+    """The ``sphere`` analysis (Traveling Words: normalised states on the √d hypersphere) as a section."""
+    return analysis_section("sphere", model, text, out)
 
 
 def bundled_pair(index: int = 0):
@@ -293,74 +234,17 @@ def bundled_pair(index: int = 0):
 def deflection_section(
     model: Any, edit: Any, out: Any, *, controls: int = 19, seed: int = 0, patch: bool = True, progress: bool = True
 ) -> Section:
-    """Eclipse experiment on one context edit: deflection vs matched control edits, then patching attribution.
+    """The ``deflection`` analysis of one context edit as a section (the ``patching`` analysis is its own
+    section: :func:`analysis_section` ``("patching", …)``; ``patch`` is kept for the old call and ignored).
 
     The same edit, ``controls`` and ``seed`` give the same controls and onset as
     :func:`tlgeom.experiments.eclipse.deflection` on the same texts.
     """
-    from tlgeom.experiments.eclipse import ContextEdit, deflection, sense_contexts
-    from tlgeom.experiments.patching import patch_attribution
+    from tlgeom.experiments.edits import ContextEdit
 
     if not isinstance(edit, ContextEdit):
         raise bad_arg("edit", edit, "a tlgeom.ContextEdit")
-    out = output_dir(out)
-    t0 = time.perf_counter()
-    prototypes = None
-    clean_sense, edited_sense = edit.info.get("clean_sense"), edit.info.get("edited_sense")
-    contexts = sense_contexts().get(edit.target) if isinstance(edit.target, str) else None
-    if contexts and clean_sense in contexts and edited_sense in contexts:
-        prototypes = (contexts[clean_sense], contexts[edited_sense])
-    d = deflection(model, edit, controls=controls, seed=seed, prototypes=prototypes)
-    res = d.headline()
-    lines = d.summary().splitlines()
-    sec = Section(
-        "deflection",
-        "Eclipse experiment: deflection by a context edit",
-        "\n".join(lines),
-        meaning=(
-            "The target word's trajectory is recorded in the clean and in the edited text and compared point by "
-            "point (distance, angle). Control edits are edits of the same kind at the same place with words "
-            "matched in part of speech (in context), frequency and length; the onset is the first layer where the "
-            "edit deflects the target more than its controls, with the error controlled across all layers "
-            "(rank p-values, max-statistic correction; none when no layer is significant). "
-            "'Toward' is the fraction of the way the edit moved the target toward the other sense's prototype "
-            "(mean state over bundled contexts of that sense). Patching writes the clean activation at one "
-            "(layer, position) into the edited run and measures how much of the final deflection it restores."
-        ),
-        against=(
-            "Evidence against the eclipse reading: meaning-changing edits that deflect no more than matched "
-            "control edits, or no movement toward the other sense; over many pairs use "
-            "tlgeom.meaning_vs_control (one pair is an illustration, not a test)."
-        ),
-        results=res,
-    )
-    sec.add(out, "deflection", d.plot(), d.to_frame())
-    if patch:
-        att = patch_attribution(model, edit, progress=progress)
-        v = att.values
-        import torch
-
-        best = torch.nan_to_num(v, nan=-math.inf).flatten().argmax()
-        layer, pos = divmod(int(best), v.shape[1])
-        res["patching"] = {
-            "component": att.component,
-            "n_cells": int(v.numel()),
-            "n_run": att.n_run,
-            "n_batches": att.n_batches,
-            "best_layer": att.layers[layer],
-            "best_pos": pos,
-            "best_token": att.str_tokens[pos],
-            "best_restored": float(v[layer, pos]),
-        }
-        p = res["patching"]
-        sec.summary += (
-            f"\npatching ({att.component}): {p['n_run']} of {p['n_cells']} cells run in {p['n_batches']} "
-            f"batched pass(es); largest restored fraction {p['best_restored']:.2f} at layer "
-            f"{p['best_layer']}, token {p['best_token']!r} (pos {pos})"
-        )
-        sec.add(out, "patching", att.plot(), att.to_frame())
-    sec.seconds = time.perf_counter() - t0
-    return sec
+    return analysis_section("deflection", model, edit, out, controls=controls, seed=seed, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ Where a README also marks ``<!-- verdicts:curvature:begin -->`` / ``<!-- verdict
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -51,6 +50,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from tlgeom._args import SPACES as _SPACES
+from tlgeom._declare import Analysis
+from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom.experiments.analyses import ANALYSES, CLAIM_MODELS, claim_parts
 
 #: where ``tlgeom claims`` writes by default (``scripts/claims.py`` passes the repository's ``results/``)
 DEFAULT_OUT = Path("tlgeom-claims") / "claims.csv"
@@ -71,9 +75,11 @@ TEST_COLUMNS = [
 ID_COLUMNS = ["claim", "model", "corpus", "item"]
 COLUMNS = ID_COLUMNS + TEST_COLUMNS + ["tlgeom_version"]
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
-MODELS = ("smollm2-135m", "minilm-l6")
-SPACES = ("raw", "normalized")
-PARTS = ("curvature", "eclipse", "heads", "language", "readout")
+#: the models of the committed table (``tlgeom claims`` default), the spaces of its curvature rows, and its
+#: parts (the declared analyses' claims, :func:`tlgeom.experiments.analyses.claim_parts`)
+MODELS = CLAIM_MODELS
+SPACES = _SPACES
+PARTS = claim_parts()
 
 
 def part_of(claim: str) -> str:
@@ -207,157 +213,68 @@ def corpus_texts(corpus: str, n_texts: int, min_words: int) -> list[Any]:
 # ------------------------------------------------------------------------------------------------ runs
 
 
-def _supported(fn: Any, **kwargs: Any) -> dict[str, Any]:
-    """The keyword arguments ``fn`` accepts (skips ones an older signature lacks, e.g. ``skip_first``)."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
-
-
 def tests_frame(result: Any, what: str) -> pd.DataFrame:
     """``result.tests()`` checked for the shared columns."""
     if not hasattr(result, "tests"):
-        raise SystemExit(f"{what}: {type(result).__name__} has no .tests(); this script needs the tests() API")
+        raise TypeError(f"{what}: {type(result).__name__} has no .tests(); the claims table needs the tests() API")
     frame = result.tests()
     missing = [c for c in TEST_COLUMNS if c not in frame.columns]
     if missing:
-        raise SystemExit(f"{what}: .tests() lacks columns {missing}")
+        raise TypeError(f"{what}: .tests() lacks columns {missing}")
     return frame
 
 
-def _rows(frame: pd.DataFrame, **ids: Any) -> pd.DataFrame:
-    out = frame.copy()
-    for k, v in ids.items():
-        out[k] = v
-    return out
+def _not_run(exc: Exception, space: str | None) -> pd.DataFrame:
+    """The one row of a claim the model cannot run (why in ``note``): recorded, never dropped silently."""
+    row: dict[str, Any] = dict.fromkeys(TEST_COLUMNS, float("nan"))
+    row.update(null="none", statistic="not run", space=space or "raw", n_texts=0, reject=False)
+    row["note"] = f"not run: {' '.join(str(exc).split())[:300]}"
+    return pd.DataFrame([row])
 
 
-def run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
-    import tlgeom
+def run_claim(analysis: Analysis, model: Any, name: str, texts: list[str], settings: dict) -> list[pd.DataFrame]:
+    """One declared analysis's rows of the claims table (its :class:`~tlgeom._declare.Claim`): the analysis run
+    on its inputs (the corpus texts, each bundled minimal pair, or the weights), once per space where it is
+    per space, with the run's ``settings`` it takes; its ``tests()`` rows with claim, model, corpus, item.
 
+    A ``model`` column in ``tests()`` marks a reference model's own rows (the untrained baseline): they keep
+    ``item = "untrained reference"``.
+    """
+    claim = analysis.claim
+    if claim is None:
+        raise bad_arg("analysis", analysis.key, "an analysis that declares a claim")
+    t0 = time.perf_counter()
+    corpus = claim.corpus or settings["corpus_label"]
+    if claim.inputs == "pairs":
+        from tlgeom.experiments.eclipse import minimal_pairs
+
+        units: list[tuple[Any, str]] = [(pair, pair.name) for pair in minimal_pairs()]
+    elif claim.inputs == "corpus":
+        units = [(list(texts[: claim.max_texts]), "")]
+    else:
+        units = [(None, "")]
     frames = []
-    for space in args.spaces:
-        t0 = time.perf_counter()
-        kw = _supported(
-            tlgeom.curvature_test,
-            n_sims=args.n_sims,
-            seed=args.seed,
-            space=space,
-            alpha=args.alpha,
-            correction=args.correction,
-            skip_first=args.skip_first,
-            progress=not args.no_progress,
-        )
-        report = tlgeom.curvature_test(model, texts, **kw)
-        frame = tests_frame(report, f"curvature_test({name}, space={space})")
-        frames.append(_rows(frame, claim="curvature", model=name, corpus=args.corpus_label, item=""))
-        print(f"  curvature {space}: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+    for space in settings["spaces"] if claim.per_space else [None]:
+        values = {**settings, "model_name": name, **({"space": space} if space else {})}
+        for inputs, item in units:
+            what = f"{analysis.key}({name}{', ' + item if item else ''}{', space=' + space if space else ''})"
+            try:
+                frame = tests_frame(analysis.execute(model, inputs, **values), what)
+            except TlgeomError as exc:
+                if not claim.not_run:
+                    raise
+                print(f"  {what}: not run: {exc}", file=sys.stderr)
+                frame = _not_run(exc, space)
+            frame = frame.copy()
+            items = pd.Series(item, index=frame.index)
+            if "model" in frame.columns:
+                items = items.where(frame["model"].eq("trained"), "untrained reference")
+                frame = frame.drop(columns="model")
+            frame["claim"], frame["model"], frame["corpus"], frame["item"] = claim.name, name, corpus, items
+            frames.append(frame)
+    n = sum(len(f) for f in frames)
+    print(f"  {claim.name}: {n} rows, {time.perf_counter() - t0:.0f} s", flush=True)
     return frames
-
-
-def run_eclipse(model: Any, name: str, args: argparse.Namespace) -> list[pd.DataFrame]:
-    import tlgeom
-    from tlgeom import TlgeomError
-    from tlgeom.experiments import eclipse
-
-    t0 = time.perf_counter()
-    pairs = eclipse.minimal_pairs()
-    frames = []
-    for pair in pairs:
-        try:
-            d = tlgeom.deflection(model, pair, **_supported(tlgeom.deflection, seed=args.seed, alpha=args.alpha))
-        except TlgeomError as e:  # e.g. too few matched controls: recorded as not run, never dropped silently
-            print(f"  {pair.name}: not run: {e}", file=sys.stderr)
-            frame = pd.DataFrame([{**dict.fromkeys(TEST_COLUMNS, float("nan")), "null": "controls",
-                                   "statistic": "distance@not run", "space": "raw", "n_texts": 1, "reject": False,
-                                   "note": f"not run: {e}"}])  # fmt: skip
-            frames.append(_rows(frame, claim="eclipse_deflection", model=name, corpus="minimal_pairs", item=pair.name))
-            continue
-        frame = tests_frame(d, f"deflection({name}, {pair.name})")
-        frames.append(_rows(frame, claim="eclipse_deflection", model=name, corpus="minimal_pairs", item=pair.name))
-    # the across-pairs onset test (pair as unit, max-T over points) is part of meaning_vs_control's tests()
-    mvc = tlgeom.meaning_vs_control(
-        model, **_supported(tlgeom.meaning_vs_control, seed=args.seed, alpha=args.alpha, model_name=name)
-    )
-    frame = tests_frame(mvc, f"meaning_vs_control({name})")
-    frames.append(_rows(frame, claim="eclipse_meaning_vs_control", model=name, corpus="minimal_pairs", item=""))
-    print(f"  eclipse: {len(pairs)} pairs, {time.perf_counter() - t0:.0f} s", flush=True)
-    return frames
-
-
-def run_heads(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
-    """Traveling Words / heat kernel: the positive mass Σλ₊/Σ|λ| of each head's sym(W_Q W_Kᵀ) against the
-    untrained model's (the claim that replaces "head metrics are indefinite", which holds by construction)."""
-    from tlgeom.experiments.riemann import head_metric_signature
-
-    t0 = time.perf_counter()
-    frame = tests_frame(head_metric_signature(model, reference=True, seed=args.seed, alpha=args.alpha), "heads")
-    print(f"  heads: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
-    return [_rows(frame, claim="heads_positive_mass", model=name, corpus="weights", item="")]
-
-
-def _test_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options every text-level test of the table shares: seed, alpha, correction, progress."""
-    return {"seed": args.seed, "alpha": args.alpha, "correction": args.correction, "progress": not args.no_progress}
-
-
-def run_language(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
-    """Heat-kernel paper, hypothesis 3: curvature vs spaCy annotations, the text as the unit, the
-    untrained model as reference (pooled over vertices; the first ``LANGUAGE_TEXTS`` texts)."""
-    from tlgeom.experiments.language import curvature_vs_language
-
-    t0 = time.perf_counter()
-    result = curvature_vs_language(model, texts[:LANGUAGE_TEXTS], **_test_options(args))
-    frame = tests_frame(result, "language")
-    # the untrained reference model's own rows are kept, marked by item (its effects are the baseline)
-    item = frame["model"].map(lambda m: "" if m == "trained" else "untrained reference")
-    frame = frame[TEST_COLUMNS + ["origin"]].copy()
-    print(f"  language: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
-    out = _rows(frame, claim="language", model=name, corpus=args.corpus_label, item="")
-    out["item"] = item.to_numpy()
-    return [out]
-
-
-def _run_curvature(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
-    return run_curvature(model, name, texts, args)
-
-
-def _run_eclipse(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
-    return run_eclipse(model, name, args)
-
-
-def run_readout(model: Any, name: str, texts: list[str], args: argparse.Namespace) -> list[pd.DataFrame]:
-    """What the model reads out where it bends: do sharp turns coincide with logit-lens top-1 changes or
-    next-token rank gains more often than chance and than in the untrained model? Models without a
-    language-model head (minilm-l6) get one "not run" row saying why."""
-    from tlgeom import TlgeomError
-    from tlgeom.experiments.readout import curvature_vs_readout
-
-    t0 = time.perf_counter()
-    try:
-        frame = tests_frame(
-            curvature_vs_readout(model, texts[:LANGUAGE_TEXTS], **_test_options(args)),
-            "readout",
-        )
-    except TlgeomError as exc:
-        row: dict[str, Any] = {c: float("nan") for c in TEST_COLUMNS}
-        row.update(null="none", statistic="not run", space="raw", n_texts=0, reject=False, note=str(exc)[:300])
-        frame = pd.DataFrame([row])
-    print(f"  readout: {len(frame)} tests, {time.perf_counter() - t0:.0f} s", flush=True)
-    keep = TEST_COLUMNS + [c for c in ("note",) if c in frame.columns]
-    return [_rows(frame[keep], claim="readout", model=name, corpus=args.corpus_label, item="")]
-
-
-#: The language and readout analyses run spaCy / the logit lens on every word: 20 texts keep them to minutes.
-LANGUAGE_TEXTS = 20
-RUNNERS = {
-    "curvature": _run_curvature,
-    "eclipse": _run_eclipse,
-    "heads": run_heads,
-    "language": run_language,
-    "readout": run_readout,
-}
 
 
 def load(name: str, quick: bool, device: Any = None) -> Any:
@@ -378,6 +295,16 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
     torch.set_num_threads(args.threads)
     docs = corpus_texts(args.corpus, args.texts, args.min_words)
     frames, settings_models = [], {}
+    options = {
+        "n_sims": args.n_sims,
+        "seed": args.seed,
+        "alpha": args.alpha,
+        "correction": args.correction,
+        "skip_first": args.skip_first,
+        "progress": not args.no_progress,
+        "spaces": list(args.spaces),
+        "corpus_label": args.corpus_label,
+    }
     for name in args.models:
         model = load(name, args.quick, args.device)
         n_special = special_count(model)
@@ -390,7 +317,9 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
         }
         for part in args.parts:
             t1 = time.perf_counter()
-            frames += RUNNERS[part](model, name, list(texts), args)
+            for analysis in ANALYSES:
+                if analysis.claim is not None and analysis.claim.part == part:
+                    frames += run_claim(analysis, model, name, list(texts), options)
             settings_models[name][f"seconds_{part}"] = round(time.perf_counter() - t1, 1)
         del model
     table = pd.concat(frames, ignore_index=True)
@@ -729,32 +658,11 @@ def read_table(path: Path) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ main
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit 2), like the other ``tlgeom`` commands."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def check_args(args: argparse.Namespace) -> None:
-    """Every option checked before a model is loaded or a text is read: a TlgeomError naming the option."""
-    from tlgeom._args import check_alpha, check_correction, check_seed
-    from tlgeom._errors import TlgeomError, bad_arg
-
-    for name, minimum in (("texts", 1), ("n_sims", 1), ("max_tokens", 2), ("threads", 1), ("min_words", 0)):
-        if getattr(args, name) < minimum:
-            raise bad_arg("--" + name.replace("_", "-"), getattr(args, name), f"an integer >= {minimum}")
-    if args.skip_first < 0 or args.skip_first >= args.max_tokens - 2:
+    """What the options' own checks (:meth:`tlgeom._declare.Command.run`) cannot see, before a model is
+    loaded or a text is read: a TlgeomError naming the option."""
+    if args.skip_first >= args.max_tokens - 2:
         raise bad_arg("--skip-first", args.skip_first, f"an integer in [0, --max-tokens − 2 = {args.max_tokens - 2})")
-    for option, fn, value in (
-        ("--seed", check_seed, args.seed),
-        ("--alpha", check_alpha, args.alpha),
-        ("--correction", check_correction, args.correction),
-    ):
-        try:
-            fn(value)
-        except TlgeomError as exc:
-            raise bad_arg(option, value, str(exc).split(": expected ", 1)[-1]) from None
     if args.model is not None:
         args.models = [args.model]
     if args.text_file is not None:
@@ -792,55 +700,10 @@ def output_names(out: Path) -> list[str]:
     return [out.name, out.with_suffix(".json").name]
 
 
-def build_parser(default_out: Path = DEFAULT_OUT, prog: str | None = None) -> argparse.ArgumentParser:
-    """The options of ``tlgeom claims`` / ``scripts/claims.py`` (only the default ``--out`` differs)."""
-    p = _Parser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODELS), help=f"the models (default {' '.join(MODELS)})")
-    p.add_argument("--model", default=None, help="one model (the same as --models NAME)")
-    p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda (default: cpu)")
-    p.add_argument("--spaces", nargs="+", choices=SPACES, default=list(SPACES), help="curvature spaces (default both)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--corpus", default="lee", help="a tlgeom.data.corpora name or a .txt/.jsonl path")
-    src.add_argument("--text-file", default=None, help="a UTF-8 text file as the corpus (one text per paragraph)")
-    p.add_argument("--texts", type=int, default=50, help="number of documents (first in file order)")
-    p.add_argument("--min-words", type=int, default=40)
-    p.add_argument("--max-tokens", type=int, default=128, help="tokens per text, special tokens included")
-    p.add_argument(
-        "--n-sims",
-        type=int,
-        default=249,
-        help="null simulations; 249 is the smallest with which the smallest p, 1/(n_sims+1) = 0.004, passes Holm "
-        "over the raw family of 11 tests at alpha = 0.05 (0.05/11 = 0.0045)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--correction", default="holm")
-    p.add_argument("--skip-first", type=int, default=0, help="positions left out of every text (e.g. 1 = BOS)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument(
-        "--parts",
-        nargs="+",
-        choices=PARTS,
-        default=list(PARTS),
-        help="run only these claims; the other parts' rows and settings already in --out are kept",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (simulations, texts)")
-    p.add_argument("--quick", action="store_true", help="tiny random gpt2/llama models and 8 texts: a smoke test")
-    p.add_argument("--out", type=Path, default=default_out, help=f"the table (default {default_out})")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a file of --out's names that tlgeom did not write (default: refuse, naming the file)",
-    )
-    p.add_argument(
-        "--readme", nargs="*", type=Path, help="only rewrite the numbers block of these files from --out (no run)"
-    )
-    return p
-
-
-def main(argv: list[str] | None = None, *, default_out: Path = DEFAULT_OUT, prog: str | None = None) -> int:
-    """Run the claims (or, with ``--readme``, only rewrite README blocks) as the module doc says."""
-    args = build_parser(default_out, prog).parse_args(argv)
+def execute(args: argparse.Namespace) -> int:
+    """Execute ``tlgeom claims`` (its options declared in :mod:`tlgeom.cli`): run the claims, or with
+    ``--readme`` only rewrite README blocks, as the module doc says."""
+    args.out = Path(args.out)
     check_args(args)
     if args.readme is not None:
         sidecar = args.out.with_suffix(".json")
@@ -856,7 +719,7 @@ def main(argv: list[str] | None = None, *, default_out: Path = DEFAULT_OUT, prog
         if args.models == list(MODELS):
             args.models = ["gpt2", "llama"]
         args.texts, args.n_sims, args.max_tokens = min(args.texts, 8), min(args.n_sims, 19), min(args.max_tokens, 48)
-        if args.out == default_out:
+        if args.out == DEFAULT_OUT:
             args.out = Path(os.environ.get("TMPDIR", "/tmp")) / "claims-quick.csv"
     args.corpus_label = Path(args.corpus).name if Path(args.corpus).suffix else args.corpus
     t0 = time.perf_counter()
@@ -874,7 +737,3 @@ def main(argv: list[str] | None = None, *, default_out: Path = DEFAULT_OUT, prog
     print(render_block(table).split("\n", 2)[2].rsplit("\n", 1)[0])  # the README's table, markers left out
     print(f"wrote {args.out} ({len(table)} rows) and {args.out.with_suffix('.json').name} in {settings['seconds']} s")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
