@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 
+from tlgeom.report import readme as blocks
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("tlgeom_readme_blocks", ROOT / "scripts" / "readme_blocks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+RESULTS = ROOT / "results"
 
 
 def test_readme_calibration_block_matches_results():
-    blocks = _script()
     readme = (ROOT / "README.md").read_text()
-    assert blocks.BEGIN in readme and blocks.END in readme
-    quoted = blocks.BEGIN + readme.split(blocks.BEGIN, 1)[1].split(blocks.END, 1)[0] + blocks.END
-    assert quoted == blocks.render_block(), (
+    assert blocks.CALIBRATION_BEGIN in readme and blocks.CALIBRATION_END in readme
+    quoted = blocks.CALIBRATION_BEGIN + readme.split(blocks.CALIBRATION_BEGIN, 1)[1].split(blocks.CALIBRATION_END, 1)[0] + blocks.CALIBRATION_END
+    assert quoted == blocks.render_calibration_block(RESULTS), (
         "README calibration numbers differ from results/: run scripts/readme_blocks.py"
     )
 
 
 def test_block_changes_when_a_result_changes(tmp_path):
-    blocks = _script()
     for name in ("calibration.csv", "onset_calibration.csv"):
         (tmp_path / name).write_text((ROOT / "results" / name).read_text())
-    before = blocks.render_block(tmp_path)
+    before = blocks.render_calibration_block(tmp_path)
     text = (tmp_path / "calibration.csv").read_text().replace("0.045,", "0.145,", 1)
     (tmp_path / "calibration.csv").write_text(text)
-    assert blocks.render_block(tmp_path) != before
+    assert blocks.render_calibration_block(tmp_path) != before
 
 
 # ------------------------------------------------------------------------------ facts blocks (results/facts.csv)
@@ -64,21 +56,19 @@ def _set(frame, fact, model, value):
 def test_readme_facts_blocks_match_results():
     """Every facts block of the README is what its template makes of results/facts.csv, and every template's
     block is in the README."""
-    blocks = _script()
     readme = (ROOT / "README.md").read_text()
     found = blocks.facts_blocks(readme)
     assert sorted(found) == sorted(blocks.FACT_BLOCKS), "README facts blocks differ from scripts/readme_blocks.py"
     assert len(found) == len(set(found)), "a facts block appears twice in the README"
     for name in found:
-        assert blocks.quoted_facts_block(readme, name) == blocks.render_facts_block(name), (
+        assert blocks.quoted_facts_block(readme, name) == blocks.render_facts_block(name, RESULTS), (
             f"README facts block {name!r} differs from results/facts.csv: run scripts/readme_blocks.py README.md"
         )
 
 
 def test_every_fact_a_block_quotes_is_in_the_csv():
     """The templates ask only for (fact, model) rows the CSV has, and every CSV row is quoted or settings."""
-    blocks = _script()
-    facts = blocks.Facts()
+    facts = blocks.Facts(RESULTS)
     for name in blocks.FACT_BLOCKS:
         blocks.render_facts_block(name, facts=facts)  # MissingFact if one is absent
     assert facts.used <= set(facts.values)
@@ -87,7 +77,6 @@ def test_every_fact_a_block_quotes_is_in_the_csv():
 
 
 def test_a_missing_fact_fails_naming_it(tmp_path):
-    blocks = _script()
     results = _facts_copy(tmp_path, lambda f: f[~((f.fact == "heat_beats_gauss") & (f.model == "smollm2-135m"))])
     with pytest.raises(blocks.MissingFact, match="heat_beats_gauss.*smollm2-135m"):
         blocks.render_facts_block("heat", results)
@@ -124,7 +113,6 @@ def test_wording_follows_the_numbers(tmp_path):
 
     Each case starts from the committed CSV with the values it is about set explicitly, so the test does not
     depend on what the last run measured."""
-    blocks = _script()
 
     def sphere(**l2):  # l2: model -> (scaled, centred & scaled)
         def edit(f):
@@ -188,7 +176,6 @@ def test_wording_follows_the_numbers(tmp_path):
 
 
 def test_wrapping_never_opens_a_list():
-    blocks = _script()
     text = blocks._wrap("- lead " + "word " * 19 + "- dash 12. num * star " + "tail " * 40)
     for line in text.splitlines()[1:]:
         assert not blocks._BLOCK_START.match(line), line
@@ -200,13 +187,12 @@ def test_wrapping_never_opens_a_list():
 
 def test_readme_costs_block_matches_results():
     """The null engine's measured costs (issue 25) are quoted from results/costs.csv, never by hand."""
-    blocks = _script()
     readme = (ROOT / "README.md").read_text()
     assert blocks.COSTS_BEGIN in readme and blocks.COSTS_END in readme
     quoted = (
         blocks.COSTS_BEGIN + readme.split(blocks.COSTS_BEGIN, 1)[1].split(blocks.COSTS_END, 1)[0] + blocks.COSTS_END
     )
-    assert quoted == blocks.render_costs_block(), (
+    assert quoted == blocks.render_costs_block(RESULTS), (
         "README costs differ from results/costs.csv: run scripts/readme_blocks.py"
     )
 
@@ -215,6 +201,5 @@ def test_landscape_caption_compares_with_what_random_directions_give():
     """The caption's comparison is computed, not asserted: the fraction of random-direction angles within
     10° of 90° in R^576 (≈ 100 %: ±10° is 4 standard deviations), and in R^3 (where it is sin-weighted:
     sin 10° ≈ 17 %)."""
-    blocks = _script()
     assert blocks._random_within(576, 10) > 0.9999
     assert blocks._random_within(3, 10) == pytest.approx(math.sin(math.radians(10)), rel=1e-6)

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -54,7 +53,22 @@ import pandas as pd
 from tlgeom._args import SPACES as _SPACES
 from tlgeom._declare import Analysis
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom.experiments.analyses import ANALYSES, CLAIM_MODELS, claim_parts
+from tlgeom.experiments.analyses import ANALYSES, CLAIM_MODELS
+from tlgeom.report.readme import (  # noqa: F401  (the README blocks of the table, re-exported)
+    BEGIN,
+    END,
+    PARTS,
+    VERDICTS_BEGIN,
+    VERDICTS_END,
+    part_of,
+    read_block,
+    read_verdicts,
+    render_block,
+    render_runs,
+    render_verdicts,
+    replace_block,
+    replace_verdicts,
+)
 
 #: where ``tlgeom claims`` writes by default (``scripts/claims.py`` passes the repository's ``results/``)
 DEFAULT_OUT = Path("tlgeom-claims") / "claims.csv"
@@ -74,21 +88,10 @@ TEST_COLUMNS = [
 ]
 ID_COLUMNS = ["claim", "model", "corpus", "item"]
 COLUMNS = ID_COLUMNS + TEST_COLUMNS + ["tlgeom_version"]
-BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 #: the models of the committed table (``tlgeom claims`` default), the spaces of its curvature rows, and its
 #: parts (the declared analyses' claims, :func:`tlgeom.experiments.analyses.claim_parts`)
 MODELS = CLAIM_MODELS
 SPACES = _SPACES
-PARTS = claim_parts()
-
-
-def part_of(claim: str) -> str:
-    """Which part of the run makes a claim's rows: the claim's first word (``"curvature"``, ``"eclipse"``,
-    ``"heads"``, ``"language"``)."""
-    for part in PARTS:
-        if str(claim).startswith(part):
-            return part
-    return "curvature"
 
 
 #: the settings recorded per run (``claims.json`` ``runs``): what made each part's rows
@@ -139,32 +142,6 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
     merged["runs"] = {**_runs_of(old_settings), **this_run}
     merged["spaces"] = sorted(table.loc[table["claim"].map(part_of) == "curvature", "space"].unique())
     return table, merged
-
-
-def render_runs(table: pd.DataFrame, runs: dict[str, dict]) -> list[str]:
-    """One Markdown bullet per run (part, and space for curvature): the models, the units and how many
-    (the largest ``n_texts`` of its rows; minimal pairs for the eclipse), and the recorded settings."""
-    t = table.copy()
-    t["item"] = t["item"].fillna("").astype(str)
-    part = t["claim"].map(part_of)
-    lines = []
-    for key in sorted(runs, key=lambda k: (PARTS.index(k.split("/")[0]), k)):
-        name, _, space = key.partition("/")
-        rows = t[(part == name) & ((t["space"] == space) if space else True)]
-        if not len(rows):
-            continue
-        r = runs[key]
-        models = ", ".join(dict.fromkeys(rows["model"]))
-        if name == "eclipse":
-            units = f"{rows.loc[rows['item'] != '', 'item'].nunique()} bundled minimal pairs"
-        elif name == "heads":
-            units = "every attention head's weights"
-        else:
-            n = int(pd.to_numeric(rows.loc[rows["item"] == "", "n_texts"], errors="coerce").max())
-            units = f"{n} {r.get('corpus_label') or 'corpus'} texts of at most {r.get('max_tokens')} tokens"
-        extra = f"; {r['n_sims']} simulations per null" if name == "curvature" and r.get("n_sims") else ""
-        lines.append(f"- `{key}`: {models}; {units}{extra}; seed {r.get('seed')}")
-    return lines
 
 
 # ------------------------------------------------------------------------------------------------ texts
@@ -346,309 +323,6 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
         "threads": args.threads,
     }
     return table, settings
-
-
-# ------------------------------------------------------------------------------------------------ README block
-
-
-def _num(x: Any) -> str:
-    """A number as the README prints it: 3 significant digits, ``–`` for missing."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if isinstance(x, (bool,)) or str(x) in ("True", "False"):
-        return "yes" if str(x) == "True" else "no"
-    x = float(x)
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
-        return f"{x:.2e}"
-    return f"{x:.3g}"
-
-
-def _family(statistic: str) -> str:
-    """``"distance@L7"`` -> ``"distance"``: the per-point statistics of one family share a prefix."""
-    return str(statistic).split("@", 1)[0]
-
-
-def _point(statistic: str) -> str:
-    return str(statistic).split("@", 1)[1] if "@" in str(statistic) else ""
-
-
-def _rejected(g: pd.DataFrame) -> pd.Series:
-    return g["reject"].astype(str).eq("True")
-
-
-def render_block(table: pd.DataFrame, runs: dict[str, dict] | None = None) -> str:
-    """The README's numbers block, made from the claims table (and ``runs``, the settings of each run
-    recorded in ``claims.json``, listed first when given) alone (deterministic).
-
-    Three tables: (1) whole-corpus / across-pairs tests with a single statistic: observed, null mean,
-    effect [CI], adjusted p, n, decision; (2) per-point families (statistic ``name@point``, e.g. the
-    onset across pairs): the first rejected point and how many points reject; (3) per-item rows (one
-    per minimal pair): how many items reject at some point, and their median onset point index.
-    """
-    t = table.copy()
-    t["item"] = t["item"].fillna("").astype(str)
-    t["statistic"] = t["statistic"].astype(str)
-    language = t[t["claim"] == "language"]
-    t = t[t["claim"] != "language"]
-    per_point = t["statistic"].str.contains("@", regex=False)
-    lines = [
-        BEGIN,
-        "<!-- generated by `python scripts/claims.py --readme` from results/claims.csv: do not edit by hand -->",
-        "",
-        *(["Runs (from `results/claims.json`):", "", *render_runs(table, runs), ""] if runs else []),
-        "| claim | model | space | null | statistic | observed | null mean | effect [95% CI] | p (adj.) | n | reject |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for _, r in t[(t["item"] == "") & ~per_point].iterrows():
-        lines.append(
-            f"| {r['claim']} | {r['model']} | {r['space']} | {r['null']} | {r['statistic']} | {_num(r['observed'])} "
-            f"| {_num(r['null_mean'])} | {_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] "
-            f"| {_num(r['p_adjusted'])} | {_num(r['n_texts'])} | {_num(r['reject'])} |"
-        )
-    keys = ["claim", "model", "space", "null", "family"]
-    t["family"] = t["statistic"].map(_family)
-    families = t[(t["item"] == "") & per_point]
-    if len(families):
-        lines += [
-            "",
-            "| claim | model | space | null | statistic | first rejected point | points rejected | min p (adj.) |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for key, g in families.groupby(keys, sort=False, dropna=False):
-            rej = _rejected(g)
-            first = _point(g.loc[rej, "statistic"].iloc[0]) if rej.any() else "none"
-            lines.append(
-                "| " + " | ".join(str(v) for v in key) + f" | {first} | {int(rej.sum())} of {len(g)} "
-                f"| {_num(g['p_adjusted'].astype(float).min())} |"
-            )
-    items = t[t["item"] != ""]
-    if len(items):
-        lines += [
-            "",
-            "| claim | model | space | null | statistic | items rejected (any point) | median onset (point index) "
-            "| not run |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        ran = items["p"].astype(float).notna().groupby([items[k] for k in ["claim", "model", "item"]]).transform("any")
-        not_run = items[~ran].groupby(["claim", "model"], sort=False)["item"].nunique()
-        for key, g in items[ran].groupby(keys, sort=False, dropna=False):
-            onsets = []
-            for _, gi in g.groupby("item", sort=False):
-                rej = _rejected(gi).to_numpy()
-                if rej.any():
-                    onsets.append(int(rej.argmax()))
-            median = _num(float(pd.Series(onsets, dtype=float).median())) if onsets else "–"
-            n_items, skipped = g["item"].nunique(), int(not_run.get((key[0], key[1]), 0))
-            lines.append(
-                "| " + " | ".join(str(v) for v in key) + f" | {len(onsets)} of {n_items} | {median} | {skipped} |"
-            )
-    lines += _language_lines(language)
-    lines.append(END)
-    return "\n".join(lines)
-
-
-def _language_lines(language: pd.DataFrame) -> list[str]:
-    """The language claim, compactly: per model, how many pooled tests reject against 0 (after Holm), and
-    the rejected effects with their CI and origin (``learned`` / ``architecture`` from the untrained
-    reference model); the other rows are in the CSV."""
-    if not len(language):
-        return []
-    out = [
-        "",
-        "| language (curvature vs annotation, pooled) | model | statistic | effect [95% CI] | p (adj.) | n | origin |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    trained = language[(language["item"] == "") & (language["null"] == "zero")]
-    for model, g in trained.groupby("model", sort=False):
-        rej = g[_rejected(g)]
-        out.append(f"| {len(rej)} of {len(g)} tests reject | {model} | | | | | |")
-        for _, r in rej.iterrows():
-            out.append(
-                f"| | {model} | {r['statistic']} | {_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] "
-                f"| {_num(r['p_adjusted'])} | {_num(r['n_texts'])} | {r.get('origin', '')} |"
-            )
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ curvature verdicts
-
-VERDICTS_BEGIN, VERDICTS_END = "<!-- verdicts:curvature:begin -->", "<!-- verdicts:curvature:end -->"
-
-#: per curvature statistic: its name in words, what a rejected positive / negative effect and a difference
-#: say (each followed by the nulls), and the unit its effect is printed in
-_CURVATURE_WORDS: dict[str, dict[str, str]] = {
-    "sharp_flat": {
-        "label": "turns beyond the null's tails (sharp/flat excess)",
-        "greater": "more than",
-        "less": "fewer than",
-        "unit": "",
-    },
-    "mean_angle": {"label": "mean turning angle", "greater": "larger than", "less": "smaller than", "unit": "°"},
-    "mean_abs_dev": {
-        "label": "mean |θ − 90°| (how far turns lie from 90°)",
-        "greater": "larger than",
-        "less": "smaller than",
-        "unit": "°",
-    },
-    "log_ltc": {
-        "label": "mean log length-to-chord (path length for its chord)",
-        "greater": "longer than",
-        "less": "shorter than",
-        "unit": "",
-    },
-}
-#: the alternative of each statistic when the table has no ``alternative`` column (``compare_to_nulls``'s)
-_CURVATURE_ALTERNATIVE = {"mean_angle": "two-sided"}
-_CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "unadjusted"}
-
-
-def _words(statistic: str, key: str) -> str:
-    """``key`` (``label``, ``greater``, ``less``, ``two-sided``, ``unit``) of a statistic, generic for one
-    the table names but :data:`_CURVATURE_WORDS` does not."""
-    default = {"label": statistic, "greater": "above", "less": "below", "unit": ""}
-    return {**default, "two-sided": "different from", **_CURVATURE_WORDS.get(statistic, {})}[key]
-
-
-def _join(items: list[str], last: str) -> str:
-    """``["a", "b", "c"]`` -> ``"a, b and c"`` (``last`` = ``"and"`` / ``"or"``)."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {last} " + items[-1]
-
-
-def _verdict_item(r: pd.Series, unit: str, p_name: str, note: str = "") -> str:
-    """``rotation (+7.39° [7.25, 7.52], Holm p 0.032)``: a null, its effect with its CI, the adjusted p."""
-    effect = float(r["effect"])
-    sign = "+" if effect > 0 else ""
-    ci = "" if pd.isna(r["ci_low"]) else f" [{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
-    return f"{r['null']} ({sign}{_num(effect)}{unit}{ci}, {p_name} p {_num(r['p_adjusted'])}{note})"
-
-
-def _informative_rows(g: pd.DataFrame) -> pd.Series:
-    """Which rows count as tests: all, except those the table marks ``informative == False``."""
-    if "informative" not in g.columns:
-        return pd.Series(True, index=g.index)
-    return ~g["informative"].astype(str).eq("False")
-
-
-def _untested_side(r: pd.Series, alternative: str) -> str:
-    """For a one-sided test not rejected: a note when the whole CI lies on the side the test does not test."""
-    lo, hi = float(r["ci_low"]), float(r["ci_high"])
-    if alternative == "greater" and hi < 0:
-        return "; CI below 0, the untested side"
-    if alternative == "less" and lo > 0:
-        return "; CI above 0, the untested side"
-    return ""
-
-
-def _statistic_verdict(g: pd.DataFrame, p_name: str) -> str:
-    """One statistic's rows (one per null) in words: the nulls rejected, grouped by the sign of the effect,
-    then the nulls not rejected (worded by the test's alternative), then the uninformative ones."""
-    statistic = str(g["statistic"].iloc[0])
-    unit, fallback = _words(statistic, "unit"), _CURVATURE_ALTERNATIVE.get(statistic, "greater")
-    alternative = (
-        g["alternative"].fillna(fallback).astype(str)
-        if "alternative" in g.columns
-        else pd.Series(fallback, index=g.index)
-    )
-    informative = _informative_rows(g)
-    rejected, effect = _rejected(g) & informative, g["effect"].astype(float)
-    parts = []
-    for direction, sel in (("greater", rejected & (effect > 0)), ("less", rejected & (effect < 0))):
-        if sel.any():
-            items = [_verdict_item(r, unit, p_name) for _, r in g[sel].iterrows()]
-            parts.append(f"{_words(statistic, direction)} {_join(items, 'and')}")
-    kept = ~rejected & informative
-    for alt in dict.fromkeys(alternative[kept]):
-        rows = g[kept & (alternative == alt)]
-        items = [_verdict_item(r, unit, p_name, _untested_side(r, alt)) for _, r in rows.iterrows()]
-        parts.append(f"not shown {_words(statistic, alt)} {_join(items, 'or')}")
-    if (~informative).any():
-        parts.append(f"uninformative against {_join([str(n) for n in g.loc[~informative, 'null']], 'and')}")
-    return f"  - {_words(statistic, 'label')}: " + "; ".join(parts)
-
-
-def render_verdicts(table: pd.DataFrame, runs: dict[str, dict] | None = None) -> str:
-    """The curvature verdicts in words, made from the ``curvature`` rows of the claims table alone
-    (and ``runs``, the settings recorded in ``claims.json``, for the texts' length and the simulations).
-
-    One Markdown bullet per model × space that has rows: the run's units (texts, tokens, simulations, the
-    correction over the family's informative tests), then per statistic which nulls the trajectories
-    differ from (``reject`` after the correction within that model × space family; the direction is the
-    sign of ``effect`` = observed − null mean), with effect [95 % CI] and adjusted p, and which nulls they
-    are not shown to differ from. Every word that carries a verdict is chosen from the row's ``reject``,
-    ``effect`` and ``alternative``; the numbers have 3 significant digits. A closing sentence names each
-    space (of :data:`SPACES`) with no rows yet. Deterministic; between :data:`VERDICTS_BEGIN` and
-    :data:`VERDICTS_END`.
-    """
-    runs = runs or {}
-    t = table[table["claim"] == "curvature"].copy()
-    t["item"] = t["item"].fillna("").astype(str)
-    t = t[t["item"] == ""]
-    t["statistic"] = t["statistic"].astype(str)
-    lines = [
-        VERDICTS_BEGIN,
-        "<!-- generated by `python scripts/claims.py --readme` from results/claims.csv: do not edit by hand -->",
-        "",
-    ]
-    present = [sp for sp in SPACES if (t["space"] == sp).any()]
-    present += sorted(set(t["space"].astype(str)) - set(SPACES))
-    for space in present:
-        run = runs.get(f"curvature/{space}", {})
-        correction = str(run.get("correction") or "")
-        p_name = _CORRECTION_NAMES.get(correction, "adjusted")
-        rows = t[t["space"] == space]
-        for model, g in rows.groupby("model", sort=False):
-            informative = _informative_rows(g)
-            n_tests = int(informative.sum())
-            n_texts = int(pd.to_numeric(g["n_texts"], errors="coerce").max())
-            corpus = str(g["corpus"].iloc[0]) if "corpus" in g.columns and pd.notna(g["corpus"].iloc[0]) else ""
-            units = f"{n_texts} {corpus + ' ' if corpus else ''}texts"
-            units += f" of ≤ {run['max_tokens']} tokens" if run.get("max_tokens") else ""
-            units += f", {run['n_sims']} simulations per null" if run.get("n_sims") else ""
-            family = f"{p_name} over {n_tests} tests" if correction else f"adjusted over {n_tests} tests"
-            alpha = f" at α = {_num(run['alpha'])}" if run.get("alpha") else ""
-            n_rej = int((_rejected(g) & informative).sum())
-            lines.append(f"- **{model}, {space} space** ({units}; {family}{alpha}): {n_rej} of {n_tests} tests reject")
-            lines += [_statistic_verdict(s, p_name) for _, s in g.groupby("statistic", sort=False)]
-    absent = [sp for sp in SPACES if sp not in present]
-    if absent:
-        lines += [
-            "",
-            " ".join(
-                f"No {sp}-space rows yet (`python scripts/claims.py --parts curvature --spaces {sp}`)." for sp in absent
-            ),
-        ]
-    lines.append(VERDICTS_END)
-    return "\n".join(lines)
-
-
-def read_verdicts(text: str) -> str | None:
-    """The curvature verdicts block of a README (markers included), or None when it has none."""
-    if VERDICTS_BEGIN not in text or VERDICTS_END not in text:
-        return None
-    return VERDICTS_BEGIN + text.split(VERDICTS_BEGIN, 1)[1].split(VERDICTS_END, 1)[0] + VERDICTS_END
-
-
-def replace_verdicts(text: str, block: str) -> str:
-    """``text`` with its curvature verdicts block replaced by ``block``; unchanged when it has none."""
-    if read_verdicts(text) is None:
-        return text
-    head, rest = text.split(VERDICTS_BEGIN, 1)
-    return head + block + rest.split(VERDICTS_END, 1)[1]
-
-
-def replace_block(text: str, block: str) -> str:
-    """``text`` with its marked block replaced by ``block`` (appended when there is none)."""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        return head + block + rest.split(END, 1)[1]
-    return text.rstrip("\n") + "\n\n" + block + "\n"
-
-
-def read_block(text: str) -> str | None:
-    """The marked block of a README (markers included), or None when it has none."""
-    if BEGIN not in text or END not in text:
-        return None
-    return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
 
 
 def read_table(path: Path) -> pd.DataFrame:
