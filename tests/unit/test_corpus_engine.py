@@ -152,7 +152,7 @@ def test_tests_from_rows_rebuild_the_text_level_test(tiny_gpt2, tmp_path):
     table = C.tests_from_rows(tmp_path / "o", n_boot=99)
     assert list(table.columns) == [
         "null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted",
-        "n_texts", "informative", "reject", "against", "note", "n", "inference_unit",
+        "n_texts", "reject", "n", "inference_unit", "informative", "against", "note",
     ]  # fmt: skip
     assert (table.inference_unit == "document").all() and (table.n == table.n_texts).all()
     # 19 simulations: the smallest p is 0.05, 0.25 after Holm over 5 tests: no row can reject, and says so

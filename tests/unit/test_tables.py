@@ -4,6 +4,7 @@ named by the name the user gave, one quantity per axis."""
 from __future__ import annotations
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
@@ -54,3 +55,35 @@ def test_curvature_plot_puts_one_quantity_on_each_axis():
     assert len(fig.axes) == 3 and labels[1].startswith("z:") and labels[2].startswith("d_z:")
     assert [len(a.get_yticks()) for a in fig.axes[1:]] == [4, 4]  # rotation's 4 statistics; untrained's 4
     plt.close(fig)
+
+
+def test_tests_table_is_the_one_table():
+    """tests_table: the shared columns first, the family adjusted with stats.pvalues (NaN p not counted),
+    reject at alpha, a missing shared column named; every declared claim's result is a TestReport."""
+    import numpy as np
+
+    from tlgeom._result import TEST_COLUMNS, tests_table
+    from tlgeom.stats.pvalues import adjust_pvalues
+
+    rows = [
+        {**dict.fromkeys(TEST_COLUMNS, 0.0), "null": n, "statistic": "s", "p": p, "n_texts": 5, "extra": i}
+        for i, (n, p) in enumerate([("a", 0.01), ("b", 0.04), ("c", float("nan")), ("d", 0.03)])
+    ]
+    t = tests_table(rows, "text", alpha=0.05, correction="holm")
+    assert list(t.columns[: len(TEST_COLUMNS)]) == list(TEST_COLUMNS)
+    assert list(t.columns[len(TEST_COLUMNS) :]) == ["n", "inference_unit", "extra"]
+    np.testing.assert_allclose(t.p_adjusted, adjust_pvalues([0.01, 0.04, np.nan, 0.03], "holm"))
+    assert t.reject.tolist() == [True, False, False, False] and (t.n == 5).all()
+    kept = tests_table(t.assign(reject=True), "text")  # no correction: the rows' own adjustment is kept
+    assert kept.reject.all()
+    with pytest.raises(ValueError, match="lack \\['p_adjusted'\\]"):
+        tests_table([{k: 0 for k in TEST_COLUMNS if k != "p_adjusted"}], "text")
+
+    from tlgeom._declare import resolve
+    from tlgeom.experiments.analyses import ANALYSES
+
+    for a in ANALYSES:  # every analysis the claims table runs returns a TestReport (by its annotation)
+        if a.claim is not None:
+            fn = resolve(a.run)
+            cls = resolve(f"{fn.__module__}:{fn.__annotations__['return']}")
+            assert all(callable(getattr(cls, m, None)) for m in ("summary", "to_frame", "headline", "plot", "save", "tests")), a.key

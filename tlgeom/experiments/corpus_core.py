@@ -23,7 +23,7 @@ from tlgeom._args import check_choice, check_int, check_points, check_seed, chec
 from tlgeom._args import generator as make_generator
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._output import probe_writable
-from tlgeom._result import Result, jsonable, name_units, new_axes
+from tlgeom._result import Result, jsonable, new_axes, tests_table
 from tlgeom.data.corpora import Document, text_id
 from tlgeom.experiments.curvature import ALTERNATIVES, OPPOSITE, _row, decide
 from tlgeom.geometry.curvature import normalize_states, safe_norm
@@ -920,7 +920,7 @@ def tests_from_rows(
             row["p_opposite"] = float(exchangeable_pvalue(torch.from_numpy(s.mean(0)), OPPOSITE[alt]))
         result.append(row)
     table = decide(result, alpha, correction)
-    return name_units(
+    return tests_table(
         table[
             ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted"]
             + ["n_texts", "informative", "reject", "against", "note"]

@@ -70,7 +70,7 @@ from tlgeom._args import (
 )
 from tlgeom._args import generator as make_generator
 from tlgeom._errors import bad_arg
-from tlgeom._result import Result, jsonable, name_units, new_axes
+from tlgeom._result import Result, jsonable, new_axes, tests_table
 from tlgeom.geometry.curvature import FLAT_DEG, NORMS, SHARP_DEG, length_to_chord, normalize_states, turning_angles
 from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import model_normalization
@@ -101,7 +101,8 @@ THRESHOLDS = ("quantile", "null_sd", "degrees")
 ALTERNATIVES = {"sharp_flat": "greater", "mean_angle": "two-sided", "mean_abs_dev": "greater", "log_ltc": "greater"}
 #: A null with less than this fraction of its angles beyond fixed-degree thresholds is uninformative.
 MIN_TAIL_MASS = 1e-3
-TEST_COLUMNS = [
+#: the columns the curvature table is built with (its tests() puts tlgeom._result.TEST_COLUMNS first)
+TABLE_COLUMNS = [
     "null",
     "statistic",
     "space",
@@ -210,7 +211,7 @@ class CurvatureReport(Result):
         95 % bootstrap CI over texts, z, p, p_adjusted (``correction``), n_texts, informative (False:
         the row cannot reject at any data, its note says why), reject (``p_adjusted ≤ alpha``; never for
         an uninformative row) and against (a one-sided claim's opposite side is significant)."""
-        return name_units(self.table, "text")
+        return tests_table(self.table, "text")
 
     def verdicts(self) -> dict[str, dict[str, bool | None]]:
         """Per null: ``{statistic: reject}`` (None where the row is uninformative)."""
@@ -831,7 +832,7 @@ def decide(rows: list[dict[str, Any]], alpha: float, correction: str):
       evidence against it, not "the untested side"."""
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=TEST_COLUMNS + ["p_min", "p_min_why", "p_opposite"])
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS + ["p_min", "p_min_why", "p_opposite"])
     informative = table.informative.to_numpy(dtype=bool)
     p_min = np.where(informative, table.p_min.to_numpy(dtype=float), np.nan)
     can, best = attainable(p_min, alpha, correction)

@@ -50,7 +50,7 @@ from jaxtyping import Float
 
 from tlgeom._args import check_alpha, check_bool, check_choice, check_correction, check_int, check_points, check_seed
 from tlgeom._errors import bad_arg
-from tlgeom._result import Result, name_units, new_axes
+from tlgeom._result import Result, new_axes, tests_table
 from tlgeom.experiments.controls import matched_controls
 from tlgeom.experiments.edits import SUBTOKENS, ContextEdit, align_token_ids, resolve_edit
 
@@ -63,7 +63,7 @@ from tlgeom.models import _compat
 from tlgeom.models._compat import takes_device
 from tlgeom.models.trajectory import record_trajectories
 from tlgeom.stats.onset import corrected_onset, maxstat_adjusted, paired_onset_test, uncorrected_onset
-from tlgeom.stats.pvalues import adjust_pvalues, sign_flip_test
+from tlgeom.stats.pvalues import bootstrap_ci, sign_flip_test
 
 MEASURES = ("distance", "relative_distance", "angle")
 #: The 0.1 name of :func:`~tlgeom.experiments.edits.align_token_ids` (token-id alignment; the language
@@ -419,7 +419,7 @@ class Deflection(Result):
                     reject=bool(pv[1][i] <= alpha),
                 )
             rows.append(row)
-        return name_units(pd.DataFrame(rows), "edit")
+        return tests_table(pd.DataFrame(rows), "edit")
 
     def to_frame(self):
         """One row per trajectory point: deflection measures, control band, p / p_adjusted, meaning consistency."""
@@ -842,13 +842,8 @@ class DeflectionTest(Result):
         ]
         if not self.toward_run:
             rows[1].update(p=float("nan"), note=self.toward_note)
-        ran = [i for i, r in enumerate(rows) if np.isfinite(r["p"])]
-        if ran:
-            adj = adjust_pvalues([rows[i]["p"] for i in ran], correction)
-            for i, a in zip(ran, adj):
-                rows[i]["p_adjusted"] = float(a)
-        for r in rows:
-            r["reject"] = bool(np.isfinite(r["p_adjusted"]) and r["p_adjusted"] <= alpha)
+        # the two summary tests are one family (those run); the per-point rows carry their max-T adjustment
+        rows = tests_table(rows, "pair", alpha=alpha, correction=correction).to_dict("records")
         if self.layers is not None:
             for _, lr in self.layers.iterrows():
                 rows.append(
@@ -868,7 +863,7 @@ class DeflectionTest(Result):
                         "note": "mid-rank of the edit among its controls, pairs relabelled; max-T over points",
                     }
                 )
-        return name_units(pd.DataFrame(rows), "pair")
+        return tests_table(pd.DataFrame(rows), "pair")
 
     def headline(self) -> dict[str, Any]:
         f = self.frame
@@ -910,31 +905,11 @@ class DeflectionTest(Result):
         return fig
 
 
-def _bootstrap_ci(d: np.ndarray, seed: int, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap CI over units (axis 0) of the mean, seeded (scipy.stats.bootstrap)."""
-    from scipy.stats import bootstrap
-
-    d = np.asarray(d, dtype=np.float64)
-    if d.shape[0] < 2:
-        nan = np.full(d.shape[1:], np.nan)
-        return nan, nan
-    res = bootstrap(
-        (d,),
-        np.mean,
-        axis=0,
-        confidence_level=1 - alpha,
-        n_resamples=2000,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
-
-
 def _pair_row(meaning, control, statistic: str, p: float, seed: int) -> dict[str, Any]:
     m, c = np.asarray(meaning, dtype=np.float64), np.asarray(control, dtype=np.float64)
     ok = np.isfinite(m) & np.isfinite(c)
     d = (m - c)[ok]
-    lo, hi = _bootstrap_ci(d[:, None], seed) if d.size >= 2 else (np.array([np.nan]), np.array([np.nan]))
+    lo, hi = bootstrap_ci(d[:, None], axis=0, n_resamples=2000, seed=seed)
     return {
         "null": "controls",
         "statistic": statistic,
@@ -1096,7 +1071,7 @@ def meaning_vs_control(
     cmall = torch.nan_to_num(torch.stack(ccurves_all), nan=0.0).numpy()  # [P, n, point]
     ot = paired_onset_test(em, cmall, n_perm=n_perm, seed=seed, alpha=alpha)
     d_layer = (em - cmall.mean(1)) * scale
-    lo, hi = _bootstrap_ci(d_layer, seed, alpha)
+    lo, hi = bootstrap_ci(d_layer, axis=0, confidence=1 - alpha, n_resamples=2000, seed=seed)
     layers = pd.DataFrame(
         {
             "point": np.arange(len(labels)),

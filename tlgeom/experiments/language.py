@@ -82,7 +82,7 @@ from tlgeom._args import (
     check_space,
 )
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom._result import Result, jsonable, name_units, new_panels
+from tlgeom._result import Result, jsonable, new_panels, tests_table
 from tlgeom.models._compat import takes_device
 
 __all__ = [
@@ -543,7 +543,7 @@ class LanguageResult(Result):
         model's). ``origin`` (trained, zero null): ``architecture`` (the untrained model rejects with the
         same sign), ``learned`` (it does not, and the difference rejects), ``undetermined``, ``none``.
         """
-        return name_units(self._table(pooled=True), "text")
+        return tests_table(self._table(pooled=True), "text")
 
     def by_vertex(self):
         """The same table per layer vertex (turning angle) and layer step (step norm), Holm across all of it."""

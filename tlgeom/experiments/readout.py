@@ -51,7 +51,7 @@ from jaxtyping import Float, Int
 
 from tlgeom._args import check_alpha, check_bool, check_correction, check_int, check_points, check_seed, check_space
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom._result import Result, jsonable, name_units, new_panels
+from tlgeom._result import Result, jsonable, new_panels, tests_table
 from tlgeom.models._compat import takes_device
 from tlgeom.models.load import model_label
 
@@ -288,7 +288,7 @@ class ReadoutTest(Result):
     def tests(self):
         """One row per (null, event): observed (mean S_t), null_mean, effect, ci_low, ci_high, p, p_adjusted (``correction``, default Holm),
         n_texts, reject."""
-        return name_units(self.table, "text")
+        return tests_table(self.table, "text")
 
     def to_frame(self):
         return self.per_text.copy()

@@ -19,7 +19,7 @@ from torch.func import jacfwd, jvp
 
 from tlgeom._args import check_choice, check_int
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom._result import Result, jsonable, name_units, new_axes
+from tlgeom._result import Result, jsonable, new_axes, tests_table
 from tlgeom.geometry.riemann import head_effective_metric
 from tlgeom.models import _compat
 
@@ -319,7 +319,7 @@ class HeadSignature(Result):
                 row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
             row["p_adjusted"] = row["p"]
             row["reject"] = bool(row["p_adjusted"] < self.alpha)
-        return name_units(pd.DataFrame([row]), "head")
+        return tests_table(pd.DataFrame([row]), "head")
 
     def headline(self) -> dict:
         """Positive mass (mean, median, range) trained vs untrained, the test, and the signature counts

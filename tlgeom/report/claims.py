@@ -53,6 +53,8 @@ import pandas as pd
 from tlgeom._args import SPACES as _SPACES
 from tlgeom._declare import Analysis
 from tlgeom._errors import TlgeomError, bad_arg
+from tlgeom._result import TEST_COLUMNS as _TEST_COLUMNS
+from tlgeom._result import TestReport
 from tlgeom.experiments.analyses import ANALYSES, CLAIM_MODELS
 from tlgeom.report.readme import (  # noqa: F401  (the README blocks of the table, re-exported)
     BEGIN,
@@ -72,20 +74,8 @@ from tlgeom.report.readme import (  # noqa: F401  (the README blocks of the tabl
 
 #: where ``tlgeom claims`` writes by default (``scripts/claims.py`` passes the repository's ``results/``)
 DEFAULT_OUT = Path("tlgeom-claims") / "claims.csv"
-TEST_COLUMNS = [
-    "null",
-    "statistic",
-    "space",
-    "observed",
-    "null_mean",
-    "effect",
-    "ci_low",
-    "ci_high",
-    "p",
-    "p_adjusted",
-    "n_texts",
-    "reject",
-]
+#: the columns of every ``tests()`` table (:data:`tlgeom._result.TEST_COLUMNS`)
+TEST_COLUMNS = list(_TEST_COLUMNS)
 ID_COLUMNS = ["claim", "model", "corpus", "item"]
 COLUMNS = ID_COLUMNS + TEST_COLUMNS + ["tlgeom_version"]
 #: the models of the committed table (``tlgeom claims`` default), the spaces of its curvature rows, and its
@@ -191,9 +181,9 @@ def corpus_texts(corpus: str, n_texts: int, min_words: int) -> list[Any]:
 
 
 def tests_frame(result: Any, what: str) -> pd.DataFrame:
-    """``result.tests()`` checked for the shared columns."""
-    if not hasattr(result, "tests"):
-        raise TypeError(f"{what}: {type(result).__name__} has no .tests(); the claims table needs the tests() API")
+    """``result.tests()`` checked for the shared columns (:class:`tlgeom._result.TestReport`)."""
+    if not isinstance(result, TestReport):
+        raise TypeError(f"{what}: {type(result).__name__} is no TestReport; the claims table needs its tests()")
     frame = result.tests()
     missing = [c for c in TEST_COLUMNS if c not in frame.columns]
     if missing:

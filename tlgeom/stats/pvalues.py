@@ -114,15 +114,33 @@ def sign_flip_test(d: Any, alternative: str = "greater", *, n_resamples: int = 9
 
 
 def bootstrap_ci(
-    values: Any, *, confidence: float = 0.95, n_resamples: int = 9999, seed: int | None = 0
-) -> tuple[float, float]:
+    values: Any,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    seed: int | None = 0,
+    axis: int | None = None,
+) -> tuple[Any, Any]:
     """Percentile bootstrap CI of the mean over units (resampling the units with replacement).
 
-    ``scipy.stats.bootstrap(method="percentile")`` with a seeded numpy Generator. Fewer than 2
-    finite values, or values that are all equal, give ``(nan, nan)`` / ``(v, v)``.
+    ``scipy.stats.bootstrap(method="percentile")`` with a seeded numpy Generator.
+
+    ``axis=None`` (default): the units are every finite value; fewer than 2 give ``(nan, nan)``, all
+    equal ``(v, v)``; returns two floats. ``axis=k``: the units lie along axis ``k`` and every other
+    position gets its own CI (arrays of the remaining shape; NaN everywhere with fewer than 2 units).
     """
     from scipy.stats import bootstrap
 
+    rng = np.random.default_rng(check_seed(seed))
+    if axis is not None:
+        x = np.asarray(values, dtype=np.float64)
+        if x.shape[axis] < 2:
+            nan = np.full(np.delete(x.shape, axis), np.nan)
+            return nan, nan.copy()
+        res = bootstrap(
+            (x,), np.mean, axis=axis, confidence_level=confidence, n_resamples=n_resamples, method="percentile", rng=rng
+        )
+        return np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
     x = np.asarray(values, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
     if x.size < 2:
@@ -136,7 +154,7 @@ def bootstrap_ci(
         n_resamples=n_resamples,
         method="percentile",
         vectorized=True,
-        rng=np.random.default_rng(check_seed(seed)),
+        rng=rng,
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
