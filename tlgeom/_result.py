@@ -169,7 +169,7 @@ class Result:
 
 
 #: The columns every ``tests()`` table starts with, in this order (the claims table's test columns); then
-#: ``n`` and ``inference_unit`` (:func:`tests_table`) and each report's own columns.
+#: ``n`` and ``inference_unit`` (:func:`tlgeom.stats.pvalues.tests_table`) and each report's own columns.
 TEST_COLUMNS = (
     "null",
     "statistic",
@@ -188,49 +188,7 @@ TEST_COLUMNS = (
 
 @runtime_checkable
 class TestReport(ResultProtocol, Protocol):
-    """A result that tests something: :meth:`tests` returns the table :func:`tests_table` makes."""
+    """A result that tests something: :meth:`tests` returns the table
+    :func:`tlgeom.stats.pvalues.tests_table` makes (:data:`TEST_COLUMNS` first)."""
 
     def tests(self) -> Any: ...
-
-
-def tests_table(rows: Any, unit: str, *, alpha: float | None = None, correction: str | None = None) -> Any:
-    """The one ``tests()`` table: ``rows`` (dicts or a DataFrame, one per test) with :data:`TEST_COLUMNS`
-    first, then ``n`` (the number of units behind each row; ``n_texts``, its older name, is kept until 0.3)
-    and ``inference_unit`` (``"text"``, ``"pair"``, ``"edit"``, ``"head"``, ``"document"``, ``"window"``),
-    then the rest in their order.
-
-    With ``correction`` (and ``alpha``): ``p_adjusted`` is :func:`tlgeom.stats.pvalues.adjust_pvalues` over
-    the rows with a finite ``p`` (the family; NaN rows are tests not run) and ``reject`` is ``p_adjusted <=
-    alpha``. Without: the rows' own ``p_adjusted`` and ``reject`` are kept (adjusted already, e.g. max-T).
-
-    Raises:
-        ValueError: a row lacks one of :data:`TEST_COLUMNS` (named).
-    """
-    import numpy as np
-    import pandas as pd
-
-    t = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    if correction is not None:
-        from tlgeom.stats.pvalues import adjust_pvalues
-
-        if alpha is None:
-            raise bad_arg("alpha", alpha, "the level of the tests, with correction=")
-        t["p_adjusted"] = adjust_pvalues(t["p"].to_numpy(dtype=float), correction) if len(t) else []
-        t["reject"] = np.nan_to_num(t["p_adjusted"].to_numpy(dtype=float), nan=np.inf) <= alpha
-    missing = [c for c in TEST_COLUMNS if c not in t.columns]
-    if missing:
-        raise ValueError(f"a tests() table needs the columns {list(TEST_COLUMNS)}; these rows lack {missing}")
-    t["n"] = t["n_texts"]
-    t["inference_unit"] = unit
-    first = [*TEST_COLUMNS, "n", "inference_unit"]
-    return t[first + [c for c in t.columns if c not in first]]
-
-
-def name_units(table: Any, unit: str) -> Any:
-    """:func:`tests_table` (its older name, kept until 0.3)."""
-    return tests_table(table, unit)
-
-
-# pytest would collect these names from a test module that imports them
-TestReport.__test__ = False  # type: ignore[attr-defined]
-tests_table.__test__ = False  # type: ignore[attr-defined]

@@ -113,7 +113,7 @@ def _analysis_commands() -> list[Command]:
         members = [a for a in ANALYSES if name in a.commands]
         if name == "report":
             pair = next(o for o in INPUTS["edit"] if o.name == "pair")
-            inputs = (_REPORT_CHANGES["text"], TEXT_FILE, pair)
+            inputs: tuple[Option, ...] = (_REPORT_CHANGES["text"], TEXT_FILE, pair)
             options = _gather(name, members, inputs, **_REPORT_CHANGES)
             help_ = "everything above, with a self-contained report.html"
             description = (
@@ -383,22 +383,6 @@ def _read_text(args: argparse.Namespace) -> str | None:
             raise bad_arg("--text", args.text, "a non-empty text")
         return args.text
     return None
-
-
-def _load(args: argparse.Namespace) -> Any:
-    import torch
-
-    from tlgeom.models.load import load_model
-
-    torch.manual_seed(args.seed)
-    try:
-        return load_model(args.model, device=args.device)
-    except TlgeomError as exc:  # name the command-line option, not load_model's argument
-        msg = str(exc)
-        for arg, option in (("name=", "--model="), ("device=", "--device=")):
-            if msg.startswith(arg):
-                raise TlgeomError(option + msg[len(arg) :]) from exc
-        raise
 
 
 def _load(args: argparse.Namespace) -> Any:

@@ -390,9 +390,7 @@ def test_claims_command_refuses_bad_input_before_loading(monkeypatch, tmp_path, 
     assert not out.exists()
 
 
-@pytest.mark.parametrize(
-    "argv", [["--help"], *[[c, "--help"] for c in cli.commands()]]
-)
+@pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in cli.commands()]])
 def test_help_prints_without_importing_torch(argv):
     """`tlgeom --help` and `tlgeom COMMAND --help` answer at once: neither torch nor the analyses load."""
     import subprocess

@@ -27,10 +27,10 @@ def test_align_tokens_multi_token_words_and_specials():
     # "unbelievably" split in three tokens, a token spanning the end of one word and a comma, a BOS
     words = [(0, 3), (4, 16), (16, 17), (18, 21)]  # "The", "unbelievably", ",", "cat"
     tokens = [None, (0, 3), (3, 8), (8, 12), (12, 16), (16, 17), (17, 21)]
-    assert lang.align_tokens(tokens, words) == [None, 0, 1, 1, 1, 2, 3]
+    assert lang.words_of_tokens(tokens, words) == [None, 0, 1, 1, 1, 2, 3]
     # a token overlapping two words goes to the larger overlap; a tie to the earlier word
-    assert lang.align_tokens([(2, 6)], [(0, 3), (4, 10)]) == [1]
-    assert lang.align_tokens([(2, 5)], [(0, 3), (4, 10)]) == [0]
+    assert lang.words_of_tokens([(2, 6)], [(0, 3), (4, 10)]) == [1]
+    assert lang.words_of_tokens([(2, 5)], [(0, 3), (4, 10)]) == [0]
 
 
 def test_annotate_tiny_model_subtokens(tiny_gpt2):

@@ -16,7 +16,11 @@ RESULTS = ROOT / "results"
 def test_readme_calibration_block_matches_results():
     readme = (ROOT / "README.md").read_text()
     assert blocks.CALIBRATION_BEGIN in readme and blocks.CALIBRATION_END in readme
-    quoted = blocks.CALIBRATION_BEGIN + readme.split(blocks.CALIBRATION_BEGIN, 1)[1].split(blocks.CALIBRATION_END, 1)[0] + blocks.CALIBRATION_END
+    quoted = (
+        blocks.CALIBRATION_BEGIN
+        + readme.split(blocks.CALIBRATION_BEGIN, 1)[1].split(blocks.CALIBRATION_END, 1)[0]
+        + blocks.CALIBRATION_END
+    )
     assert quoted == blocks.render_calibration_block(RESULTS), (
         "README calibration numbers differ from results/: run scripts/readme_blocks.py"
     )

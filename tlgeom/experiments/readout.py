@@ -51,9 +51,10 @@ from jaxtyping import Float, Int
 
 from tlgeom._args import check_alpha, check_bool, check_correction, check_int, check_points, check_seed, check_space
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom._result import Result, jsonable, new_panels, tests_table
+from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.models._compat import takes_device
 from tlgeom.models.load import model_label
+from tlgeom.stats.pvalues import tests_table
 
 __all__ = ["Readout", "logit_lens", "ReadoutTest", "curvature_vs_readout", "EVENTS"]
 

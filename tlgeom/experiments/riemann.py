@@ -19,9 +19,10 @@ from torch.func import jacfwd, jvp
 
 from tlgeom._args import check_choice, check_int
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom._result import Result, jsonable, new_axes, tests_table
+from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.geometry.riemann import head_effective_metric
 from tlgeom.models import _compat
+from tlgeom.stats.pvalues import tests_table
 
 # ---------------------------------------------------------------------------------------------
 # model charts

@@ -176,8 +176,23 @@ def angle_between(a: torch.Tensor, b: torch.Tensor, dim: int = -1) -> torch.Tens
 # Normalised space
 
 
+#: every spelling of a norm tlgeom accepts, and the one it means (:func:`norm_kind`)
+_NORM_SPELLINGS = {"rms": "rms", "rmsnorm": "rms", "layernorm": "layernorm", "ln": "layernorm"}
+
+
+def norm_kind(norm: Any, arg: str = "norm") -> str:
+    """The one norm vocabulary: ``"rms"`` or ``"layernorm"`` (:data:`NORMS`), from any spelling tlgeom uses
+    (``"RMSNorm"``, ``"LayerNorm"`` as in :mod:`tlgeom.geometry.sphere`, the architecture kinds
+    ``"rmsnorm(1+w)"`` / ``"layernorm(1+w)"`` of :mod:`tlgeom.models.arch`: the ``(1+w)`` is the gain's
+    convention, not the normalisation)."""
+    key = norm.lower().removesuffix("(1+w)") if isinstance(norm, str) else None
+    if key not in _NORM_SPELLINGS:
+        raise bad_arg(arg, norm, "one of " + ", ".join(repr(n) for n in NORMS) + " (or 'RMSNorm', 'LayerNorm')")
+    return _NORM_SPELLINGS[key]
+
+
 def normalize_states(x: torch.Tensor, norm: str = "rms", eps: float = 1e-5) -> Float[torch.Tensor, "... d_model"]:
-    """What a LayerNorm/RMSNorm reads, without its gain and bias (float64).
+    """What a LayerNorm/RMSNorm reads, without its gain and bias (float64): tlgeom's one normaliser.
 
     ``norm="rms"``: ``x / sqrt(mean_d(x²) + eps)``; ``norm="layernorm"``:
     ``(x − mean_d x) / sqrt(var_d(x) + eps)`` (biased variance, as ``torch.nn.LayerNorm``).
@@ -185,7 +200,7 @@ def normalize_states(x: torch.Tensor, norm: str = "rms", eps: float = 1e-5) -> F
     ``ln*.hook_normalized``. Computed without overflow as ``y · s / hypot(s·rms(y), √eps)`` with
     ``y = x / s``, ``s = max |x|``.
     """
-    _args.check_choice("norm", norm, NORMS)
+    norm = norm_kind(norm)
     if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise bad_arg("eps", eps, "a finite float >= 0")
     x = x.to(torch.float64)
@@ -200,10 +215,24 @@ def normalize_states(x: torch.Tensor, norm: str = "rms", eps: float = 1e-5) -> F
     return y * (s / torch.hypot(s * rms, torch.tensor(math.sqrt(eps), dtype=torch.float64, device=x.device)))
 
 
+def to_space(x: torch.Tensor, space: str = "raw", norm: str = "rms", eps: float = 1e-5) -> torch.Tensor:
+    """The one meaning of ``space`` (float64), for every path: the curvature tests, the corpus engine,
+    the streaming metrics and the landscape.
+
+    ``"raw"``: the states as given. ``"normalized"``: what the next LayerNorm/RMSNorm reads before its gain,
+    ``n(x)`` (:func:`normalize_states`), put exactly on the sphere of radius √d: the norm's ``eps`` leaves
+    ``‖n(x)‖ = √d · (1 + eps/mean x²)^(-1/2)``, a relative shortfall of about ``eps / (2 mean x²)``, which the
+    rescaling removes, so that the observed states and the null models' surrogates share one radius.
+    """
+    if _args.check_space(space) == "raw":
+        return x.to(torch.float64)
+    y = normalize_states(x, norm, eps)
+    return y * (math.sqrt(y.shape[-1]) / safe_norm(y, keepdim=True))
+
+
 def _space(x: Any, space: str, norm: str, eps: float, min_points: int = 2) -> torch.Tensor:
     _args.check_space(space)
-    x = as_states(x, min_points=min_points)
-    return normalize_states(x, norm, eps) if space == "normalized" else x
+    return to_space(as_states(x, min_points=min_points), space, norm, eps)
 
 
 # ---------------------------------------------------------------------------------------------

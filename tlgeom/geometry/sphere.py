@@ -46,12 +46,14 @@ import torch
 from jaxtyping import Float
 
 from tlgeom._errors import bad_arg
+from tlgeom.geometry.curvature import normalize_states
 
 NORM_KINDS = ("LayerNorm", "RMSNorm")
 EMBEDDING_VARIANTS = ("original", "centred", "scaled", "centred & scaled")
 
 # normalisation modules that belong to the residual stream (not q/k norms, not the MLM head)
-_NORM_RE = re.compile(r"^(embed_ln|embed\.ln|blocks\.(\d+)\.ln([12])(_post)?|ln_final)$")
+#: hook-point names of the residual stream's normalisations (group 2: the block, group 3: ln1/ln2)
+NORM_RE = re.compile(r"^(embed_ln|embed\.ln|blocks\.(\d+)\.ln([12])(_post)?|ln_final)$")
 
 
 # normalisation modules that belong to the residual stream (not q/k norms, not the MLM head)
@@ -78,10 +80,7 @@ def normalize(
     (variance biased, over the last dimension).
     """
     _check_kind(kind)
-    x = x.double()
-    if kind == "LayerNorm":
-        x = x - x.mean(-1, keepdim=True)
-    return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return normalize_states(x, kind, eps)
 
 
 def apply_norm(

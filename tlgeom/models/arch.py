@@ -154,11 +154,11 @@ def probe_norm(module: Any, d: int, *, seed: int = 0) -> tuple[str, torch.Tensor
 
 
 def normalized(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
-    """``n(x)``: ``x / √(mean x² + ε)`` (RMSNorm) or ``(x − x̄) / √(var x + ε)`` (LayerNorm), float64."""
-    x = x.double()
-    if kind == "LayerNorm":
-        x = x - x.mean(-1, keepdim=True)
-    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    """``n(x)``: ``x / √(mean x² + ε)`` (RMSNorm) or ``(x − x̄) / √(var x + ε)`` (LayerNorm), float64
+    (:func:`tlgeom.geometry.curvature.normalize_states`, the one normaliser)."""
+    from tlgeom.geometry.curvature import normalize_states
+
+    return normalize_states(x, kind, eps)
 
 
 def _norm_convention(model: Any, d: int) -> tuple[str, float, list[str]]:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom.geometry.sphere import _NORM_RE
+from tlgeom.geometry.sphere import NORM_RE
 from tlgeom.models import _compat
 from tlgeom.models.arch import architecture, effective_gain, normalized
 
@@ -124,7 +124,7 @@ def norm_layers(model: Any) -> list[NormLayer]:
         if not key.endswith(".hook_normalized"):
             continue
         name = key[: -len(".hook_normalized")]
-        if not _NORM_RE.match(name):
+        if not NORM_RE.match(name):
             continue
         if name == "ln_final" and info.encoder:
             continue  # Bridge BERT: the masked-LM head's LayerNorm, not the encoder's

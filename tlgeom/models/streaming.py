@@ -22,7 +22,7 @@ from jaxtyping import Float
 
 from tlgeom._args import check_points
 from tlgeom._errors import TlgeomError, bad_arg
-from tlgeom.geometry.curvature import angle_between, chord_ratio, normalize_states, safe_norm
+from tlgeom.geometry.curvature import angle_between, chord_ratio, normalize_states, safe_norm, to_space
 from tlgeom.models import _compat
 from tlgeom.models._compat import takes_device
 from tlgeom.models.conventions import model_normalization
@@ -277,7 +277,7 @@ class _Normalizing(StepMetric):
         return cls(*model_normalization(model))
 
     def update(self, index: int, x: torch.Tensor) -> None:
-        super().update(index, normalize_states(x, self.norm, self.eps))
+        super().update(index, to_space(x, "normalized", self.norm, self.eps))
 
 
 class NormalizedTurningAngles(_Normalizing, TurningAngles):
@@ -333,7 +333,7 @@ class SequenceTurningAngles(StreamMetric):
     def update(self, index: int, x: torch.Tensor) -> None:
         self.check_positions(x.shape[1])
         if self.norm is not None:
-            x = normalize_states(x, self.norm, self.eps)
+            x = to_space(x, "normalized", self.norm, self.eps)
         d = x[:, 1:] - x[:, :-1]
         a = angle_between(d[:, :-1], d[:, 1:])
         mask = self.mask if self.mask is not None else self._run_mask

@@ -591,7 +591,8 @@ def _sphere(f: Facts) -> str:
         verb = "grow" if b > a else "shrink"
         extra = f", peak {_digits(peak)}" if peak > max(a, b) * 1.01 else ""
         norms.append(f"{verb} {_digits(a, 2)} → {_digits(b)} ({_short(m)}{extra})")
-    closer, farther = [], []
+    closer: list[str] = []
+    farther: list[str] = []
     for m in models:
         s, cs = f("embed_l2_scaled", m), f("embed_l2_centred_scaled", m)
         (closer if s < cs else farther).append(f"{_short(m)} {_digits(s)} vs {_digits(cs)}")

@@ -30,7 +30,7 @@ import torch
 
 from tlgeom._args import check_int
 from tlgeom._errors import bad_arg
-from tlgeom.stats.nulls import _tangent, sphere_exp
+from tlgeom.stats.nulls import sphere_exp, tangent
 
 
 def _sizes(n_texts: int, n_tokens: int, n_points: int, d: int) -> None:
@@ -98,7 +98,7 @@ def dependent_sphere_walks(
     lengths = step * rho * (0.5 + torch.rand(n_texts, n_tokens, K, generator=generator, dtype=torch.float64))
     out = [y]
     for l in range(K):
-        t = _tangent(y, steps[:, :, l])
+        t = tangent(y, steps[:, :, l])
         t = t * (lengths[..., l, None] / torch.linalg.vector_norm(t, dim=-1, keepdim=True))
         y = sphere_exp(y, t)
         out.append(y)

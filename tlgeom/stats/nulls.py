@@ -140,7 +140,7 @@ class Null:
             raise bad_arg(
                 "states", f"Tensor(shape={tuple(x.shape)})", "one text [pos, point, d] or texts [text, pos, point, d]"
             )
-        n_sims = _check_n_sims(n_sims)
+        n_sims = check_n_sims(n_sims)
         gen = generator if generator is not None else make_generator(None, x.device)
         return self.sampler(x, n_sims, gen, **options)
 
@@ -182,13 +182,15 @@ DEFAULT_NULLS = {"raw": ("rotation", "shuffle"), "normalized": ("sphere_rotation
 # Checks and random primitives (all from a torch.Generator)
 
 
-def _check_n_sims(n_sims: Any) -> int:
+def check_n_sims(n_sims: Any) -> int:
+    """``n_sims`` if it is an int >= 1 (simulations per null), else a TlgeomError."""
     if not isinstance(n_sims, int) or isinstance(n_sims, bool) or n_sims < 1:
         raise bad_arg("n_sims", n_sims, "an int >= 1")
     return n_sims
 
 
-def _check_d(d: Any, arg: str = "d") -> int:
+def check_d(d: Any, arg: str = "d") -> int:
+    """``d`` if it is an int >= 2 (the dimension a walk lives in), else a TlgeomError naming ``arg``."""
     if not isinstance(d, int) or isinstance(d, bool) or d < 2:
         raise bad_arg(arg, d, "an int >= 2 (the dimension of the space the walk lives in)")
     return d
@@ -358,7 +360,7 @@ def gaussian_walk(
         States ``[n_sims, ..., K+1, D]`` starting at the origin.
     """
     norms = _norms_arg(step_norms)
-    n_sims, d = _check_n_sims(n_sims), _check_d(d)
+    n_sims, d = check_n_sims(n_sims), check_d(d)
     gen = _gen(seed, generator, norms.device)
     u = random_directions(
         (n_sims, *norms.shape[:-1]), norms.shape[-1], d, method=method, device=norms.device, generator=gen
@@ -380,7 +382,7 @@ def dimension_matched_walk(
         if states is None:
             raise bad_arg("states", None, "the observed states (to measure their participation ratio) or d_eff=")
         d_eff = effective_dimension(states)
-    return gaussian_walk(step_norms, n_sims, _check_d(d_eff, "d_eff"), seed=seed, generator=generator)
+    return gaussian_walk(step_norms, n_sims, check_d(d_eff, "d_eff"), seed=seed, generator=generator)
 
 
 def participation_ratio(x: Any) -> float:
@@ -433,7 +435,7 @@ def step_shuffle(
         equal the observed ones exactly: permuting a sum does not change it.
     """
     x = as_states(states, "states")
-    n_sims = _check_n_sims(n_sims)
+    n_sims = check_n_sims(n_sims)
     d = x[..., 1:, :] - x[..., :-1, :]
     bad = torch.isnan(d).any(-1)
     if reduced:
@@ -475,7 +477,7 @@ def angle_preserving_walk(
             getattr(turning_angles, "shape", turning_angles),
             f"a tensor of shape {(*norms.shape[:-1], norms.shape[-1] - 1)} (one angle per pair of steps)",
         )
-    n_sims, d = _check_n_sims(n_sims), _check_d(d)
+    n_sims, d = check_n_sims(n_sims), check_d(d)
     theta = torch.nan_to_num(turning_angles.to(torch.float64), nan=math.pi / 2)
     K = norms.shape[-1]
     D = min(K, d)
@@ -548,7 +550,7 @@ def null_statistics(
     K = P - 1
     dev = x.device
     gen = _gen(seed, generator, dev)
-    S = _check_n_sims(n_sims)
+    S = check_n_sims(n_sims)
     steps = x[:, 1:] - x[:, :-1]
     norms = torch.linalg.vector_norm(steps, dim=-1)  # [N, K]
     length = norms.sum(-1)
@@ -560,7 +562,7 @@ def null_statistics(
         idx = perm[..., :-1] * K + perm[..., 1:]
         return torch.gather(pair.expand(S, N, K * K), -1, idx), None
     if name in ("gaussian_token", "dimension_token"):
-        m = d if name == "gaussian_token" else _check_d(d_eff, "d_eff")
+        m = d if name == "gaussian_token" else check_d(d_eff, "d_eff")
         angles = torch.arccos(_cos_uniform(m, (S, N, K - 1), gen, dev).clamp(-1, 1))
         c = _cos_uniform(m, (S, N, K - 1), gen, dev).permute(2, 0, 1).contiguous()
         nt = norms.t().contiguous()
@@ -810,7 +812,8 @@ def sphere_exp(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return y * (rho / torch.linalg.vector_norm(y, dim=-1, keepdim=True))
 
 
-def _tangent(y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def tangent(y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``w`` projected onto the tangent space of the sphere at ``y`` (the component orthogonal to ``y``)."""
     yh = y / torch.linalg.vector_norm(y, dim=-1, keepdim=True)
     return w - (w * yh).sum(-1, keepdim=True) * yh
 
@@ -840,7 +843,7 @@ def _sphere_rotation_iter(x: torch.Tensor, S: int, gen: torch.Generator, center:
     y = x[..., 0, :].expand(S, *x[..., 0, :].shape)
     yield y
     for l, A in enumerate(factors):
-        g = _tangent(y, apply_haar_frames(A, S, d, gen, center))
+        g = tangent(y, apply_haar_frames(A, S, d, gen, center))
         gn = torch.linalg.vector_norm(g, dim=-1, keepdim=True)
         g = torch.where(gn > 0, g * (vn[..., l, None] / gn.clamp_min(1e-300)), torch.zeros_like(g))
         y = sphere_exp(y, g)
@@ -902,7 +905,7 @@ def sphere_walk(
     reduced coordinates (start ``ρ e_0``; each fresh direction from :func:`_fresh_gaussian`).
     Every state has norm ``rho``."""
     L = _norms_arg(geodesic_steps)
-    n_sims, d = _check_n_sims(n_sims), _check_d(d)
+    n_sims, d = check_n_sims(n_sims), check_d(d)
     K = L.shape[-1]
     D = min(K + 1, d)
     lead = (n_sims, *L.shape[:-1])
@@ -911,7 +914,7 @@ def sphere_walk(
     y[..., 0] = rho
     out = [y]
     for l in range(K):
-        g = _tangent(y, _fresh_gaussian(lead, min(l + 1, D), D, d, generator, dev))
+        g = tangent(y, _fresh_gaussian(lead, min(l + 1, D), D, d, generator, dev))
         g = g * (L[..., l, None] / torch.linalg.vector_norm(g, dim=-1, keepdim=True))
         y = sphere_exp(y, g)
         out.append(y)

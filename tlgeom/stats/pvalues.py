@@ -27,6 +27,7 @@ import torch
 
 from tlgeom._args import check_correction, check_seed
 from tlgeom._errors import bad_arg
+from tlgeom._result import TEST_COLUMNS
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 
@@ -295,3 +296,37 @@ def standardized_effect(observed: torch.Tensor, null: torch.Tensor, dim: int = 0
     diff = torch.as_tensor(observed, dtype=torch.float64) - mean
     inf = torch.where(diff == 0, torch.full_like(diff, float("nan")), torch.sign(diff) * math.inf)
     return torch.where(sd > 0, diff / sd.where(sd > 0, torch.ones_like(sd)), inf)
+
+
+def tests_table(rows: Any, unit: str, *, alpha: float | None = None, correction: str | None = None) -> Any:
+    """The one ``tests()`` table: ``rows`` (dicts or a DataFrame, one per test) with :data:`TEST_COLUMNS`
+    first, then ``n`` (the number of units behind each row; ``n_texts``, its older name, is kept until 0.3)
+    and ``inference_unit`` (``"text"``, ``"pair"``, ``"edit"``, ``"head"``, ``"document"``, ``"window"``),
+    then the rest in their order.
+
+    With ``correction`` (and ``alpha``): ``p_adjusted`` is :func:`adjust_pvalues` over
+    the rows with a finite ``p`` (the family; NaN rows are tests not run) and ``reject`` is ``p_adjusted <=
+    alpha``. Without: the rows' own ``p_adjusted`` and ``reject`` are kept (adjusted already, e.g. max-T).
+
+    Raises:
+        ValueError: a row lacks one of :data:`TEST_COLUMNS` (named).
+    """
+    import pandas as pd
+
+    t = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if correction is not None:
+        if alpha is None:
+            raise bad_arg("alpha", alpha, "the level of the tests, with correction=")
+        t["p_adjusted"] = adjust_pvalues(t["p"].to_numpy(dtype=float), correction) if len(t) else []
+        t["reject"] = np.nan_to_num(t["p_adjusted"].to_numpy(dtype=float), nan=np.inf) <= alpha
+    missing = [c for c in TEST_COLUMNS if c not in t.columns]
+    if missing:
+        raise ValueError(f"a tests() table needs the columns {list(TEST_COLUMNS)}; these rows lack {missing}")
+    t["n"] = t["n_texts"]
+    t["inference_unit"] = unit
+    first = [*TEST_COLUMNS, "n", "inference_unit"]
+    return t[first + [c for c in t.columns if c not in first]]
+
+
+tests_table.__test__ = False  # type: ignore[attr-defined]
+# (pytest would collect a function named tests_* imported into a test module)
