@@ -327,3 +327,23 @@ def test_bad_input(tiny_gpt2):
         curvature_landscape(tiny_gpt2, "the cat", space="curved")
     with pytest.raises(tlgeom.TlgeomError, match="norm"):
         NormalizedTurningAngles(norm="l2")
+
+
+def test_arguments_are_checked_once_at_the_entry(tiny_gpt2, monkeypatch):
+    """curvature_test checks its settings once (check_settings) and the inner steps trust them: the
+    shared checks run once per call, not again in compare_to_nulls."""
+    from tlgeom.experiments import curvature as C
+
+    calls = {"space": 0, "n_sims": 0, "alpha": 0}
+    for name, key in (("check_space", "space"), ("check_n_sims", "n_sims"), ("check_alpha", "alpha")):
+        original = getattr(C, name)
+
+        def counted(*a, _f=original, _k=key, **k):
+            calls[_k] += 1
+            return _f(*a, **k)
+
+        monkeypatch.setattr(C, name, counted)
+    C.curvature_test(tiny_gpt2, ["the cat sat on the mat .", "a dog ran home ."], n_sims=9, nulls=["rotation"])
+    assert calls == {"space": 1, "n_sims": 1, "alpha": 1}
+    settings = C.check_settings(["rotation"], 9, 0)
+    assert settings.n_sims == 9 and settings.norm == "rms" and settings.nulls[0].name == "rotation"

@@ -30,7 +30,7 @@ from tlgeom.geometry.curvature import to_space
 from tlgeom.models import _compat
 from tlgeom.models.conventions import model_normalization
 from tlgeom.models.load import model_label
-from tlgeom.models.streaming import LengthToChord, StreamMetric, TurningAngles
+from tlgeom.models.streaming import LengthToChord, StreamMetric, TurningAngles, stream_tokens
 from tlgeom.stats.nulls import get_null, participation_ratio, stream_seed
 from tlgeom.stats.pvalues import exchangeable_pvalue, min_pvalue_mc, tests_table
 
@@ -492,14 +492,7 @@ def _forward(model: Any, batch: list[Window], info: Any, points: str, metrics: l
     for i, w in enumerate(batch):
         toks[i, : w.tokens.numel()] = w.tokens
         mask[i, : w.tokens.numel()] = True
-    hooks = [h for m in metrics for h in m.hooks(model, points)]
-    for m in metrics:
-        m.bind_mask(mask)
-    try:
-        _compat.run_with_point_hooks(model, toks, mask, info, hooks)
-    finally:
-        for m in metrics:
-            m.bind_mask(None)
+    stream_tokens(model, toks, mask, metrics, points, info)
     return mask
 
 

@@ -64,6 +64,7 @@ from tlgeom._args import (
     check_alpha,
     check_choice,
     check_correction,
+    check_int,
     check_points,
     check_seed,
     check_space,
@@ -73,9 +74,9 @@ from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.geometry.curvature import (
     FLAT_DEG,
-    NORMS,
     SHARP_DEG,
     length_to_chord,
+    norm_kind,
     to_space,
     turning_angles,
 )
@@ -647,15 +648,71 @@ def compare_to_nulls(
     Returns:
         A :class:`CurvatureReport`; ``.tests()`` is the table.
     """
-    import pandas as pd
+    settings = check_settings(
+        nulls, n_sims, seed, space=space, statistics=statistics, thresholds=thresholds, tail=tail, k_sd=k_sd,
+        sharp_deg=sharp_deg, flat_deg=flat_deg, alpha=alpha, correction=correction, norm=norm, eps=eps, d_eff=d_eff,
+        n_boot=n_boot, keep_sims=keep_sims, progress=progress,
+    )  # fmt: skip
+    return _compare(states, settings, paired, vertex_labels)
 
+
+@dataclass(frozen=True)
+class CurvatureSettings:
+    """The arguments of a curvature test, checked and normalised once (:func:`check_settings`); the inner
+    steps trust them."""
+
+    nulls: tuple[Null, ...]
+    n_sims: int
+    seed: int | None
+    space: str
+    statistics: tuple[str, ...]
+    thresholds: str
+    tail: float
+    k_sd: float
+    sharp_deg: float
+    flat_deg: float
+    alpha: float
+    correction: str
+    norm: str
+    eps: float
+    d_eff: int | None
+    n_boot: int
+    keep_sims: int
+    progress: bool
+
+
+def check_settings(
+    nulls: Any = None,
+    n_sims: Any = 999,
+    seed: Any = 0,
+    *,
+    space: Any = "raw",
+    statistics: Any = STATISTICS,
+    thresholds: Any = "quantile",
+    tail: Any = 0.025,
+    k_sd: Any = 2.0,
+    sharp_deg: Any = SHARP_DEG,
+    flat_deg: Any = FLAT_DEG,
+    alpha: Any = 0.05,
+    correction: Any = "holm",
+    norm: Any = "rms",
+    eps: Any = 1e-5,
+    d_eff: Any = None,
+    n_boot: Any = 9999,
+    keep_sims: Any = 20,
+    progress: Any = False,
+    untrained: bool = False,
+) -> CurvatureSettings:
+    """Every argument of :func:`compare_to_nulls` (and :func:`curvature_test`) checked, once, at the public
+    entry: a TlgeomError naming the first bad one. ``nulls=None`` means the joint nulls of ``space``, and the
+    paired untrained-model null with ``untrained=True`` (:func:`curvature_test`)."""
     space = check_space(space)
     seed = check_seed(seed)
     alpha = check_alpha(alpha)
     correction = check_correction(correction)
     thresholds = check_choice("thresholds", thresholds, THRESHOLDS)
     n_sims = check_n_sims(n_sims)
-    null_objs = _check_nulls(nulls, space, DEFAULT_NULLS[space])
+    null_objs = _check_nulls(nulls, space, DEFAULT_NULLS[space] + (("untrained",) if untrained else ()))
     if isinstance(statistics, str):
         statistics = (statistics,)
     for stat in statistics:
@@ -666,10 +723,32 @@ def compare_to_nulls(
         raise bad_arg("k_sd", k_sd, "a number > 0")
     if not (0 <= float(flat_deg) <= float(sharp_deg) <= 180):
         raise bad_arg("sharp_deg", (sharp_deg, flat_deg), "0 <= flat_deg <= sharp_deg <= 180")
-    if space == "normalized":
-        check_choice("norm", norm, NORMS)
+    norm = norm_kind(norm)
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise bad_arg("eps", eps, "a finite float >= 0")
     if not (isinstance(n_boot, int) and n_boot >= 0):
         raise bad_arg("n_boot", n_boot, "an int >= 0")
+    if d_eff is not None:
+        d_eff = check_d(d_eff, "d_eff")
+    return CurvatureSettings(
+        nulls=null_objs, n_sims=n_sims, seed=seed, space=space, statistics=tuple(statistics), thresholds=thresholds,
+        tail=tail, k_sd=float(k_sd), sharp_deg=float(sharp_deg), flat_deg=float(flat_deg), alpha=alpha,
+        correction=correction, norm=norm, eps=float(eps), d_eff=d_eff, n_boot=n_boot,
+        keep_sims=check_int("keep_sims", keep_sims, 0), progress=bool(progress),
+    )  # fmt: skip
+
+
+def _compare(
+    states: Any, settings: CurvatureSettings, paired: Mapping[str, Any] | None, vertex_labels: Sequence[str] | None
+) -> CurvatureReport:
+    """The test itself, on checked settings (:func:`check_settings`)."""
+    import pandas as pd
+
+    s_ = settings
+    null_objs, n_sims, seed, space, statistics = s_.nulls, s_.n_sims, s_.seed, s_.space, s_.statistics
+    thresholds, tail, k_sd, sharp_deg, flat_deg = s_.thresholds, s_.tail, s_.k_sd, s_.sharp_deg, s_.flat_deg
+    alpha, correction, norm, eps, d_eff = s_.alpha, s_.correction, s_.norm, s_.eps, s_.d_eff
+    n_boot, keep_sims, progress = s_.n_boot, s_.keep_sims, s_.progress
     paired = dict(paired or {})
     for n in null_objs:
         if n.paired and n.name not in paired:
@@ -679,6 +758,7 @@ def compare_to_nulls(
                 f"a simulated null, or pass paired={{{n.name!r}: states}} ({n.name!r} needs a model: use "
                 "tlgeom.curvature_test)",
             )
+
     raw_texts, labels = _texts(states)
     texts = _prepare(raw_texts, space, norm, eps)
     T = len(texts)
@@ -696,7 +776,7 @@ def compare_to_nulls(
             "trajectories that move: every step of every text has zero length (all-zero or constant states)",
         )
     if any(n.name == "dimension_token" for n in null_objs):
-        d_eff = check_d(d_eff, "d_eff") if d_eff is not None else max(2, round(participation_ratio(torch.cat(texts))))
+        d_eff = d_eff if d_eff is not None else max(2, round(participation_ratio(torch.cat(texts))))
     options = {"d_eff": d_eff, "center": space == "normalized" and norm == "layernorm"}
 
     rows, per_text, results = [], [], []
@@ -967,54 +1047,38 @@ def curvature_test(
     """
     from tlgeom.models.trajectory import record_trajectories
 
-    space, points = check_space(space), check_points(points)
-    check_seed(seed)
+    points = check_points(points)
     check_seed(init_seed, "init_seed", allow_none=False)
-    check_alpha(alpha)
-    check_correction(correction)
-    check_n_sims(n_sims)
-    null_objs = _check_nulls(nulls, space, DEFAULT_NULLS[space] + ("untrained",))
     if not isinstance(skip_first, int) or isinstance(skip_first, bool) or skip_first < 0:
         raise bad_arg("skip_first", skip_first, "an int >= 0")
-    if isinstance(inputs, str):
-        inputs = [inputs]
     norm_kw: dict[str, Any] = {}
     if space == "normalized":
         nm, eps = model_normalization(model)
         norm_kw = {"norm": nm, "eps": eps}
+    settings = check_settings(
+        nulls, n_sims, seed, space=space, alpha=alpha, correction=correction, progress=progress,
+        untrained=True, **norm_kw, **kwargs,
+    )  # fmt: skip
+    if isinstance(inputs, str):
+        inputs = [inputs]
     traj = record_trajectories(model, inputs, points)
 
     def per_text(t) -> list[torch.Tensor]:
-        out = []
-        for b in range(t.states.shape[0]):
-            x = t.states[b][t.mask[b].to(t.states.device)][skip_first:]
-            if x.shape[0] == 0:
-                raise bad_arg("skip_first", skip_first, f"fewer than the {int(t.mask[b].sum())} tokens of text {b}")
-            out.append(x)
-        return out
+        texts, _ = _texts(t)
+        for b, x in enumerate(texts):
+            if x.shape[0] <= skip_first:
+                raise bad_arg("skip_first", skip_first, f"fewer than the {x.shape[0]} tokens of text {b}")
+        return [x[skip_first:] for x in texts]
 
     texts = per_text(traj)
     paired = {}
-    if any(n.name == "untrained" for n in null_objs):
+    if any(n.name == "untrained" for n in settings.nulls):
         um = untrained_model(model, init_seed)
         try:
             paired["untrained"] = per_text(record_trajectories(um, inputs, points))
         finally:
             del um
-    report = compare_to_nulls(
-        texts,
-        [n.name for n in null_objs],
-        n_sims,
-        seed,
-        space=space,
-        alpha=alpha,
-        correction=correction,
-        paired=paired,
-        vertex_labels=traj.point_labels[1:-1],
-        progress=progress,
-        **norm_kw,
-        **kwargs,
-    )
+    report = _compare(texts, settings, paired, traj.point_labels[1:-1])
     name = model_label(model)
     report.label = name
     return report

@@ -238,14 +238,7 @@ def stream(
     tokens, mask = _compat.tokenize(model, inputs, info)
     for m in metrics:
         m.check_positions(tokens.shape[-1])
-    hooks = [h for m in metrics for h in m.hooks(model, points)]
-    for m in metrics:
-        m.bind_mask(mask)
-    try:
-        _compat.run_with_point_hooks(model, tokens, mask, info, hooks)
-    finally:
-        for m in metrics:
-            m.bind_mask(None)
+    stream_tokens(model, tokens, mask, metrics, points, info)
     out: dict[str, Any] = {
         "tokens": tokens,
         "mask": mask,
@@ -263,6 +256,23 @@ def stream(
             r = r.masked_fill(pad.reshape(pad.shape + (1,) * (r.dim() - 2)), float("nan"))
         out[m.name] = r
     return out
+
+
+def stream_tokens(
+    model: Any, tokens: torch.Tensor, mask: torch.Tensor, metrics: list[StreamMetric], points: str, info: Any
+) -> None:
+    """The one streaming forward pass (used by :func:`stream` and the corpus engine): ``tokens`` ``[batch, pos]``
+    (``mask`` True on real tokens) through ``model`` with every metric's hooks, each metric told the mask;
+    the hooks are removed and the masks unbound whatever happens. Arguments are trusted (checked by the
+    caller)."""
+    hooks = [h for m in metrics for h in m.hooks(model, points)]
+    for m in metrics:
+        m.bind_mask(mask)
+    try:
+        _compat.run_with_point_hooks(model, tokens, mask, info, hooks)
+    finally:
+        for m in metrics:
+            m.bind_mask(None)
 
 
 class _Normalizing(StepMetric):
