@@ -40,27 +40,27 @@ def check_choice(arg: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
-def check_space(space: Any) -> str:
+def check_space(space: str) -> str:
     return check_choice("space", space, SPACES)
 
 
-def check_points(points: Any) -> str:
+def check_points(points: str) -> str:
     return check_choice("points", points, POINTS)
 
 
-def check_correction(correction: Any) -> str:
+def check_correction(correction: str) -> str:
     return check_choice("correction", correction, CORRECTIONS)
 
 
 @overload
-def check_seed(seed: Any, arg: str = ..., *, allow_none: Literal[False]) -> int: ...
+def check_seed(seed: int | None, arg: str = ..., *, allow_none: Literal[False]) -> int: ...
 @overload
-def check_seed(seed: Any, arg: str, allow_none: Literal[False]) -> int: ...
+def check_seed(seed: int | None, arg: str, allow_none: Literal[False]) -> int: ...
 @overload
 def check_seed(seed: int, arg: str = ..., allow_none: bool = ...) -> int: ...
 @overload
-def check_seed(seed: Any, arg: str = ..., allow_none: bool = ...) -> int | None: ...
-def check_seed(seed: Any, arg: str = "seed", allow_none: bool = True) -> int | None:
+def check_seed(seed: int | None, arg: str = ..., allow_none: bool = ...) -> int | None: ...
+def check_seed(seed: int | None, arg: str = "seed", allow_none: bool = True) -> int | None:
     """An int in [0, 2**63) (what ``torch.Generator.manual_seed`` and numpy accept), or None."""
     if seed is None and allow_none:
         return None
@@ -82,7 +82,7 @@ def generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Gen
     return g
 
 
-def check_alpha(alpha: Any) -> float:
+def check_alpha(alpha: float) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < float(alpha) < 1:
         raise bad_arg("alpha", alpha, "a float in (0, 1)")
     return float(alpha)
@@ -100,7 +100,7 @@ def check_int(arg: str, value: Any, minimum: int = 0, maximum: int | None = None
     return value
 
 
-def check_layers(layers: Any, n_layers: int, arg: str = "layers") -> list[int]:
+def check_layers(layers: int | Sequence[int] | None, n_layers: int, arg: str = "layers") -> list[int]:
     """An int or a sequence of ints in ``[0, n_layers)`` (negative counts from the end) → a sorted list.
 
     None means every layer.

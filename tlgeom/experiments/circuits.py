@@ -426,7 +426,7 @@ class SingularDirections(Result):
 def singular_directions(
     model: Any,
     circuit: Any = "QK",
-    layers: Any = None,
+    layers: int | Sequence[int] | None = None,
     heads: Any = None,
     *,
     k: Any = 10,
@@ -676,7 +676,7 @@ def noun_probe(
     model: Any,
     nouns: Sequence[str] | None = None,
     *,
-    layers: Any = None,
+    layers: int | Sequence[int] | None = None,
     heads: Any = None,
     k: int = 5,
     dtype: torch.dtype = torch.float32,

@@ -57,7 +57,7 @@ import secrets
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlgeom._args import check_bool, check_choice, check_int
 from tlgeom._errors import bad_arg
@@ -118,6 +118,9 @@ __all__ = [
     "ENGINES",
 ]
 
+if TYPE_CHECKING:
+    import torch
+
 
 def run_corpus(
     model: Any,
@@ -131,7 +134,7 @@ def run_corpus(
     nulls: Sequence[str] | None = None,
     n_sims: int = 0,
     seed: int | None = 0,
-    device: Any = None,
+    device: str | torch.device | None = None,
     progress: bool = False,
     lookahead: int = 256,
     engine: str = "local",

@@ -641,7 +641,7 @@ def _check_nulls(nulls: Any, space: str, n_sims: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def check_progress(progress: Any) -> bool:
+def check_progress(progress: bool) -> bool:
     if not isinstance(progress, bool):
         raise bad_arg("progress", progress, "True or False")
     return progress

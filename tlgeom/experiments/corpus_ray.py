@@ -122,7 +122,7 @@ def _describe(model: Any, space: str, threads: int) -> tuple[Any, dict[str, Any]
 class _Worker:
     """One Ray actor: one model; turns a batch of documents into Parquet parts in ``out``."""
 
-    def __init__(self, model: Any, plan: Plan, out: str, threads: int, device: str | None) -> None:
+    def __init__(self, model: Any, plan: Plan, out: str, threads: int, device: str | torch.device | None) -> None:
         torch.set_num_threads(threads)
         self.model = _load(model)
         if device is not None:
@@ -165,7 +165,7 @@ def run_corpus_ray(
     nulls: Any = None,
     n_sims: int = 0,
     seed: int | None = 0,
-    device: Any = None,
+    device: str | torch.device | None = None,
     progress: bool = False,
     workers: int = 2,
     docs_per_task: int = 16,

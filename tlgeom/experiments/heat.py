@@ -29,7 +29,7 @@ from tlgeom.stats.pvalues import row_spearman  # the one Spearman (scipy rankdat
 
 
 def residual_laplacian(
-    model: Any, inputs: Any, point: Any, eps: Any = None, *, k: Any = DEFAULT_K, alpha: Any = 1.0
+    model: Any, inputs: Any, point: Any, eps: float | None = None, *, k: Any = DEFAULT_K, alpha: float = 1.0
 ) -> GraphLaplacian:
     """Graph Laplacian on the residual states of every (valid) token at trajectory point ``point``.
 
@@ -230,7 +230,7 @@ def _qk_and_pattern(model: Any, tokens: torch.Tensor, layer: int, info) -> tuple
 def attention_vs_heat_kernel(
     model: Any,
     inputs: Any,
-    layers: Any,
+    layers: int | Sequence[int] | None,
     *,
     heads: Sequence[int] | None = None,
     k: int = DEFAULT_K,

@@ -1,28 +1,15 @@
-"""Curvature of layer-wise token trajectories: pure tensor functions, streaming metrics, the landscape.
+"""The curvature landscape of one text: every token's turning angle at every layer vertex, from one streamed
+forward pass (:func:`curvature_landscape` → :class:`Landscape`), drawn as a tokens × vertices heatmap or, as
+in arXiv 2511.03060, as states in one PCA plane with the angle interpolated over it (:func:`pca_projection`).
 
-Conventions (used everywhere in tlgeom, never mixed):
-
-* A trajectory is ``x[..., point, d_model]``; its steps are ``Δ_l = x_{l+1} − x_l``.
-* The **turning angle** at point l+1 is the angle between consecutive steps,
-  ``θ_l = arccos(⟨Δ_l, Δ_{l+1}⟩ / (‖Δ_l‖ ‖Δ_{l+1}‖)) ∈ [0, π]``: 0 = straight on, π = reversal.
-* The **interior angle** is ``π − θ_l`` (π = straight on); :func:`interior_angles` gives it.
-* Undefined angles (a zero-length step, a padded position) are NaN and every aggregate masks them.
-
-* **Sharp** turns have ``θ ≥ sharp_deg`` and **flat** (nearly straight) ones ``θ ≤ flat_deg``.
-  The defaults (110° and 70°: 20° either side of orthogonal) are tlgeom's choice, not the
-  paper's (arXiv 2511.03060 does not give its thresholds in any text available to us).
-* ``space="normalized"`` measures the same quantities on normalised states (what the next
-  layer's LayerNorm/RMSNorm reads, without its per-layer gain): ``norm="rms"`` divides each
-  state by its RMS, ``norm="layernorm"`` also removes its mean over ``d_model``.
-* Across-token curvature (Hosseini & Fedorenko's "straightening") is the same angle taken
-  along the sequence at a fixed layer: :func:`sequence_turning_angles`.
-
-All computations run in float64 whatever the input dtype.
+The angles and their conventions are :mod:`tlgeom.geometry.curvature`'s; ``space="normalized"`` is its
+:func:`~tlgeom.geometry.curvature.to_space`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,7 +169,7 @@ class Landscape(Result):
         max_labels: int = 400,
         *,
         view: str | None = None,
-        layers: Any = None,
+        layers: int | Sequence[int] | None = None,
         vcenter: float = 90.0,
         grid: int = 200,
         method: str = "linear",
@@ -237,7 +224,7 @@ class Landscape(Result):
         ax.set_title(f"curvature landscape ({self.space} space, {P} tokens)")
         return fig
 
-    def pca_layers(self, layers: Any = None) -> list[int]:
+    def pca_layers(self, layers: int | Sequence[int] | None = None) -> list[int]:
         """The layers of the PCA view: ``layers`` checked, or four spread evenly (``round(L·i/4)``, i = 1..4,
         kept in ``[2, L]``; 3, 6, 9, 12 on a 12-layer model)."""
         import numpy as np
@@ -346,9 +333,9 @@ def curvature_landscape(
     model: Any,
     inputs: Any,
     *,
-    space: Any = "raw",
-    points: Any = "resid",
-    norm: Any = None,
+    space: str = "raw",
+    points: str = "resid",
+    norm: str | None = None,
     pca: Any = False,
     pca_skip_first: Any = 1,
     view: Any = None,

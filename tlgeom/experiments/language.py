@@ -213,7 +213,7 @@ def words_of_tokens(
 def align_tokens(
     token_spans: Sequence[tuple[int, int] | None], word_spans: Sequence[tuple[int, int]]
 ) -> list[int | None]:
-    """Deprecated name of :func:`words_of_tokens` (``tlgeom.eclipse.align_tokens`` is the other alignment,
+    """Deprecated name of :func:`words_of_tokens` (:func:`tlgeom.experiments.edits.align_token_ids` is the other alignment,
     clean to edited token ids); removed in 0.3."""
     import warnings
 
@@ -652,17 +652,17 @@ def curvature_vs_language(
     model: Any,
     inputs: Any,
     *,
-    layers: Any = None,
-    points: Any = "resid",
-    space: Any = "raw",
+    layers: int | Sequence[int] | None = None,
+    points: str = "resid",
+    space: str = "raw",
     subtoken: Any = "last",
-    untrained: Any = True,
-    seed: Any = 0,
-    alpha: Any = 0.05,
-    n_boot: Any = 2000,
+    untrained: bool = True,
+    seed: int | None = 0,
+    alpha: float = 0.05,
+    n_boot: int = 2000,
     min_group: Any = 5,
-    progress: Any = False,
-    correction: Any = "holm",
+    progress: bool = False,
+    correction: str = "holm",
 ) -> LanguageResult:
     """Curvature (turning angle, step norm, LTC) against linguistic annotation, the text as the unit.
 

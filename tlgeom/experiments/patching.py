@@ -20,7 +20,7 @@ so with the same metric the results agree with them (tested to 1e-5).
 
 Positions. TransformerLens needs clean and corrupted prompts of equal length and patches
 position by position. Here the texts may differ in length (insertions, deletions): each edited
-position is paired with its clean counterpart by token alignment (:func:`~tlgeom.eclipse.align_tokens`
+position is paired with its clean counterpart by token alignment (:func:`~tlgeom.experiments.edits.align_token_ids`
 with ``pair_replaced=True``: difflib over token ids, matching blocks pair up, and a replaced
 block of the same length on both sides pairs position by position). Only paired positions are
 patched; inserted tokens and tokens of unequal replaced blocks have no clean counterpart and
@@ -45,7 +45,7 @@ trajectory point (a hook raises there), so no logits are ever computed: with the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,11 +287,11 @@ def patch_attribution(
     subtoken: str = "last",
     component: str = "resid_pre",
     metric: str = "restored",
-    layers: Any = None,
+    layers: int | Sequence[int] | None = None,
     batch_size: Any = None,
     token_budget: Any = TOKEN_BUDGET,
     prune: Any = True,
-    progress: Any = False,
+    progress: bool = False,
 ) -> PatchAttribution:
     """Patch the clean activation at every (layer, position[, head]) into the edited run, batched.
 
@@ -299,7 +299,7 @@ def patch_attribution(
         model: a TransformerBridge, HookedTransformer or HookedEncoder.
         clean: the clean text, or a :class:`ContextEdit` (then ``edited``/``target``/``occurrence`` are unused).
         edited: the edited text. target: the target word or its character span in the clean text.
-        occurrence, subtoken: as in :func:`tlgeom.eclipse` (last sub-token by default).
+        occurrence, subtoken: as in :func:`tlgeom.experiments.eclipse.deflection` (last sub-token by default).
         component: ``"resid_pre"``, ``"attn_out"``, ``"mlp_out"`` or ``"head"`` (see module docs).
         metric: ``"restored"`` or ``"projection"`` (see :func:`restored_fraction`).
         layers: None (all), a layer index or a sequence of distinct layer indices to sweep (negative

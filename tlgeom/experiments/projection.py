@@ -129,7 +129,7 @@ def fit_projection(
     method: str = "pca",
     n_components: int = 2,
     *,
-    seed: Any = 0,
+    seed: int = 0,
     max_plot_points: Any = 5000,
     **umap_kwargs: Any,
 ) -> Projection:
@@ -354,7 +354,7 @@ def project_trajectory(
     n_components: Any = 2,
     final_norm: Any = None,
     projection: Any = None,
-    seed: Any = 0,
+    seed: int = 0,
     **umap_kwargs: Any,
 ) -> TrajectoryProjection:
     """Record a phrase's trajectory through the layers and project it.

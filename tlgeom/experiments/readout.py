@@ -162,7 +162,7 @@ class Readout(Result):
 
 
 @takes_device
-def logit_lens(model: Any, inputs: Any, *, k: Any = 5, points: Any = "resid", trajectories: Any = None) -> Readout:
+def logit_lens(model: Any, inputs: Any, *, k: Any = 5, points: str = "resid", trajectories: Any = None) -> Readout:
     """Decode every trajectory point of one text with the logit lens (module docstring).
 
     Args:
@@ -365,16 +365,16 @@ def curvature_vs_readout(
     model: Any,
     inputs: Any,
     *,
-    points: Any = "resid",
-    space: Any = "raw",
+    points: str = "resid",
+    space: str = "raw",
     sharp_quantile: Any = 0.1,
     skip_first: Any = 1,
-    untrained: Any = True,
-    seed: Any = 0,
-    alpha: Any = 0.05,
+    untrained: bool = True,
+    seed: int | None = 0,
+    alpha: float = 0.05,
     n_resamples: Any = 9999,
-    progress: Any = False,
-    correction: Any = "holm",
+    progress: bool = False,
+    correction: str = "holm",
 ) -> ReadoutTest:
     """Do sharp turns coincide with logit-lens readout changes more often than chance / the untrained model?
 

@@ -3,11 +3,11 @@
 Per token, two curvature measures:
 
 * ``turning_angle``: the mean over layers of the turning angle of the token's residual
-  trajectory (:func:`tlgeom.curvature.turning_angles`), degrees;
+  trajectory (:func:`tlgeom.geometry.curvature.turning_angles`), degrees;
 * ``chart_scalar`` (optional, costly): the scalar curvature ``R`` of the token's local model
-  chart (:func:`tlgeom.riemann.model_chart`, k = 2 by default: R = 2 × Gaussian curvature of the
+  chart (:func:`tlgeom.experiments.riemann.model_chart`, k = 2 by default: R = 2 × Gaussian curvature of the
   pulled-back surface), from the Gauss equation (second derivatives of the layer map, see
-  :func:`tlgeom.riemann.pullback_scalar_curvature`).
+  :func:`tlgeom.geometry.riemann.pullback_scalar_curvature`).
 
 Word class per token (:func:`classify_tokens`): ``punct`` (no letter or digit), ``function``
 (the stripped, lower-cased token is in the bundled closed-class list ``data/function_words.txt``),
@@ -89,7 +89,7 @@ def _perm_index(n: int, n_perm: int, seed: int | None) -> torch.Tensor:
 
 
 def permutation_effect(
-    values: torch.Tensor, in_a: torch.Tensor, in_b: torch.Tensor, n_perm: int = 10000, seed: int = 0
+    values: torch.Tensor, in_a: torch.Tensor, in_b: torch.Tensor, n_perm: int = 10000, seed: int | None = 0
 ) -> dict[str, float | int]:
     """Group a vs group b: means, difference, Cohen's d and a two-sided permutation p-value.
 
@@ -131,7 +131,7 @@ def permutation_effect(
 
 
 def permutation_spearman(
-    values: torch.Tensor, position: torch.Tensor, n_perm: int = 10000, seed: int = 0
+    values: torch.Tensor, position: torch.Tensor, n_perm: int = 10000, seed: int | None = 0
 ) -> dict[str, float | int]:
     """Spearman ρ between ``values`` and ``position`` with a two-sided permutation p-value."""
     check_seed(seed)
@@ -276,7 +276,7 @@ def curvature_vs_structure(
     chart_points: Any = (1, 2),
     chart_k: Any = 2,
     n_perm: Any = 10000,
-    seed: Any = 0,
+    seed: int | None = 0,
 ) -> StructureResult:
     """Per-token curvature against word class and position, with effect sizes and permutation p-values.
 

@@ -1,4 +1,5 @@
-"""Curvature of layer-wise token trajectories: pure tensor functions, streaming metrics, the landscape.
+"""Curvature of layer-wise token trajectories: pure tensor functions (angles, length-to-chord, the one
+normaliser and :func:`to_space`).
 
 Conventions (used everywhere in tlgeom, never mixed):
 
@@ -12,8 +13,9 @@ Conventions (used everywhere in tlgeom, never mixed):
   The defaults (110° and 70°: 20° either side of orthogonal) are tlgeom's choice, not the
   paper's (arXiv 2511.03060 does not give its thresholds in any text available to us).
 * ``space="normalized"`` measures the same quantities on normalised states (what the next
-  layer's LayerNorm/RMSNorm reads, without its per-layer gain): ``norm="rms"`` divides each
-  state by its RMS, ``norm="layernorm"`` also removes its mean over ``d_model``.
+  layer's LayerNorm/RMSNorm reads, without its per-layer gain), put exactly on the sphere of radius
+  √d (:func:`to_space`): ``norm="rms"`` divides each state by its RMS, ``norm="layernorm"`` also
+  removes its mean over ``d_model`` (:func:`norm_kind` reads every other spelling).
 * Across-token curvature (Hosseini & Fedorenko's "straightening") is the same angle taken
   along the sequence at a fixed layer: :func:`sequence_turning_angles`.
 
@@ -180,7 +182,7 @@ def angle_between(a: torch.Tensor, b: torch.Tensor, dim: int = -1) -> torch.Tens
 _NORM_SPELLINGS = {"rms": "rms", "rmsnorm": "rms", "layernorm": "layernorm", "ln": "layernorm"}
 
 
-def norm_kind(norm: Any, arg: str = "norm") -> str:
+def norm_kind(norm: str | None, arg: str = "norm") -> str:
     """The one norm vocabulary: ``"rms"`` or ``"layernorm"`` (:data:`NORMS`), from any spelling tlgeom uses
     (``"RMSNorm"``, ``"LayerNorm"`` as in :mod:`tlgeom.geometry.sphere`, the architecture kinds
     ``"rmsnorm(1+w)"`` / ``"layernorm(1+w)"`` of :mod:`tlgeom.models.arch`: the ``(1+w)`` is the gain's

@@ -198,7 +198,11 @@ class GraphLaplacian(Result):
 
 
 def graph_laplacian(
-    X: Float[torch.Tensor, "... N D"], eps: Any = None, *, k: int = DEFAULT_K, alpha: float = 1.0
+    X: Float[torch.Tensor, "... N D"],
+    eps: float | torch.Tensor | None = None,
+    *,
+    k: int = DEFAULT_K,
+    alpha: float = 1.0,
 ) -> GraphLaplacian:
     """Diffusion-maps Laplacian of a point cloud, scaled to converge to −Δ_g (module docstring).
 

@@ -271,7 +271,7 @@ def model_device(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def check_model_device(model: Any, device: Any, arg: str = "device") -> torch.device:
+def check_model_device(model: Any, device: str | torch.device | None, arg: str = "device") -> torch.device:
     """``device`` as the public API means it wherever a model runs: None (the model's own device) or a
     device equal to the model's; any other is a TlgeomError naming it (move the model with
     ``model.to(device)`` first: tlgeom never moves a user's model)."""
@@ -297,7 +297,7 @@ def takes_device(fn: Any) -> Any:
         return fn
 
     @functools.wraps(fn)
-    def wrapper(model: Any, *args: Any, device: Any = None, **kwargs: Any) -> Any:
+    def wrapper(model: Any, *args: Any, device: str | torch.device | None = None, **kwargs: Any) -> Any:
         if device is not None and hasattr(model, "parameters"):  # a non-model gets the function's own error
             check_model_device(model, device)
         return fn(model, *args, **kwargs)

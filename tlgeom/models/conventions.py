@@ -1,23 +1,8 @@
-"""Curvature of layer-wise token trajectories: pure tensor functions, streaming metrics, the landscape.
-
-Conventions (used everywhere in tlgeom, never mixed):
-
-* A trajectory is ``x[..., point, d_model]``; its steps are ``Δ_l = x_{l+1} − x_l``.
-* The **turning angle** at point l+1 is the angle between consecutive steps,
-  ``θ_l = arccos(⟨Δ_l, Δ_{l+1}⟩ / (‖Δ_l‖ ‖Δ_{l+1}‖)) ∈ [0, π]``: 0 = straight on, π = reversal.
-* The **interior angle** is ``π − θ_l`` (π = straight on); :func:`interior_angles` gives it.
-* Undefined angles (a zero-length step, a padded position) are NaN and every aggregate masks them.
-
-* **Sharp** turns have ``θ ≥ sharp_deg`` and **flat** (nearly straight) ones ``θ ≤ flat_deg``.
-  The defaults (110° and 70°: 20° either side of orthogonal) are tlgeom's choice, not the
-  paper's (arXiv 2511.03060 does not give its thresholds in any text available to us).
-* ``space="normalized"`` measures the same quantities on normalised states (what the next
-  layer's LayerNorm/RMSNorm reads, without its per-layer gain): ``norm="rms"`` divides each
-  state by its RMS, ``norm="layernorm"`` also removes its mean over ``d_model``.
-* Across-token curvature (Hosseini & Fedorenko's "straightening") is the same angle taken
-  along the sequence at a fixed layer: :func:`sequence_turning_angles`.
-
-All computations run in float64 whatever the input dtype.
+"""What a model's normalisations are and where they read: the model's own norm and ε for
+``space="normalized"`` (:func:`model_normalization`), every residual-stream LayerNorm/RMSNorm with its gain,
+bias and the hooks of its input and output (:func:`norm_layers`, :class:`NormLayer`), the norm an attention
+layer reads through (:func:`attention_input_norm`), and layer-index checks (:func:`check_layer`), for
+TransformerLens 3.9 and 4.x models alike.
 """
 
 from __future__ import annotations

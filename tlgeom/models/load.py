@@ -90,7 +90,7 @@ def pick_model(preferred: str = "gpt2", fallback: str = "smollm2-135m", *, timeo
     return preferred if hub_available(timeout) else fallback
 
 
-def check_device(device: Any) -> torch.device | None:
+def check_device(device: str | torch.device | None) -> torch.device | None:
     """``device`` as a ``torch.device`` (None stays None), or a TlgeomError naming what is available."""
     if device is None:
         return None
@@ -214,7 +214,7 @@ def _gemma3_hf(dtype: torch.dtype = torch.float32):
     return hf.to(dtype).eval(), tok, cached  # type: ignore[arg-type]  # as above: transformers' decorated .to
 
 
-def _smollm2_hooked_transformer(hf, tok, dtype: torch.dtype, device: str | None):
+def _smollm2_hooked_transformer(hf, tok, dtype: torch.dtype, device: str | torch.device | None):
     """SmolLM2 as a 3.9 ``HookedTransformer`` through the offline loading path."""
     try:
         from transformer_lens import HookedTransformer
@@ -244,7 +244,7 @@ def _smollm2_hooked_transformer(hf, tok, dtype: torch.dtype, device: str | None)
 def load_model(
     name: str = "smollm2-135m",
     *,
-    device: Any = None,
+    device: str | torch.device | None = None,
     dtype: Any = torch.float32,
     processed: Any = False,
     api: Any = "bridge",

@@ -202,7 +202,7 @@ def stream(
     model: Any,
     inputs: Any,
     metrics: Any = None,
-    points: Any = "resid",
+    points: str = "resid",
 ) -> dict[str, Any]:
     """One forward pass that streams every trajectory point into ``metrics``.
 

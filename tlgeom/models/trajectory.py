@@ -139,7 +139,7 @@ class Trajectories(Result):
 
 
 @takes_device
-def record_trajectories(model: Any, inputs: Any, points: Any = "resid", *, dtype: Any = None) -> Trajectories:
+def record_trajectories(model: Any, inputs: Any, points: str = "resid", *, dtype: Any = None) -> Trajectories:
     """Run ``model`` once and record every token's residual stream at each trajectory point.
 
     Only the trajectory hooks are attached (no full ``run_with_cache``); each hook copies its

@@ -222,7 +222,7 @@ def sphere_section(model: Any, text: str, out: Any) -> Section:
 
 
 def bundled_pair(index: int = 0):
-    """The ``index``-th bundled homonym minimal pair (:func:`tlgeom.eclipse.minimal_pairs`)."""
+    """The ``index``-th bundled homonym minimal pair (:func:`tlgeom.experiments.eclipse.minimal_pairs`)."""
     from tlgeom.experiments.eclipse import minimal_pairs
 
     pairs = minimal_pairs("homonym")

@@ -244,7 +244,7 @@ def run_claim(analysis: Analysis, model: Any, name: str, texts: list[str], setti
     return frames
 
 
-def load(name: str, quick: bool, device: Any = None) -> Any:
+def load(name: str, quick: bool, device: str | None = None) -> Any:
     if quick:
         from tlgeom.models import tiny_model
 

@@ -182,7 +182,7 @@ DEFAULT_NULLS = {"raw": ("rotation", "shuffle"), "normalized": ("sphere_rotation
 # Checks and random primitives (all from a torch.Generator)
 
 
-def check_n_sims(n_sims: Any) -> int:
+def check_n_sims(n_sims: int) -> int:
     """``n_sims`` if it is an int >= 1 (simulations per null), else a TlgeomError."""
     if not isinstance(n_sims, int) or isinstance(n_sims, bool) or n_sims < 1:
         raise bad_arg("n_sims", n_sims, "an int >= 1")
@@ -247,7 +247,12 @@ def _norms_arg(step_norms: Any) -> torch.Tensor:
 
 
 def haar_frames(
-    lead: Sequence[int], d: int, r: int, gen: torch.Generator, device: Any = "cpu", center: bool = False
+    lead: Sequence[int],
+    d: int,
+    r: int,
+    gen: torch.Generator,
+    device: str | torch.device | None = "cpu",
+    center: bool = False,
 ) -> Float[torch.Tensor, "... d r"]:
     """Uniform random orthonormal frames ``[..., d, r]`` (r ≤ d): QR of a Gaussian matrix with the
     signs of ``diag R`` folded in (Haar on the Stiefel manifold). ``center=True``: frames of the
