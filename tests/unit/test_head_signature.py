@@ -8,23 +8,11 @@ import math
 import pytest
 import torch
 
+from tlgeom._result import TEST_COLUMNS
 from tlgeom.experiments import riemann as ER
 from tlgeom.geometry import riemann as R
 
-COLUMNS = [
-    "null",
-    "statistic",
-    "space",
-    "observed",
-    "null_mean",
-    "effect",
-    "ci_low",
-    "ci_high",
-    "p",
-    "p_adjusted",
-    "n_texts",
-    "reject",
-]
+COLUMNS = list(TEST_COLUMNS)  # the shared tests() columns
 
 
 def test_random_weights_give_exactly_half_positive_half_negative():
