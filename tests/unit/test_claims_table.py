@@ -341,3 +341,21 @@ def test_main_readme_rewrites_the_verdicts_block_where_marked(tmp_path):
     assert marked.read_text().startswith(f"# A\n\n{verdicts}\n\nafter\n")
     assert claims.read_verdicts(unmarked.read_text()) is None  # never added where not marked
     assert claims.read_block(unmarked.read_text()) == claims.render_block(table, RUNS)
+
+
+def test_forest_plots_are_drawn_from_the_table_and_the_readme_shows_one(tmp_path):
+    """One point per whole-corpus row, filled exactly where the row rejects; the README's curvature plot is
+    the committed one beside the table."""
+    t = claims.read_table(CSV)
+    fig = claims.forest_plot(t, "curvature")
+    rows = t[(t.claim == "curvature") & (t["item"].fillna("") == "")]
+    points = [line for ax in fig.axes for line in ax.lines if line.get_marker() == "o"]
+    assert len(points) == len(rows)
+    filled = sum(line.get_markerfacecolor() != "white" for line in points)
+    assert filled == int(rows["reject"].astype(str).eq("True").sum())
+    with pytest.raises(claims.TlgeomError):
+        claims.forest_plot(t, "no such claim")
+    written = claims.write_forest_plots(t, tmp_path, CSV)
+    assert sorted(p.name for p in written) == sorted(f"forest_{c}.png" for c in claims.FOREST_CLAIMS)
+    assert "](results/forest_curvature.png)" in (ROOT / "README.md").read_text()
+    assert (ROOT / "results" / "forest_curvature.png").is_file()

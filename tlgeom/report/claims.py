@@ -101,6 +101,12 @@ def _runs_of(settings: dict) -> dict[str, dict]:
     return {**runs, **settings.get("runs", {})}
 
 
+def _part_seconds(settings: dict, parts: list[str]) -> dict[str, float]:
+    """Each part's own run time: its seconds summed over the models (``models[m]["seconds_<part>"]``)."""
+    models = settings.get("models", {}).values()
+    return {p: round(sum(float(m.get(f"seconds_{p}", 0.0)) for m in models), 1) for p in parts}
+
+
 def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tuple[pd.DataFrame, dict]:
     """``new`` plus the rows (and settings) that ``out`` already holds of the parts, spaces and models
     not re-run.
@@ -112,7 +118,7 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
     spaces = settings.get("spaces", list(SPACES))
     this_run = {k: {key: settings.get(key) for key in RUN_KEYS} for k in run_keys(parts, spaces)}
     if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
-        return new, {**settings, "parts": {p: settings["seconds"] for p in parts}, "runs": this_run}
+        return new, {**settings, "parts": _part_seconds(settings, parts), "runs": this_run}
     old, old_settings = read_table(out), json.loads(sidecar.read_text())
     replaced = old["claim"].map(part_of).isin(parts)
     # curvature rows are per space, every part's rows per model: re-running one space or one model keeps the others
@@ -127,7 +133,7 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
         m: {**old_settings.get("models", {}).get(m, {}), **settings["models"].get(m, {})}
         for m in {*old_settings.get("models", {}), *settings["models"]}
     }
-    merged["parts"] = {**old_settings.get("parts", {}), **{p: settings["seconds"] for p in parts}}
+    merged["parts"] = {**old_settings.get("parts", {}), **_part_seconds(settings, parts)}
     merged.pop("curvature_runs", None)
     merged["runs"] = {**_runs_of(old_settings), **this_run}
     merged["spaces"] = sorted(table.loc[table["claim"].map(part_of) == "curvature", "space"].unique())
@@ -359,9 +365,88 @@ def check_args(args: argparse.Namespace) -> None:
             probe_writable(out.parent, "--out", shown=out)
 
 
+#: the claims that get a forest plot (their whole-corpus rows; per-point and per-item rows are in the CSV)
+FOREST_CLAIMS = ("curvature", "heads_positive_mass", "readout", "eclipse_meaning_vs_control")
+
+
+def forest_name(out: Path, claim: str) -> str:
+    """``forest_<claim>.png`` beside the table ``out`` (``<stem>_forest_<claim>.png`` for another stem)."""
+    return f"forest_{claim}.png" if out.stem == "claims" else f"{out.stem}_forest_{claim}.png"
+
+
 def output_names(out: Path) -> list[str]:
-    """The files ``tlgeom claims --out OUT`` writes beside each other: the table and its settings."""
-    return [out.name, out.with_suffix(".json").name]
+    """The files ``tlgeom claims --out OUT`` writes beside each other: the table, its settings and a forest
+    plot per claim of :data:`FOREST_CLAIMS` the table has."""
+    return [out.name, out.with_suffix(".json").name, *(forest_name(out, c) for c in FOREST_CLAIMS)]
+
+
+def forest_plot(table: pd.DataFrame, claim: str, ax: Any = None) -> Any:
+    """The claim's whole-corpus tests as a forest plot: one panel per statistic, one row per model, space and
+    null, the effect with its 95 % CI; filled = rejected after the correction, hollow = not rejected, grey =
+    cannot reject at any data (``informative`` False), red = significant on the claim's opposite side
+    (``against``). Returns the figure (``ax``: draw the first statistic there, the others left out)."""
+    import matplotlib.pyplot as plt
+
+    t = table[table["claim"] == claim].copy()
+    t["item"] = t["item"].fillna("").astype(str)
+    t = t[(t["item"] == "") & ~t["statistic"].astype(str).str.contains("@", regex=False)]
+    t = t[pd.to_numeric(t["effect"], errors="coerce").notna()]
+    if not len(t):
+        raise bad_arg("claim", claim, "a claim with whole-corpus rows in the table")
+    stats = list(dict.fromkeys(t["statistic"].astype(str)))
+    t["row"] = t["model"].astype(str) + " · " + t["space"].astype(str) + " · " + t["null"].astype(str)
+    rows = list(dict.fromkeys(t["row"]))
+    y = {r: len(rows) - 1 - i for i, r in enumerate(rows)}
+    if ax is None:
+        fig, axes = plt.subplots(
+            1, len(stats), figsize=(2.6 * len(stats) + 2.4, 0.3 * len(rows) + 1.6), sharey=True, squeeze=False
+        )
+        axes = list(axes[0])
+    else:
+        fig, axes, stats = ax.figure, [ax], stats[:1]
+    flag = lambda g, c: g[c].astype(str).eq("True") if c in g.columns else pd.Series(False, index=g.index)
+    for a, st in zip(axes, stats):
+        g = t[t["statistic"].astype(str) == st]
+        rejected, against = flag(g, "reject"), flag(g, "against")
+        uninformative = g["informative"].astype(str).eq("False") if "informative" in g.columns else rejected & False
+        for (_, r), rej, ag, un in zip(g.iterrows(), rejected, against, uninformative):
+            color = "0.6" if un else "tab:red" if ag else "tab:blue"
+            eff, lo, hi = float(r["effect"]), float(r["ci_low"]), float(r["ci_high"])
+            if lo == lo and hi == hi:
+                a.plot([lo, hi], [y[r["row"]]] * 2, color=color, lw=1.4)
+            a.plot([eff], [y[r["row"]]], "o", color=color, mfc=color if rej else "white", ms=5)
+        a.axvline(0, color="k", lw=0.6)
+        a.set_title(st, fontsize=9)
+        a.tick_params(labelsize=7)
+    axes[0].set_yticks(range(len(rows)))
+    axes[0].set_yticklabels(rows[::-1], fontsize=7)
+    fig.suptitle(
+        f"{claim}: effect [95 % CI] per model · space · null (filled: rejected; hollow: not; grey: cannot reject; "
+        "red: evidence against)",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def write_forest_plots(table: pd.DataFrame, folder: Path, out: Path) -> list[Path]:
+    """A forest plot (:func:`forest_plot`) per claim of :data:`FOREST_CLAIMS` the table has, into ``folder``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    written = []
+    for claim in FOREST_CLAIMS:
+        try:
+            fig = forest_plot(table, claim)
+        except TlgeomError:  # the table has no whole-corpus rows of this claim
+            continue
+        path = folder / forest_name(out, claim)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -378,6 +463,12 @@ def execute(args: argparse.Namespace) -> int:
             text = replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block)
             path.write_text(replace_verdicts(text, verdicts))  # the verdicts block only where it is marked
             print(f"wrote the claims block{' and the curvature verdicts' if read_verdicts(text) else ''} of {path}")
+        from tlgeom._output import staged
+
+        forests = [forest_name(args.out, c) for c in FOREST_CLAIMS]
+        with staged(args.out.parent, forests, "tlgeom claims --readme", overwrite=args.overwrite, arg="--out") as tmp:
+            plots = write_forest_plots(table, tmp, args.out)
+        print(f"wrote {len(plots)} forest plots beside {args.out}: " + ", ".join(p.name for p in plots))
         return 0
     if args.quick:
         if args.models == list(MODELS):
@@ -398,6 +489,7 @@ def execute(args: argparse.Namespace) -> int:
     ) as tmp:
         table.to_csv(tmp / names[0], index=False)
         (tmp / names[1]).write_text(json.dumps(settings, indent=2) + "\n")
+        write_forest_plots(table, tmp, args.out)
     print(render_block(table).split("\n", 2)[2].rsplit("\n", 1)[0])  # the README's table, markers left out
     print(f"wrote {args.out} ({len(table)} rows) and {args.out.with_suffix('.json').name} in {settings['seconds']} s")
     return 0
