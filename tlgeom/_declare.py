@@ -30,6 +30,7 @@ __all__ = [
     "COMMON",
     "CORRECTION",
     "DEVICE",
+    "INIT_SEEDS",
     "INPUTS",
     "MODEL",
     "NO_PROGRESS",
@@ -193,6 +194,13 @@ SPACE = Option(
     choices=_args.SPACES,
 )
 N_SIMS = Option("n_sims", 999, "simulations per null", type=int, minimum=1)
+INIT_SEEDS = Option(
+    "init_seeds",
+    1,
+    "initialisations of the untrained-model null; its tests must hold against every one (the largest p counts)",
+    type=int,
+    minimum=1,
+)
 ALPHA = Option("alpha", 0.05, "the level of every test", type=float, check="alpha")
 CORRECTION = Option(
     "correction", "holm", "multiple-testing correction across a family of tests: " + ", ".join(_args.CORRECTIONS),

@@ -39,6 +39,7 @@ from tlgeom._declare import (
     ALPHA,
     COMMON,
     CORRECTION,
+    INIT_SEEDS,
     INPUTS,
     MODEL,
     N_SIMS,
@@ -221,6 +222,7 @@ def _claims() -> Command:
                 why="the smallest with which the smallest p, 1/(n_sims+1) = 0.004, passes Holm over the raw family "
                 "of 11 tests at alpha = 0.05 (0.05/11 = 0.0045)",
             ),
+            INIT_SEEDS.but(default=5, why="a learned effect must hold against several initialisations, not one draw"),
             ALPHA,
             CORRECTION,
             Option("skip_first", 0, "positions left out of every text (e.g. 1 = BOS)", type=int, minimum=0),

@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -347,3 +348,27 @@ def test_arguments_are_checked_once_at_the_entry(tiny_gpt2, monkeypatch):
     assert calls == {"space": 1, "n_sims": 1, "alpha": 1}
     settings = C.check_settings(["rotation"], 9, 0)
     assert settings.n_sims == 9 and settings.norm == "rms" and settings.nulls[0].name == "rotation"
+
+
+def test_untrained_null_against_several_initialisations(tiny_gpt2):
+    """init_seeds=3: the untrained rows test against every initialisation (p = the largest per-initialisation
+    sign-flip p), report the mean effect and the per-initialisation range; one seed is the old test."""
+    from tlgeom.experiments import curvature as C
+
+    texts = ["the cat sat on the mat .", "a dog ran home fast .", "the river bank was wet .", "we ate cake ."]
+    one = [C.curvature_test(tiny_gpt2, texts, n_sims=9, nulls=["untrained"], init_seed=s).tests() for s in (0, 1, 2)]
+    three = C.curvature_test(tiny_gpt2, texts, n_sims=9, nulls=["untrained"], init_seeds=3)
+    t = three.tests()
+    assert three.init_seeds == [0, 1, 2] and (t.n_inits == 3).all()
+    assert three.headline()["init_seeds"] == [0, 1, 2]
+    for stat in t.statistic:
+        row = t[t.statistic == stat].iloc[0]
+        singles = [float(o[o.statistic == stat].p.iloc[0]) for o in one]
+        effects = [float(o[o.statistic == stat].effect.iloc[0]) for o in one]
+        if stat != "sharp_flat":  # sharp_flat's thresholds pool every initialisation: not the single tests'
+            assert row.p == pytest.approx(max(singles))
+            assert row.effect == pytest.approx(np.mean(effects))
+            assert row.init_effect_min == pytest.approx(min(effects))
+        assert "against 3 initialisations" in row.note
+    with pytest.raises(tlgeom.TlgeomError, match="init_seeds"):
+        C.curvature_test(tiny_gpt2, texts, n_sims=9, nulls=["untrained"], init_seeds=[1, 1])

@@ -11,7 +11,7 @@ The module imports no torch (``tlgeom --help`` reads it).
 
 from __future__ import annotations
 
-from tlgeom._declare import N_SIMS, SPACE, Analysis, Claim, Option
+from tlgeom._declare import INIT_SEEDS, N_SIMS, SPACE, Analysis, Claim, Option
 
 __all__ = ["ANALYSES", "CLAIM_MODELS", "analysis", "claim_parts"]
 
@@ -58,7 +58,7 @@ ANALYSES: tuple[Analysis, ...] = (
         title="Curvature against null models",
         run="tlgeom.experiments.curvature:curvature_test",
         inputs="texts",
-        options=(SPACE, N_SIMS),
+        options=(SPACE, N_SIMS, INIT_SEEDS),
         settings=("seed", "progress"),
         commands=("curvature-test", "report"),
         help="sharp/flat turns and length-to-chord against null models",
@@ -82,7 +82,7 @@ ANALYSES: tuple[Analysis, ...] = (
         claim=Claim(
             "curvature",
             "curvature",
-            settings=("n_sims", "skip_first", *_TEST_SETTINGS),
+            settings=("n_sims", "init_seeds", "skip_first", *_TEST_SETTINGS),
             per_space=True,
         ),
     ),

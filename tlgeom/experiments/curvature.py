@@ -196,6 +196,7 @@ class CurvatureReport(Result):
     flat_deg: float = FLAT_DEG
     d_eff: int | None = None
     label: str = ""
+    init_seeds: list[int] | None = None  # the untrained references' initialisations (curvature_test)
     result_name: str = "curvature_test"
 
     @property
@@ -325,6 +326,7 @@ class CurvatureReport(Result):
                 "correction": self.correction,
                 "n_sims": self.n_sims,
                 "seed": self.seed,
+                "init_seeds": self.init_seeds,
                 "thresholds": self.thresholds,
                 "any_reject": bool(self.table.reject.any()),
                 "verdicts": self.verdicts(),
@@ -426,6 +428,12 @@ def _texts(states: Any) -> tuple[list[torch.Tensor], list[str] | None]:
     if all(x.shape[0] == 0 for x in out):
         raise bad_arg("states", "no valid token", "at least one token with defined states")
     return [x for x in out if x.shape[0] > 0], labels
+
+
+def _several_references(given: Any) -> bool:
+    """``paired[name]`` holds several references (one per initialisation: a list of per-text lists or of
+    Trajectories), not one reference's texts."""
+    return isinstance(given, (list, tuple)) and len(given) > 0 and not isinstance(given[0], torch.Tensor)
 
 
 def _check_finite(x: torch.Tensor, i: int, what: str = "states") -> None:
@@ -783,37 +791,62 @@ def _compare(
     for null in null_objs:
         stats_here = tuple(s for s in statistics if s in null.tests)
         if null.paired:
-            ref_raw, _ = _texts(paired[null.name])
-            ref = _prepare(ref_raw, space, norm, eps, what=f"paired[{null.name!r}]")
-            if [x.shape for x in ref] != [x.shape for x in texts]:
-                raise bad_arg(
-                    f"paired[{null.name!r}]", [tuple(x.shape) for x in ref], "the same texts and shapes as states"
-                )
-            ref_angles = [turning_angles(x).masked_fill(torch.isnan(a), float("nan")) for x, a in zip(ref, obs_angles)]
-            ref_ltc = [length_to_chord(x) for x in ref]
+            given = paired[null.name]
+            inits = list(given) if _several_references(given) else [given]
+            refs = []
+            for k, r in enumerate(inits):
+                where = f"paired[{null.name!r}]" + (f"[{k}]" if len(inits) > 1 else "")
+                ref = _prepare(_texts(r)[0], space, norm, eps, what=where)
+                if [x.shape for x in ref] != [x.shape for x in texts]:
+                    raise bad_arg(where, [tuple(x.shape) for x in ref], "the same texts and shapes as states")
+                refs.append(ref)
+            ref_angles_k = [
+                [turning_angles(x).masked_fill(torch.isnan(a), float("nan")) for x, a in zip(ref, obs_angles)]
+                for ref in refs
+            ]
+            ref_ltc_k = [[length_to_chord(x) for x in ref] for ref in refs]
+            ref_angles, ref_ltc = ref_angles_k[0], ref_ltc_k[0]
+            every_ref = [a for angles in ref_angles_k for a in angles]
+            # thresholds from the pool of the observed and every reference: a swap of a text's observed and
+            # reference states leaves the pool, so each sign-flip test stays exact
             flat, sharp = _thresholds(
-                _pooled_sample(obs_angles + ref_angles), thresholds, tail, k_sd, sharp_deg, flat_deg
+                _pooled_sample(obs_angles + every_ref), thresholds, tail, k_sd, sharp_deg, flat_deg
             )
-            tail_mass = _tail_mass(ref_angles, flat, sharp)
+            tail_mass = _tail_mass(every_ref, flat, sharp)
             s_obs = [text_statistics(a, l, flat, sharp) for a, l in zip(obs_angles, obs_ltc)]
-            s_ref = [text_statistics(a, l, flat, sharp) for a, l in zip(ref_angles, ref_ltc)]
+            s_refs = [
+                [text_statistics(a, l, flat, sharp) for a, l in zip(angles, ltcs)]
+                for angles, ltcs in zip(ref_angles_k, ref_ltc_k)
+            ]
+            K = len(refs)
             for st in stats_here:
                 o = torch.stack([s[st] for s in s_obs]).cpu().numpy()
-                u = torch.stack([s[st] for s in s_ref]).cpu().numpy()
+                us = np.stack([torch.stack([s[st] for s in s_ref]).cpu().numpy() for s_ref in s_refs])  # [K, T]
+                u = us.mean(0)
+                dlts = o[None] - us
                 dlt = o - u
                 alt = ALTERNATIVES[st]
-                ok = np.isfinite(dlt)
-                p = sign_flip_test(dlt[ok], alt, seed=stream_seed(seed, null.name) if seed is not None else None)
+                ok = np.isfinite(dlts).all(0)
+                flip_seed = stream_seed(seed, null.name) if seed is not None else None
+                # against K initialisations: p is the largest per-initialisation p (intersection-union test:
+                # a rejection says the effect holds against every one of them, not against one draw)
+                p = max(sign_flip_test(d[ok], alt, seed=flip_seed) for d in dlts)
                 sd_dlt = float(np.std(dlt[ok], ddof=1)) if ok.sum() > 1 else float("nan")
                 row = table_row(null, st, space, alt, o[ok], u[ok], dlt[ok], p, n_boot, seed)
                 row["z"] = float(np.mean(dlt[ok]) / sd_dlt) if sd_dlt > 0 else float("nan")
                 row["p_min"] = min_pvalue_sign_flip(int(ok.sum()), alt)
                 row["p_min_why"] = f"a sign-flip test over {int(ok.sum())} texts"
                 if alt in OPPOSITE:
-                    row["p_opposite"] = sign_flip_test(
-                        dlt[ok], OPPOSITE[alt], seed=stream_seed(seed, null.name) if seed is not None else None
-                    )
+                    row["p_opposite"] = max(sign_flip_test(d[ok], OPPOSITE[alt], seed=flip_seed) for d in dlts)
                 _informative(row, st, thresholds, tail_mass)
+                if K > 1:
+                    each = dlts[:, ok].mean(1)
+                    row.update(n_inits=K, init_effect_min=float(each.min()), init_effect_max=float(each.max()))
+                    spread = (
+                        f"against {K} initialisations: effect = mean over them (each from {each.min():.3g} to "
+                        f"{each.max():.3g}); p = the largest of their sign-flip p-values (holds against every one)"
+                    )
+                    row["note"] = f"{row['note']}; {spread}" if row.get("note") else spread
                 rows.append(row)
                 for t in range(T):
                     per_text.append(_text_row(null.name, st, t, o[t], u[t], float("nan")))
@@ -921,7 +954,9 @@ def decide(rows: list[dict[str, Any]], alpha: float, correction: str):
       evidence against it, not "the untested side"."""
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS + ["p_min", "p_min_why", "p_opposite"])
+    columns = TABLE_COLUMNS + ["p_min", "p_min_why", "p_opposite"]
+    columns += list(dict.fromkeys(k for r in rows for k in r if k not in columns))  # a row's own extras
+    table = pd.DataFrame(rows, columns=columns)
     informative = table.informative.to_numpy(dtype=bool)
     p_min = np.where(informative, table.p_min.to_numpy(dtype=float), np.nan)
     can, best = attainable(p_min, alpha, correction)
@@ -936,10 +971,12 @@ def decide(rows: list[dict[str, Any]], alpha: float, correction: str):
             extra = 1 if table.alternative.iloc[i] == "two-sided" else 0
             need = f"at least {math.ceil(math.log2((m if correction == 'holm' else 1) / alpha)) + extra} texts"
         table.loc[table.index[i], "informative"] = False
-        table.loc[table.index[i], "note"] = (
+        floor = (
             f"cannot reject at any data: the smallest attainable p is {p_min[i]:.3g} ({why}), at best "
             f"{best[i]:.3g} after {correction} over {m} tests > α = {alpha}; it needs {need}"
         )
+        before = table.note.iloc[i]
+        table.loc[table.index[i], "note"] = f"{floor}; {before}" if isinstance(before, str) and before else floor
     informative = table.informative.to_numpy(dtype=bool)
     p_test = np.where(informative, table.p.to_numpy(dtype=float), np.nan)
     table["p_adjusted"] = adjust_pvalues(p_test, correction)
@@ -1028,6 +1065,7 @@ def curvature_test(
     correction: str = "holm",
     progress: bool = False,
     init_seed: int = 0,
+    init_seeds: int | Sequence[int] | None = None,
     skip_first: int = 0,
     **kwargs: Any,
 ) -> CurvatureReport:
@@ -1042,6 +1080,11 @@ def curvature_test(
         space: ``"raw"`` or ``"normalized"`` (the model's own normalisation, :func:`model_normalization`).
         points: ``"resid"`` or ``"sublayer"``.
         init_seed: seed of the untrained model's initialisation.
+        init_seeds: several initialisations for the untrained null: a count ``k`` (seeds ``init_seed``,
+            ``init_seed + 1``, …) or the seeds. Its rows then test against every one: the effect is the mean
+            over them, p the largest of their sign-flip p-values (an intersection-union test: a rejection
+            says the effect holds against each initialisation, not one draw), with the per-initialisation
+            effects' range (``init_effect_min`` / ``init_effect_max``). Default: ``init_seed`` alone.
         skip_first: leave out the first ``skip_first`` positions of every text (e.g. 1 for BOS).
         **kwargs: passed to :func:`compare_to_nulls` (statistics, thresholds, tail, …).
     """
@@ -1049,6 +1092,16 @@ def curvature_test(
 
     points = check_points(points)
     check_seed(init_seed, "init_seed", allow_none=False)
+    if init_seeds is None:
+        seeds = [init_seed]
+    elif isinstance(init_seeds, int) and not isinstance(init_seeds, bool):
+        seeds = [init_seed + i for i in range(check_int("init_seeds", init_seeds, 1))]
+    else:
+        if not isinstance(init_seeds, (list, tuple)) or not init_seeds:
+            raise bad_arg("init_seeds", init_seeds, "a count >= 1, a non-empty list of seeds, or None")
+        seeds = [check_seed(v, "init_seeds", allow_none=False) for v in init_seeds]
+        if len(set(seeds)) != len(seeds):
+            raise bad_arg("init_seeds", init_seeds, "distinct seeds")
     if not isinstance(skip_first, int) or isinstance(skip_first, bool) or skip_first < 0:
         raise bad_arg("skip_first", skip_first, "an int >= 0")
     norm_kw: dict[str, Any] = {}
@@ -1073,14 +1126,18 @@ def curvature_test(
     texts = per_text(traj)
     paired = {}
     if any(n.name == "untrained" for n in settings.nulls):
-        um = untrained_model(model, init_seed)
-        try:
-            paired["untrained"] = per_text(record_trajectories(um, inputs, points))
-        finally:
-            del um
+        references = []
+        for s in seeds:
+            um = untrained_model(model, s)
+            try:
+                references.append(per_text(record_trajectories(um, inputs, points)))
+            finally:
+                del um
+        paired["untrained"] = references if len(references) > 1 else references[0]
     report = _compare(texts, settings, paired, traj.point_labels[1:-1])
     name = model_label(model)
     report.label = name
+    report.init_seeds = seeds if any(n.name == "untrained" for n in settings.nulls) else None
     return report
 
 

@@ -85,7 +85,7 @@ SPACES = _SPACES
 
 
 #: the settings recorded per run (``claims.json`` ``runs``): what made each part's rows
-RUN_KEYS = ("corpus_label", "n_texts", "max_tokens", "n_sims", "seed", "alpha", "correction")
+RUN_KEYS = ("corpus_label", "n_texts", "max_tokens", "n_sims", "untrained_seeds", "seed", "alpha", "correction")
 
 
 def run_keys(parts: list[str], spaces: list[str]) -> list[str]:
@@ -116,7 +116,10 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
     """
     sidecar = out.with_suffix(".json")
     spaces = settings.get("spaces", list(SPACES))
-    this_run = {k: {key: settings.get(key) for key in RUN_KEYS} for k in run_keys(parts, spaces)}
+    this_run = {
+        k: {key: settings.get(key) for key in RUN_KEYS if key != "untrained_seeds" or k.startswith("curvature")}
+        for k in run_keys(parts, spaces)
+    }  # the untrained seeds are curvature's (the other parts re-initialise from seed)
     if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
         return new, {**settings, "parts": _part_seconds(settings, parts), "runs": this_run}
     old, old_settings = read_table(out), json.loads(sidecar.read_text())
@@ -270,6 +273,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
     frames, settings_models = [], {}
     options = {
         "n_sims": args.n_sims,
+        "init_seeds": args.init_seeds,
         "seed": args.seed,
         "alpha": args.alpha,
         "correction": args.correction,
@@ -310,6 +314,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
         "max_tokens": args.max_tokens,
         "spaces": list(getattr(args, "spaces", SPACES)),
         "n_sims": args.n_sims,
+        "untrained_seeds": list(range(args.init_seeds)),
         "seed": args.seed,
         "alpha": args.alpha,
         "correction": args.correction,
@@ -474,6 +479,7 @@ def execute(args: argparse.Namespace) -> int:
         if args.models == list(MODELS):
             args.models = ["gpt2", "llama"]
         args.texts, args.n_sims, args.max_tokens = min(args.texts, 8), min(args.n_sims, 19), min(args.max_tokens, 48)
+        args.init_seeds = min(args.init_seeds, 2)
         if args.out == DEFAULT_OUT:
             args.out = Path(os.environ.get("TMPDIR", "/tmp")) / "claims-quick.csv"
     args.corpus_label = Path(args.corpus).name if Path(args.corpus).suffix else args.corpus

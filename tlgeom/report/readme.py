@@ -78,6 +78,8 @@ def render_runs(table: pd.DataFrame, runs: dict[str, dict]) -> list[str]:
             n = int(pd.to_numeric(rows.loc[rows["item"] == "", "n_texts"], errors="coerce").max())
             units = f"{n} {r.get('corpus_label') or 'corpus'} texts of at most {r.get('max_tokens')} tokens"
         extra = f"; {r['n_sims']} simulations per null" if name == "curvature" and r.get("n_sims") else ""
+        inits = r.get("untrained_seeds") or []
+        extra += f"; {len(inits)} untrained initialisations (seeds {inits[0]}–{inits[-1]})" if len(inits) > 1 else ""
         lines.append(f"- `{key}`: {models}; {units}{extra}; seed {r.get('seed')}")
     return lines
 
