@@ -190,7 +190,12 @@ ANALYSES: tuple[Analysis, ...] = (
         inputs="model",
         fixed={"reference": True},
         claim=Claim(
-            "heads_positive_mass", "heads", inputs="model", units="every attention head's weights", corpus="weights"
+            "heads_positive_mass",
+            "heads",
+            inputs="model",
+            settings=("seed", "alpha", "init_seeds"),
+            units="every attention head's weights, layers as the units",
+            corpus="weights",
         ),
     ),
     Analysis(

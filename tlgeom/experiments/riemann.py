@@ -250,7 +250,8 @@ class HeadSignature(Result):
             product; 0.5 = balanced indefinite form; 0 = negative).
         d_head, rtol: as used.
         layers: the model layer of each row (default: all layers, in order).
-        reference_pos_mass: ``[layer, head]`` the same for the untrained model (None: not computed).
+        reference_pos_mass: ``[layer, head]`` the same for the untrained model, ``[init, layer, head]`` for
+            several initialisations (None: not computed).
         seed: the untrained model's seed (also seeds the bootstrap CI).
         alpha: level of :meth:`tests`.
     """
@@ -269,63 +270,76 @@ class HeadSignature(Result):
 
     result_name = "head_signature"
 
+    @property
+    def references(self) -> torch.Tensor | None:
+        """``[init, layer, head]``: the untrained reference's positive mass, one slice per initialisation."""
+        ref = self.reference_pos_mass
+        if ref is None:
+            return None
+        ref = ref.detach().cpu().double()
+        return ref[None] if ref.dim() == 2 else ref
+
     def tests(self):
-        """The across-head test of training against the untrained reference, as a one-row frame.
+        """Training against the untrained reference: the test with layers as the units, and the heads pooled.
 
-        ``statistic = "pos_mass"``: ``observed`` and ``null_mean`` are the mean positive mass
-        ``Σλ₊/Σ|λ|`` over the trained and the untrained model's heads, ``effect`` their difference,
-        ``ci_low``/``ci_high`` its ``1 − alpha`` bootstrap interval (scipy.stats.bootstrap, heads
-        resampled within each model, ``n_boot`` resamples, seeded), ``p`` the two-sided
-        Mann–Whitney U p-value across heads (scipy.stats.mannwhitneyu; unpaired: head i of the
-        untrained model has nothing to do with head i of the trained one), ``p_adjusted`` = p (a family
-        of one test). ``n_texts`` holds the number of trained heads: the units of this test (no text
-        is involved; the column keeps every tlgeom ``tests()`` frame alike). ``space`` is
-        ``"normalized"``: S acts on the normalised attention input. Without a reference, every
-        test column is NaN and ``reject`` False.
+        ``pos_mass_by_layer`` (the test, ``inference_unit = "layer"``): per layer, the trained heads' mean
+        positive mass minus the untrained model's same layer (the architecture pairs them), tested by sign
+        flips across layers (two-sided, :func:`~tlgeom.stats.pvalues.sign_flip_test`). Heads of one layer
+        share its input and, with grouped-query attention, their key matrices: they are not independent
+        units, layers are closer to it. Against several initialisations the test must hold against each:
+        ``p`` is the largest per-initialisation p (intersection-union), ``effect`` the mean over them, with
+        their range in the note. ``informative`` is False when the layers are too few for any p to reach
+        ``alpha`` (``2^(1-L)``). CI: bootstrap over layers (``n_boot`` resamples, seeded).
+
+        ``pos_mass`` (``inference_unit = "head"``): the mean over every head, trained and untrained, and its
+        difference; descriptive only (no p: treating heads as independent would be pseudo-replication).
+        Without a reference, every test column is NaN and ``reject`` False. ``space`` is ``"normalized"``:
+        S acts on the normalised attention input.
         """
-        import numpy as np
         import pandas as pd
-        from scipy import stats
 
-        obs = self.pos_mass.detach().cpu().double().reshape(-1).numpy()
-        row = {
-            "null": "untrained",
-            "statistic": "pos_mass",
-            "space": "normalized",
-            "observed": float(obs.mean()),
-            "null_mean": float("nan"),
-            "effect": float("nan"),
-            "ci_low": float("nan"),
-            "ci_high": float("nan"),
-            "p": float("nan"),
-            "p_adjusted": float("nan"),
-            "n_texts": int(obs.size),
-            "reject": False,
-        }
-        if self.reference_pos_mass is not None:
-            ref = self.reference_pos_mass.detach().cpu().double().reshape(-1).numpy()
-            row["null_mean"] = float(ref.mean())
-            row["effect"] = row["observed"] - row["null_mean"]
-            if obs.size > 1 and ref.size > 1:
-                row["p"] = float(stats.mannwhitneyu(obs, ref, alternative="two-sided").pvalue)
-                ci = stats.bootstrap(
-                    (obs, ref),
-                    lambda a, b, axis: a.mean(axis) - b.mean(axis),
-                    vectorized=True,
-                    n_resamples=self.n_boot,
-                    confidence_level=1 - self.alpha,
-                    method="percentile",
-                    random_state=np.random.default_rng(self.seed),
-                ).confidence_interval
-                row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
-            row["p_adjusted"] = row["p"]
-            row["reject"] = bool(row["p_adjusted"] < self.alpha)
-        return tests_table(pd.DataFrame([row]), "head")
+        from tlgeom.stats.pvalues import bootstrap_ci, min_pvalue_sign_flip, sign_flip_test
+
+        nan = float("nan")
+        pm = self.pos_mass.detach().cpu().double()
+        base = {"null": "untrained", "space": "normalized", "null_mean": nan, "effect": nan, "ci_low": nan}
+        base.update(ci_high=nan, p=nan, p_adjusted=nan, reject=False, informative=True, note="")
+        layer = {**base, "statistic": "pos_mass_by_layer", "observed": float(pm.mean(-1).mean())}
+        layer.update(n_texts=int(pm.shape[0]), inference_unit="layer")
+        head = {**base, "statistic": "pos_mass", "observed": float(pm.mean()), "n_texts": int(pm.numel())}
+        head.update(inference_unit="head", informative=False, note="descriptive: heads are not independent units")
+        refs = self.references
+        if refs is not None:
+            obs_l, ref_l = pm.mean(-1).numpy(), refs.mean(-1).numpy()  # [L], [K, L]
+            diffs = obs_l[None] - ref_l
+            d = diffs.mean(0)
+            L, K = d.size, diffs.shape[0]
+            layer.update(null_mean=float(ref_l.mean()), effect=float(d.mean()))
+            lo, hi = bootstrap_ci(d, confidence=1 - self.alpha, n_resamples=self.n_boot, seed=self.seed)
+            layer.update(ci_low=lo, ci_high=hi)
+            if L > 1:
+                layer["p"] = max(sign_flip_test(x, "two-sided", seed=self.seed) for x in diffs)
+            floor = min_pvalue_sign_flip(L, "two-sided")
+            if not floor <= self.alpha:
+                layer["informative"] = False
+                layer["note"] = f"cannot reject at any data: {L} layers give p >= {floor:.3g} > α = {self.alpha}"
+            if K > 1:
+                each = diffs.mean(1)
+                spread = (
+                    f"against {K} initialisations: effect = mean over them (each from {each.min():.3g} to "
+                    f"{each.max():.3g}); p = the largest of their sign-flip p-values"
+                )
+                layer["note"] = f"{layer['note']}; {spread}" if layer["note"] else spread
+            head.update(null_mean=float(refs.mean()), effect=float(pm.mean() - refs.mean()))
+        rows = pd.DataFrame([layer, head])
+        rows["p_adjusted"] = rows["p"]  # a family of one test
+        rows["reject"] = (rows["p_adjusted"] <= self.alpha) & rows["informative"].astype(bool)
+        return tests_table(rows, "layer")
 
     def headline(self) -> dict:
         """Positive mass (mean, median, range) trained vs untrained, the test, and the signature counts
         (reported only as a check: ≤ d_head each by construction)."""
-        t = self.tests().iloc[0]
+        t = self.tests().iloc[0]  # the layer-level test
         pm = self.pos_mass.detach().cpu().double()
         h = {
             "n_layers": int(pm.shape[0]),
@@ -340,10 +354,11 @@ class HeadSignature(Result):
             "untrained_pos_mass_mean": None,
             "untrained_pos_mass_median": None,
         }
-        if self.reference_pos_mass is not None:
-            ref = self.reference_pos_mass.detach().cpu().double()
-            h["untrained_pos_mass_mean"] = float(ref.mean())
-            h["untrained_pos_mass_median"] = float(ref.median())
+        refs = self.references
+        if refs is not None:
+            h["untrained_pos_mass_mean"] = float(refs.mean())
+            h["untrained_pos_mass_median"] = float(refs.median())
+            h["n_inits"] = int(refs.shape[0])
         h.update(
             {
                 "effect": t.effect,
@@ -374,10 +389,11 @@ class HeadSignature(Result):
             )
             p = "undefined" if h["p"] is None else f"{h['p']:.3g}"
             lines.append(
-                f"untrained reference (seed {self.seed}): mean {h['untrained_pos_mass_mean']:.3f}; trained − untrained "
-                f"{h['effect']:+.3f}{ci}; Mann–Whitney across heads p = {p} → "
+                f"untrained reference ({h['n_inits']} initialisation(s) from seed {self.seed}): mean "
+                f"{h['untrained_pos_mass_mean']:.3f}; trained − untrained per layer {h['effect']:+.3f}{ci}; sign flips "
+                f"across the {h['n_layers']} layers p = {p} → "
                 + ("training SHIFTS" if h["reject"] else "no evidence that training shifts")
-                + f" the positive mass (α = {self.alpha})"
+                + f" the positive mass (α = {self.alpha}; layers are the units, not heads)"
             )
         lines.append(
             f"signature: median {h['n_pos_median']:g}+/{h['n_neg_median']:g}− of {2 * self.d_head} eigenvalues; "
@@ -433,6 +449,7 @@ def head_metric_signature(
     reference: bool = True,
     seed: int = 0,
     alpha: float = 0.05,
+    init_seeds: int | Sequence[int] | None = None,
 ) -> HeadSignature:
     """Eigen-signature of every head's effective metric, ``S = ½ (W_Q W_Kᵀ + W_K W_Qᵀ)/√d_head``.
 
@@ -443,7 +460,9 @@ def head_metric_signature(
 
     With ``reference=True`` (default) the same is computed on the untrained model
     (:func:`tlgeom.models.untrained.untrained_model` with ``seed``; a deep copy, re-initialised) and
-    :meth:`HeadSignature.tests` compares the positive mass across heads at level ``alpha``.
+    :meth:`HeadSignature.tests` compares the positive mass, layers as the units, at level ``alpha``.
+    ``init_seeds``: several initialisations (a count from ``seed`` on, or the seeds); the test must hold
+    against each.
     """
     from tlgeom._args import check_alpha, check_bool, check_seed
 
@@ -465,13 +484,24 @@ def head_metric_signature(
     n_pos = (lam > tol).sum(-1)
     n_neg = (lam < -tol).sum(-1)
     pos_mass = lam.clamp_min(0).sum(-1) / lam.abs().sum(-1)
+    if init_seeds is None:
+        seeds = [seed]
+    elif isinstance(init_seeds, int) and not isinstance(init_seeds, bool):
+        seeds = [seed + i for i in range(check_int("init_seeds", init_seeds, 1))]
+    else:
+        if not isinstance(init_seeds, (list, tuple)) or not init_seeds:
+            raise bad_arg("init_seeds", init_seeds, "a count >= 1, a non-empty list of seeds, or None")
+        seeds = [check_seed(v, "init_seeds", allow_none=False) for v in init_seeds]
     ref_mass = None
     if reference:
         from tlgeom.models.untrained import untrained_model
 
-        U_Q, U_K = _expanded_qk(untrained_model(model, seed=seed))
-        ref_lam, _ = head_effective_metric(U_Q[idx].cpu(), U_K[idx].cpu())
-        ref_mass = ref_lam.clamp_min(0).sum(-1) / ref_lam.abs().sum(-1)
+        masses = []
+        for s in seeds:
+            U_Q, U_K = _expanded_qk(untrained_model(model, seed=s))
+            ref_lam, _ = head_effective_metric(U_Q[idx].cpu(), U_K[idx].cpu())
+            masses.append(ref_lam.clamp_min(0).sum(-1) / ref_lam.abs().sum(-1))
+        ref_mass = masses[0] if len(masses) == 1 else torch.stack(masses)
     return HeadSignature(
         eigenvalues=lam,
         n_pos=n_pos,

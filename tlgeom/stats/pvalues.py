@@ -301,7 +301,8 @@ def standardized_effect(observed: torch.Tensor, null: torch.Tensor, dim: int = 0
 def tests_table(rows: Any, unit: str, *, alpha: float | None = None, correction: str | None = None) -> Any:
     """The one ``tests()`` table: ``rows`` (dicts or a DataFrame, one per test) with :data:`TEST_COLUMNS`
     first, then ``n`` (the number of units behind each row; ``n_texts``, its older name, is kept until 0.3)
-    and ``inference_unit`` (``"text"``, ``"pair"``, ``"edit"``, ``"head"``, ``"document"``, ``"window"``),
+    and ``inference_unit`` (``"text"``, ``"pair"``, ``"edit"``, ``"layer"``, ``"head"``, ``"document"``,
+    ``"window"``; ``unit`` unless a row names its own),
     then the rest in their order.
 
     With ``correction`` (and ``alpha``): ``p_adjusted`` is :func:`adjust_pvalues` over
@@ -323,7 +324,7 @@ def tests_table(rows: Any, unit: str, *, alpha: float | None = None, correction:
     if missing:
         raise ValueError(f"a tests() table needs the columns {list(TEST_COLUMNS)}; these rows lack {missing}")
     t["n"] = t["n_texts"]
-    t["inference_unit"] = unit
+    t["inference_unit"] = t["inference_unit"].fillna(unit) if "inference_unit" in t.columns else unit
     first = [*TEST_COLUMNS, "n", "inference_unit"]
     return t[first + [c for c in t.columns if c not in first]]
 
