@@ -93,8 +93,11 @@ def test_curvature_vs_readout_table_and_figure(tiny_gpt2, tmp_path):
     r = ro.curvature_vs_readout(tiny_gpt2, TEXTS, seed=1, n_resamples=999)
     t = r.tests()
     cols = ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p"]
-    assert list(t.columns) == cols + ["p_adjusted", "n_texts", "reject", "n", "inference_unit"]
-    assert set(t.null) == {"zero", "untrained"} and set(t.statistic) == set(ro.EVENTS)
+    assert list(t.columns) == cols + ["p_adjusted", "n_texts", "reject", "n", "inference_unit", "adjusted_for"]
+    assert set(t.null) == {"zero", "untrained"}
+    assert set(t.statistic) == set(ro.EVENTS) | {f"{e}_adjusted" for e in ro.EVENTS} and len(t) == 8
+    assert (t.adjusted_for[t.statistic.str.endswith("_adjusted")] == ro.ADJUSTED_FOR).all()
+    assert (t.adjusted_for[~t.statistic.str.endswith("_adjusted")] == "").all()
     assert (t.p_adjusted >= t.p).all()
     assert len(r.per_text) == len(TEXTS)
     paths = r.save(tmp_path)
@@ -224,3 +227,24 @@ def test_landscape_section_draws_the_pca_view(tiny_gpt2, tmp_path):
 def test_logit_lens_on_old_transformer_lens_is_a_clear_refusal(tiny_gpt2):
     with pytest.raises(TlgeomError, match="TransformerLens >= 4.3"):
         ro.logit_lens(tiny_gpt2, "the cat sat on the mat")
+
+
+def test_adjusted_association_removes_a_step_norm_confound():
+    """An event driven (linearly) by the step size alone, with sharp turns at large steps: the plain
+    association is positive, the adjusted one (step norms as covariates) is about 0; an event driven by
+    sharpness itself survives the adjustment. (The adjustment is linear: a confound acting through a
+    threshold is only partly removed.)"""
+    from tlgeom.experiments.readout import adjusted_association, association
+
+    g = torch.Generator().manual_seed(0)
+    P, V = 400, 4
+    step = torch.randn(P, V, generator=g, dtype=torch.float64)
+    angles = 90 + 20 * step + 5 * torch.randn(P, V, generator=g, dtype=torch.float64)  # big steps bend more
+    confounded = 0.5 * step + 0.3 * torch.randn(P, V, generator=g, dtype=torch.float64)  # e.g. a rank gain
+    cov = torch.stack([step, torch.randn(P, V, generator=g, dtype=torch.float64)], -1)
+    assert association(angles, confounded, 0.1) > 0.3
+    assert abs(adjusted_association(angles, confounded, 0.1, cov)) < 0.1
+    sharp = angles >= torch.quantile(angles, 0.9, dim=0)
+    real = (sharp.double() + 0.2 * torch.randn(P, V, generator=g, dtype=torch.float64) > 0.5).double()
+    assert adjusted_association(angles, real, 0.1, cov) > 0.5
+    assert math.isnan(adjusted_association(angles[:2], real[:2], 0.1, cov[:2]))

@@ -28,6 +28,12 @@ text ``t``: ``S_t = mean over vertices of [mean(event | sharp) − mean(event | 
 (vertices with an empty group skipped; the first ``skip_first`` positions, BOS, and the last
 position for ranks left out).
 
+The same association **adjusted for its confounds** (:func:`adjusted_association`, statistics
+``top1_change_adjusted`` and ``rank_gain_adjusted``, ``adjusted_for`` naming them): per text, the
+coefficient of "sharp" in a least-squares fit of the event on sharp, a fixed effect per vertex, the log
+norms of the two steps that make the angle (a large step both bends and changes the readout), the
+position and the token's frequency (:func:`readout_covariates`). The unadjusted rows stay, labelled.
+
 Tests (the text is the unit, :meth:`ReadoutTest.tests`):
 
 * null ``"zero"``: ``S_t`` has mean 0 (no association within texts): one-sided sign-flip test
@@ -35,7 +41,7 @@ Tests (the text is the unit, :meth:`ReadoutTest.tests`):
 * null ``"untrained"``: ``S_t(trained) − S_t(untrained)`` has mean 0 (the untrained model, read
   out through its own head, on the same texts): paired sign-flip test.
 
-Holm across the four rows. Evidence against "the model changes its mind where it bends": no row
+Holm across the eight rows (four unadjusted, four adjusted). Evidence against "the model changes its mind where it bends": no row
 rejects, or only the zero null rejects while the untrained model shows as much.
 """
 
@@ -262,6 +268,60 @@ def association(angles: torch.Tensor, event: torch.Tensor, sharp_quantile: float
     return float(np.mean(diffs)) if diffs else float("nan")
 
 
+#: what the adjusted association controls for (the ``adjusted_for`` column of its rows)
+ADJUSTED_FOR = "adjacent step norms, position, token frequency"
+
+
+def adjusted_association(
+    angles: torch.Tensor, event: torch.Tensor, sharp_quantile: float, covariates: torch.Tensor
+) -> float:
+    """:func:`association` adjusted for confounds: the coefficient of "sharp" in one least-squares fit of the
+    event on sharp, a fixed effect per vertex and ``covariates`` ``[pos, vertex, k]`` (e.g. the log norms of
+    the two steps that make the angle, the position, the token's frequency), over the text's (position,
+    vertex) cells. Sharp is defined per vertex as in :func:`association`. NaN when the fit has too few
+    cells or sharp is collinear with the rest."""
+    P, V = angles.shape
+    sharp = torch.zeros(P, V, dtype=torch.float64)
+    ok = torch.isfinite(angles) & torch.isfinite(event) & torch.isfinite(covariates).all(-1)
+    for v in range(V):
+        a = angles[:, v][ok[:, v]]
+        if a.numel() < 3:
+            ok[:, v] = False
+            continue
+        sharp[:, v] = (angles[:, v] >= torch.quantile(a, 1 - sharp_quantile)).double()
+    rows = ok.nonzero()
+    if rows.shape[0] < V + covariates.shape[-1] + 3:
+        return float("nan")
+    pos, ver = rows[:, 0], rows[:, 1]
+    x = torch.cat(
+        [
+            sharp[pos, ver, None],
+            torch.nn.functional.one_hot(ver, V).double(),
+            covariates[pos, ver].double(),
+        ],
+        dim=1,
+    ).numpy()
+    y = event[pos, ver].double().numpy()
+    x[:, 2 + V - 1 :] -= x[:, 2 + V - 1 :].mean(0)  # centred covariates: the vertex effects stay the intercepts
+    coef, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
+    if rank < x.shape[1] or x[:, 0].std() == 0:
+        return float("nan")
+    return float(coef[0])
+
+
+def readout_covariates(states: torch.Tensor, tokens: list[str]) -> torch.Tensor:
+    """``[pos, vertex, 4]``: the log norms of the two steps into and out of each vertex, the position, and the
+    token's Zipf frequency (:func:`tlgeom.experiments.controls.zipf`; 0 where ``wordfreq`` has none)."""
+    from tlgeom.experiments.controls import zipf
+
+    steps = torch.linalg.vector_norm(states[:, 1:] - states[:, :-1], dim=-1).double()  # [pos, point-1]
+    log_steps = torch.log(steps.clamp_min(1e-300))
+    P, V = steps.shape[0], steps.shape[1] - 1
+    position = torch.arange(P, dtype=torch.float64)[:, None].expand(P, V)
+    freq = torch.tensor([zipf(t.strip().lower()) if t.strip() else 0.0 for t in tokens], dtype=torch.float64)
+    return torch.stack([log_steps[:, :-1], log_steps[:, 1:], position, freq[:, None].expand(P, V)], dim=-1)
+
+
 @dataclass
 class ReadoutTest(Result):
     """Sharp turns against readout changes, text as the unit (see the module docstring).
@@ -437,8 +497,11 @@ def curvature_vs_readout(
             ang = turning_angles(traj.states[0].to(torch.float64), space, norm, eps).rad2deg().cpu()
             ev = events(ro)
             ev["rank_gain"][-1] = float("nan")
+            cov = readout_covariates(traj.states[0].to(torch.float64).cpu(), ro.str_tokens)
             for e in EVENTS:
-                row[f"{e}_{name}"] = association(ang[skip_first:], ev[e][skip_first:], float(sharp_quantile))
+                a, x = ang[skip_first:], ev[e][skip_first:]
+                row[f"{e}_{name}"] = association(a, x, float(sharp_quantile))
+                row[f"{e}_adjusted_{name}"] = adjusted_association(a, x, float(sharp_quantile), cov[skip_first:])
             if i == 0 and name == "trained":
                 example = {
                     "angles": ang,
@@ -450,11 +513,12 @@ def curvature_vs_readout(
         rows.append(row)
     per = pd.DataFrame(rows)
     table = []
-    for e in EVENTS:
-        tr = per[f"{e}_trained"].to_numpy(np.float64)
+    for e, adjusted in [(e, a) for a in ("", ADJUSTED_FOR) for e in EVENTS]:
+        column = f"{e}_adjusted" if adjusted else e
+        tr = per[f"{column}_trained"].to_numpy(np.float64)
         nulls = [("zero", tr, np.zeros_like(tr))]
         if untrained:
-            nulls.append(("untrained", tr, per[f"{e}_untrained"].to_numpy(np.float64)))
+            nulls.append(("untrained", tr, per[f"{column}_untrained"].to_numpy(np.float64)))
         for null, obs, ref in nulls:
             d = obs - ref
             ok = np.isfinite(d)
@@ -462,7 +526,7 @@ def curvature_vs_readout(
             table.append(
                 {
                     "null": null,
-                    "statistic": e,
+                    "statistic": column,
                     "space": space,
                     "observed": float(np.nanmean(obs)),
                     "null_mean": float(np.nanmean(ref)),
@@ -471,6 +535,7 @@ def curvature_vs_readout(
                     "ci_high": hi,
                     "p": sign_flip_test(d[ok], "greater", n_resamples=n_resamples, seed=seed),
                     "n_texts": int(ok.sum()),
+                    "adjusted_for": adjusted,
                 }
             )
     t = pd.DataFrame(table)
@@ -478,7 +543,7 @@ def curvature_vs_readout(
     t["reject"] = (t.p_adjusted <= alpha).fillna(False).astype(bool)
     t = t[
         ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted"]
-        + ["n_texts", "reject"]
+        + ["n_texts", "reject", "adjusted_for"]
     ]
     return ReadoutTest(
         per_text=per,

@@ -301,6 +301,9 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, Any]]:
         del model
     table = pd.concat(frames, ignore_index=True)
     table["tlgeom_version"] = tlgeom.__version__
+    # every row names its unit of inference and what its effect is adjusted for ("" = nothing)
+    for column, fill in (("inference_unit", ""), ("adjusted_for", "")):
+        table[column] = table[column].fillna(fill) if column in table.columns else fill
     table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
     settings = {
         "tlgeom_version": tlgeom.__version__,
