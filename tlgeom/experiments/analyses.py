@@ -199,6 +199,29 @@ ANALYSES: tuple[Analysis, ...] = (
         ),
     ),
     Analysis(
+        key="straightening",
+        title="Straightening: the token path across tokens, layer by layer",
+        run="tlgeom.experiments.straightening:straightening_test",
+        inputs="texts",
+        options=(SPACE, INIT_SEEDS),
+        settings=("seed", "progress"),
+        commands=("straightening",),
+        help="straightening (Hosseini & Fedorenko): across-token curvature, input against depth",
+        description="Across-token curvature of each text at every layer; is it lower deeper in the model than "
+        "at the input, and more than in the untrained model? Each sentence is one unit.",
+        meaning=(
+            "At each layer the text's token states form a path across tokens; its curvature is the mean angle "
+            "between consecutive steps (degrees). Straightening = input curvature minus the curvature at the "
+            "last point and at mid depth, per text, tested across the {n_units} text(s) against 0 and against "
+            "the same architecture untrained ({result.init_seeds} initialisations: the largest p counts)."
+        ),
+        against=(
+            "Evidence against straightening: no contrast rejects, or the untrained model straightens as much "
+            "(then it is the architecture, not learning)."
+        ),
+        claim=Claim("straightening", "straightening", settings=("seed", "alpha", "correction", "init_seeds")),
+    ),
+    Analysis(
         key="language",
         title="Curvature against language structure (spaCy annotations)",
         run="tlgeom.experiments.language:curvature_vs_language",
