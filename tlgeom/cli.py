@@ -6,7 +6,8 @@
     tlgeom curvature-test  sharp/flat turns and length-to-chord against null models
     tlgeom deflect         eclipse experiment: deflection by a context edit, with patching
     tlgeom sphere          Traveling Words: the normalisation hypersphere, layer by layer
-    tlgeom report          all of the above, as PNG + CSV + results.json + a self-contained report.html
+    tlgeom straightening   across-token curvature by depth (Hosseini & Fedorenko), against the untrained model
+    tlgeom report          the first four, as PNG + CSV + results.json + a self-contained report.html
     tlgeom corpus          turning angles and LTC over a whole corpus, to resumable Parquet (run_corpus)
     tlgeom claims          every testable claim of the three papers over a corpus, per model: one table
 
@@ -116,10 +117,11 @@ def _analysis_commands() -> list[Command]:
             pair = next(o for o in INPUTS["edit"] if o.name == "pair")
             inputs: tuple[Option, ...] = (_REPORT_CHANGES["text"], TEXT_FILE, pair)
             options = _gather(name, members, inputs, **_REPORT_CHANGES)
-            help_ = "everything above, with a self-contained report.html"
+            parts = ", ".join(dict.fromkeys(c for a in members for c in a.commands if c != "report"))
+            help_ = f"{parts} in one run, with a self-contained report.html"
             description = (
-                "Every analysis above on one text (the eclipse sections on a bundled homonym pair); writes PNG "
-                "figures, CSV tables, results.json and report.html (every figure embedded) under --out."
+                f"The analyses of {parts} on one text (the eclipse sections on a bundled homonym pair); writes "
+                "PNG figures, CSV tables, results.json and report.html (every figure embedded) under --out."
             )
         else:
             lead = members[0]
