@@ -59,7 +59,15 @@ def test_the_cli_is_built_from_the_declarations():
     assert cli.commands()["report"].analyses == tuple(a.key for a in ANALYSES if "report" in a.commands)
     parts = next(a for a in parsers["claims"]._actions if "--parts" in a.option_strings)
     assert tuple(parts.choices) == analyses.claim_parts()
-    assert analyses.claim_parts() == ("curvature", "eclipse", "heads", "straightening", "language", "readout")
+    assert analyses.claim_parts() == (
+        "curvature",
+        "eclipse",
+        "heads",
+        "straightening",
+        "gibberish",
+        "language",
+        "readout",
+    )
 
 
 def test_n_sims_is_declared_once_with_a_documented_default_per_use():

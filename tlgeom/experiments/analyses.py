@@ -222,6 +222,27 @@ ANALYSES: tuple[Analysis, ...] = (
         claim=Claim("straightening", "straightening", settings=("seed", "alpha", "correction", "init_seeds")),
     ),
     Analysis(
+        key="gibberish",
+        title="Text against gibberish inputs (shuffled words, random tokens)",
+        run="tlgeom.experiments.gibberish:gibberish_test",
+        inputs="texts",
+        options=(SPACE,),
+        settings=("seed", "progress"),
+        commands=("gibberish",),
+        help="curvature of text against the same model on gibberish (shuffled words, random tokens)",
+        description="Each text's mean turning angle, |θ − 90°| and log length-to-chord against the same model "
+        "on its words shuffled and on random tokens, paired per text. Each sentence is one unit.",
+        meaning=(
+            "Per text, the same statistics on the text, on its words in a random order and on as many random "
+            "tokens; text minus gibberish is tested across the {n_units} text(s) by two-sided sign flips."
+        ),
+        against=(
+            "A curvature statistic that does not differ from gibberish is what the model does to any token "
+            "sequence: no evidence that language shapes it."
+        ),
+        claim=Claim("gibberish", "gibberish", settings=("seed", "alpha", "correction", "progress")),
+    ),
+    Analysis(
         key="language",
         title="Curvature against language structure (spaCy annotations)",
         run="tlgeom.experiments.language:curvature_vs_language",
