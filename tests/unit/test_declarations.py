@@ -65,6 +65,7 @@ def test_the_cli_is_built_from_the_declarations():
         "heads",
         "straightening",
         "gibberish",
+        "entropy",
         "language",
         "readout",
     )

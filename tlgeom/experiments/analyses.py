@@ -243,6 +243,27 @@ ANALYSES: tuple[Analysis, ...] = (
         claim=Claim("gibberish", "gibberish", settings=("seed", "alpha", "correction", "progress")),
     ),
     Analysis(
+        key="entropy",
+        title="Contextual curvature against next-token entropy",
+        run="tlgeom.experiments.entropy:entropy_test",
+        inputs="texts",
+        options=(SPACE,),
+        settings=("seed", "progress"),
+        commands=("entropy",),
+        help="contextual (across-token) curvature against next-token entropy, layer by layer",
+        description="Per text and layer, the partial correlation (on position and token frequency) of the "
+        "across-token turning angle with the model's next-token entropy; tested across texts per layer.",
+        meaning=(
+            "At each layer the angle of the token path at a token is correlated, within each text, with the "
+            "entropy of the model's next-token distribution there (both residualised on position and token "
+            "frequency); the mean Fisher-z over the {n_units} text(s) is tested against 0, Holm across layers."
+        ),
+        against="No layer rejecting, or a correlation of the opposite sign, is evidence against the claim.",
+        claim=Claim(
+            "entropy", "entropy", settings=("seed", "alpha", "correction", "progress"), max_texts=100, not_run=True
+        ),
+    ),
+    Analysis(
         key="language",
         title="Curvature against language structure (spaCy annotations)",
         run="tlgeom.experiments.language:curvature_vs_language",

@@ -67,7 +67,8 @@ __all__ = ["Readout", "logit_lens", "ReadoutTest", "curvature_vs_readout", "EVEN
 EVENTS = ("top1_change", "rank_gain")
 
 
-def _require_lm_head(model: Any) -> None:
+def require_lm_head(model: Any) -> None:
+    """A TlgeomError unless ``model`` has a language-model head (final norm + unembedding) to read out."""
     from tlgeom.models import _compat
 
     info = _compat.check_model(model)
@@ -185,7 +186,7 @@ def logit_lens(model: Any, inputs: Any, *, k: Any = 5, points: str = "resid", tr
     from tlgeom.models import _compat
     from tlgeom.models.trajectory import record_trajectories
 
-    _require_lm_head(model)
+    require_lm_head(model)
     check_int("k", k, minimum=1, maximum=int(model.cfg.d_vocab))
     check_points(points)
     if isinstance(inputs, (list, tuple)):
@@ -461,7 +462,7 @@ def curvature_vs_readout(
     from tlgeom.models.trajectory import record_trajectories
     from tlgeom.stats.pvalues import adjust_pvalues, bootstrap_ci, sign_flip_test
 
-    _require_lm_head(model)
+    require_lm_head(model)
     if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
         raise bad_arg("inputs", inputs, "a list of texts (strings): the text is the unit of inference")
     if len(inputs) < 3:
