@@ -403,3 +403,15 @@ def test_help_prints_without_importing_torch(argv):
     )
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True).stdout
     assert "usage: " in out and "HEAVY []" in out, out[-300:]
+
+
+@pytest.mark.parametrize("command", ["straightening", "gibberish", "entropy"])
+def test_the_declared_claim_commands_run(tiny_cli, tmp_path, capsys, command):
+    """Commands that exist only because their analyses were declared: on the 12 bundled sentences, they
+    write their result files and results.json, and print the summary."""
+    assert tiny_cli(command, "--out", str(tmp_path)) == 0
+    key = command
+    assert {f"{key}.png", f"{key}.csv", f"{key}.json", "results.json"} <= {p.name for p in tmp_path.iterdir()}
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert key in doc["sections"] and doc["meta"]["command"] == f"tlgeom {command}"
+    assert f"tlgeom {command}" in capsys.readouterr().out
