@@ -1,40 +1,35 @@
 """Re-run every claim tlgeom makes on real models and real text, into one table: ``results/claims.csv``.
 
-Claims (arXiv 2511.03060 as tlgeom implements it; see README "What the results mean"):
+The claims are the declared analyses that have a :class:`~tlgeom._declare.Claim`
+(:data:`tlgeom.experiments.analyses.ANALYSES`); :func:`run_claim` runs one on its inputs (the corpus texts,
+each bundled minimal pair, or the weights), once per space where it is per space, with the run's settings it
+takes, and keeps its ``tests()`` rows. The parts (``--parts``), in the registry's order: ``curvature``
+(:func:`tlgeom.curvature_test`, raw and normalized, against the joint nulls and ``--init-seeds`` untrained
+initialisations), ``eclipse`` (:func:`tlgeom.deflection` per bundled minimal pair and
+:func:`tlgeom.meaning_vs_control` across pairs), ``heads`` (the QK metric's positive mass, layers as the
+units), ``straightening``, ``gibberish``, ``entropy``, ``language`` and ``readout`` (each its experiment
+module's doc). Texts are ``--texts`` documents of ``--corpus`` in file order, each cut to at most
+``--max-tokens`` tokens of the model's own tokenizer (special tokens included); texts are the unit of
+inference wherever texts are analysed. A part a model cannot run (no language-model head, too few matched
+controls) gets one row with ``statistic = "not run"`` and the reason in ``note``.
 
-* ``curvature`` (experiments i-ii): are the layer-wise trajectories of real text sharper / flatter /
-  longer than each null model gives? :func:`tlgeom.curvature_test` on ``--texts`` Lee news articles
-  (:func:`tlgeom.data.corpora.load_corpus` ``("lee")``, in file order), each cut to at most
-  ``--max-tokens`` tokens of the model's own tokenizer (special tokens included), once with
-  ``space="raw"`` and once with ``space="normalized"``. Texts are the unit of inference.
-* ``eclipse_deflection`` (experiment iii): for each bundled minimal pair
-  (:func:`tlgeom.experiments.eclipse.minimal_pairs`), does the edited target's trajectory leave the band
-  of matched control edits? :func:`tlgeom.deflection` with its default controls; one row per pair
-  (``item`` = the pair's id).
-* ``eclipse_meaning_vs_control``: the across-pairs tests on the homonym pairs (the pair is the unit),
-  :func:`tlgeom.meaning_vs_control`: meaning-changing vs matched control edits (mean angle over points,
-  toward the other sense) and the onset across pairs (one row per point, ``onset@<point>``-style
-  statistics with max-T adjustment across points).
-* A pair whose matched controls cannot be found (too few words of the right part of speech and frequency)
-  gets one row with ``statistic = "distance@not run"``, NaN p and the reason in ``note``.
-
-Every row has the columns of the results' ``.tests()`` (null, statistic, space, observed, null_mean,
-effect, ci_low, ci_high, p, p_adjusted, n_texts, reject) plus ``claim``, ``model``, ``corpus``,
-``item`` and ``tlgeom_version``; the run's settings go to ``results/claims.json`` next to it.
+Every row has the columns of ``tests()`` (:data:`tlgeom._result.TEST_COLUMNS`, then ``n``,
+``inference_unit``, ``adjusted_for`` and each report's own) plus ``claim``, ``model``, ``corpus``, ``item``
+and ``tlgeom_version``; the run's settings go to ``claims.json`` beside it (``runs``: the settings that made
+each part's rows; ``parts``: each part's run time), and a forest plot per claim to ``forest_<claim>.png``.
 
 Usage (``tlgeom claims`` writes ``tlgeom-claims/claims.csv`` by default; in the repository
 ``python scripts/claims.py`` is the same command writing the committed ``results/claims.csv``)::
 
-    tlgeom claims                                 # the real run: smollm2-135m and minilm-l6 (minutes, 2 CPUs)
+    tlgeom claims                                 # the real run: smollm2-135m and minilm-l6 (2 CPUs: an hour)
     tlgeom claims --models gpt2 --corpus my.jsonl # any model load_model accepts, any corpus file
     tlgeom claims --quick                         # tiny random models, 8 texts: a smoke test (seconds)
+    tlgeom claims --parts heads --models gemma3-270m  # one part, one model: the other rows are kept
     python scripts/claims.py --readme results/README.md README.md
-                                                  # rewrite the marked numbers block of each README from the CSV
+                                                  # rewrite the README blocks and forest plots from the CSV
 
-The README numbers block sits between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` and is made
-only by :func:`render_block` from the CSV; ``tests/unit/test_claims_table.py`` regenerates it and compares.
-Where a README also marks ``<!-- verdicts:curvature:begin -->`` / ``<!-- verdicts:curvature:end -->``,
-``--readme`` rewrites that block too: the curvature verdicts in words, made by :func:`render_verdicts`.
+The README blocks are rendered by :mod:`tlgeom.report.readme` from the CSV alone
+(``tests/unit/test_claims_table.py`` regenerates them and compares).
 """
 
 from __future__ import annotations

@@ -194,10 +194,14 @@ def _language_lines(language: pd.DataFrame) -> list[str]:
         "| language (curvature vs annotation, pooled) | model | statistic | effect [95% CI] | p (adj.) | n | origin |",
         "|---|---|---|---|---|---|---|",
     ]
-    trained = language[(language["item"] == "") & (language["null"] == "zero")]
+    family = language[language["item"] == ""]  # the trained model's rows: Holm runs over all of them
+    trained = family[family["null"] == "zero"]
     for model, g in trained.groupby("model", sort=False):
         rej = g[_rejected(g)]
-        out.append(f"| {len(rej)} of {len(g)} tests reject | {model} | | | | | |")
+        m = int((family["model"] == model).sum())
+        out.append(
+            f"| {len(rej)} of {len(g)} tests against 0 reject (Holm over the model's {m} tests) | {model} | | | | | |"
+        )
         for _, r in rej.iterrows():
             out.append(
                 f"| | {model} | {r['statistic']} | {_cell(r['effect'])} [{_cell(r['ci_low'])}, {_cell(r['ci_high'])}] "
