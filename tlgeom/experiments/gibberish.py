@@ -194,6 +194,6 @@ def gibberish_test(
     t["informative"], best = attainable(t.pop("p_min").to_numpy(dtype=float), alpha, correction)
     t["p_adjusted"] = adjust_pvalues(np.where(t.informative, t.p, np.nan), correction)
     t["reject"] = (t.p_adjusted <= alpha).fillna(False).astype(bool)
-    for i in np.flatnonzero(~t.informative.to_numpy(dtype=bool)):
-        t.loc[i, "note"] += f"; cannot reject at any data: at best p {best[i]:.3g} after {correction} > α = {alpha}"
+    for k in np.flatnonzero(~t.informative.to_numpy(dtype=bool)):
+        t.loc[k, "note"] += f"; cannot reject at any data: at best p {best[k]:.3g} after {correction} > α = {alpha}"
     return GibberishTest(per_text=per, table=t, alpha=alpha, correction=correction, space=space, seed=seed)

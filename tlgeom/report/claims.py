@@ -400,11 +400,12 @@ def forest_plot(table: pd.DataFrame, claim: str, ax: Any = None) -> Any:
     t["row"] = t["model"].astype(str) + " · " + t["space"].astype(str) + " · " + t["null"].astype(str)
     rows = list(dict.fromkeys(t["row"]))
     y = {r: len(rows) - 1 - i for i, r in enumerate(rows)}
+    axes: list[Any]
     if ax is None:
-        fig, axes = plt.subplots(
+        fig, grid = plt.subplots(
             1, len(stats), figsize=(2.6 * len(stats) + 2.4, 0.3 * len(rows) + 1.6), sharey=True, squeeze=False
         )
-        axes = list(axes[0])
+        axes = list(grid[0])
     else:
         fig, axes, stats = ax.figure, [ax], stats[:1]
     flag = lambda g, c: g[c].astype(str).eq("True") if c in g.columns else pd.Series(False, index=g.index)
