@@ -111,10 +111,11 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
     """
     sidecar = out.with_suffix(".json")
     spaces = settings.get("spaces", list(SPACES))
+    with_inits = {a.claim.part for a in ANALYSES if a.claim is not None and "init_seeds" in a.claim.settings}
     this_run = {
-        k: {key: settings.get(key) for key in RUN_KEYS if key != "untrained_seeds" or k.startswith("curvature")}
+        k: {key: settings.get(key) for key in RUN_KEYS if key != "untrained_seeds" or k.split("/")[0] in with_inits}
         for k in run_keys(parts, spaces)
-    }  # the untrained seeds are curvature's (the other parts re-initialise from seed)
+    }  # the untrained seeds of the parts that take them (the others re-initialise once, from seed)
     if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
         return new, {**settings, "parts": _part_seconds(settings, parts), "runs": this_run}
     old, old_settings = read_table(out), json.loads(sidecar.read_text())
@@ -369,7 +370,14 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 #: the claims that get a forest plot (their whole-corpus rows; per-point and per-item rows are in the CSV)
-FOREST_CLAIMS = ("curvature", "heads_positive_mass", "readout", "eclipse_meaning_vs_control")
+FOREST_CLAIMS = (
+    "curvature",
+    "heads_positive_mass",
+    "straightening",
+    "gibberish",
+    "readout",
+    "eclipse_meaning_vs_control",
+)
 
 
 def forest_name(out: Path, claim: str) -> str:
