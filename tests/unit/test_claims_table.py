@@ -85,7 +85,7 @@ def test_block_round_trips_through_a_readme(tmp_path):
     )
     assert "| eclipse_deflection | m2 | raw | controls | distance | 2 of 3 | 1.5 | 0 |" in block  # onsets L0, L1
     assert "| eclipse_deflection | m1 | raw | controls | distance | 2 of 3 | 1.5 | 1 |" in block  # crane not run
-    assert "| eclipse_meaning_vs_control | m1 | raw | controls | onset | L0 | 2 of 3 | 0.01 |" in block
+    assert "| eclipse_meaning_vs_control | m1 | raw | controls | onset | L0 | 2 of 3 | 2 +, 0 − | 0.01 |" in block
     assert claims.read_block("no block here") is None
 
 

@@ -147,14 +147,17 @@ def render_block(table: pd.DataFrame, runs: dict[str, dict] | None = None) -> st
     if len(families):
         lines += [
             "",
-            "| claim | model | space | null | statistic | first rejected point | points rejected | min p (adj.) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| claim | model | space | null | statistic | first rejected point | points rejected | signs of the "
+            "rejected effects | min p (adj.) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for key, g in families.groupby(keys, sort=False, dropna=False):
             rej = _rejected(g)
             first = _point(g.loc[rej, "statistic"].iloc[0]) if rej.any() else "none"
+            effects = pd.to_numeric(g.loc[rej, "effect"], errors="coerce")
+            signs = f"{int((effects > 0).sum())} +, {int((effects < 0).sum())} −" if rej.any() else "–"
             lines.append(
-                "| " + " | ".join(str(v) for v in key) + f" | {first} | {int(rej.sum())} of {len(g)} "
+                "| " + " | ".join(str(v) for v in key) + f" | {first} | {int(rej.sum())} of {len(g)} | {signs} "
                 f"| {_cell(g['p_adjusted'].astype(float).min())} |"
             )
     items = t[t["item"] != ""]
