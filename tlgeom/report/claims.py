@@ -199,7 +199,8 @@ def tests_frame(result: Any, what: str) -> pd.DataFrame:
 def _not_run(exc: Exception, space: str | None) -> pd.DataFrame:
     """The one row of a claim the model cannot run (why in ``note``): recorded, never dropped silently."""
     row: dict[str, Any] = dict.fromkeys(TEST_COLUMNS, float("nan"))
-    row.update(null="none", statistic="not run", space=space or "raw", n_texts=0, reject=False)
+    row.update(null="none", statistic="not run", space=space or "raw", n_texts=0, n=0, reject=False)
+    row.update(inference_unit="none", informative=False)
     row["note"] = f"not run: {' '.join(str(exc).split())[:300]}"
     return pd.DataFrame([row])
 
