@@ -64,6 +64,16 @@ def _build(name, tiny_gpt2, tiny_llama):
     if name == "Curvature":
         x = torch.tensor([[0.7, 0.1], [1.1, 0.4], [1.4, -0.2]], dtype=torch.float64)
         return griemann.curvature(_sphere_metric(), x)
+    if name in ("StraighteningTest", "GibberishTest", "EntropyTest"):
+        from tlgeom.experiments import entropy, gibberish, straightening
+
+        texts = [TEXT, "a river runs through the old town near the hills .", "we ate bread and cheese today ."]
+        run = {
+            "StraighteningTest": straightening.straightening_test,
+            "GibberishTest": gibberish.gibberish_test,
+            "EntropyTest": entropy.entropy_test,
+        }[name]
+        return run(tiny_gpt2, texts, n_resamples=99)
     if name == "Geodesic":
         x0 = torch.tensor([[1.0, 0.0], [0.8, 0.3]], dtype=torch.float64)
         v0 = torch.tensor([[0.0, 1.0], [0.5, 0.5]], dtype=torch.float64)
@@ -85,6 +95,9 @@ RESULTS = [
     "GraphLaplacian",
     "Curvature",
     "Geodesic",
+    "StraighteningTest",
+    "GibberishTest",
+    "EntropyTest",
 ]
 
 
@@ -100,7 +113,7 @@ def test_result_protocol(name, tiny_gpt2, tiny_llama, tmp_path):
     if hasattr(res, "tests") and name != "CorpusRun":
         t = res.tests()
         assert {"n", "inference_unit"} <= set(t.columns), name
-        assert set(t.inference_unit) <= {"text", "pair", "edit", "head", "document", "window"}, name
+        assert set(t.inference_unit) <= {"text", "pair", "edit", "layer", "head", "document", "window"}, name
     # to_frame: a tidy DataFrame (flat string column names, at least one row)
     frame = res.to_frame()
     assert isinstance(frame, pd.DataFrame) and len(frame) > 0
