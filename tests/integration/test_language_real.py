@@ -76,7 +76,7 @@ def test_curvature_vs_readout_smollm2(smollm2, lee_texts):
     t0 = time.perf_counter()
     r = curvature_vs_readout(smollm2, lee_texts, seed=0)
     t = r.tests()
-    assert len(t) == 4 and t.n_texts.min() >= N_TEXTS - 1
+    assert len(t) == 8 and t.n_texts.min() >= N_TEXTS - 1  # 4 unadjusted, 4 adjusted for confounds
     assert np.isfinite(t[["observed", "effect", "p", "p_adjusted"]].to_numpy()).all()
     assert r.plot().axes
     with pd.option_context("display.width", 250, "display.max_columns", 20):
