@@ -120,6 +120,16 @@ def check_layers(layers: int | Sequence[int] | None, n_layers: int, arg: str = "
     return sorted(out)
 
 
+def check_texts(inputs: Any, minimum: int = 3, hint: str = "") -> list[str]:
+    """``inputs`` as a list of texts when it is a list (or tuple) of at least ``minimum`` strings: the text is
+    the unit of inference."""
+    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
+        raise bad_arg("inputs", inputs, "a list of texts (strings): the text is the unit of inference")
+    if len(inputs) < minimum:
+        raise bad_arg("inputs", f"{len(inputs)} text(s)", f"at least {minimum} texts{hint}")
+    return list(inputs)
+
+
 def check_bool(arg: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise bad_arg(arg, value, "True or False")

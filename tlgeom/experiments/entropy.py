@@ -23,13 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlgeom._args import check_alpha, check_correction, check_int, check_seed, check_space
-from tlgeom._errors import bad_arg
+from tlgeom._args import check_alpha, check_correction, check_int, check_seed, check_space, check_texts
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.stats.pvalues import (
-    adjust_pvalues,
-    attainable,
     bootstrap_ci,
+    decide_family,
     min_pvalue_sign_flip,
     sign_flip_test,
     tests_table,
@@ -153,10 +151,7 @@ def entropy_test(
     from tlgeom.models.trajectory import record_trajectories
 
     require_lm_head(model)
-    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
-        raise bad_arg("inputs", inputs, "a list of texts (strings): the text is the unit of inference")
-    if len(inputs) < 3:
-        raise bad_arg("inputs", f"{len(inputs)} text(s)", "at least 3 texts")
+    inputs = check_texts(inputs)
     space = check_space(space)
     check_int("skip_first", skip_first, 0)
     seed = check_seed(seed)
@@ -208,9 +203,5 @@ def entropy_test(
             }
         )
     t = pd.DataFrame(rows)
-    t["informative"], best = attainable(t.pop("p_min").to_numpy(dtype=float), alpha, correction)
-    t["p_adjusted"] = adjust_pvalues(np.where(t.informative, t.p, np.nan), correction)
-    t["reject"] = (t.p_adjusted <= alpha).fillna(False).astype(bool)
-    for i in np.flatnonzero(~t.informative.to_numpy(dtype=bool)):
-        t.loc[i, "note"] += f"; cannot reject at any data: at best p {best[i]:.3g} after {correction} > α = {alpha}"
+    t = decide_family(t, alpha, correction)
     return EntropyTest(r=r, point_labels=labels or [], table=t, alpha=alpha, correction=correction, space=space)

@@ -79,6 +79,7 @@ from tlgeom._args import (
     check_points,
     check_seed,
     check_space,
+    check_texts,
 )
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
@@ -691,10 +692,7 @@ def curvature_vs_language(
     from tlgeom.models import _compat
 
     info = _compat.check_model(model)
-    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
-        raise bad_arg("inputs", inputs, "a list of texts (strings): the text is the unit of inference")
-    if len(inputs) < 3:
-        raise bad_arg("inputs", f"{len(inputs)} text(s)", "at least 3 texts (20 or more for useful intervals)")
+    inputs = check_texts(inputs, 3, " (20 or more for useful intervals)")
     check_points(points)
     check_space(space)
     check_choice("subtoken", subtoken, SUBTOKENS)

@@ -55,7 +55,16 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 
-from tlgeom._args import check_alpha, check_bool, check_correction, check_int, check_points, check_seed, check_space
+from tlgeom._args import (
+    check_alpha,
+    check_bool,
+    check_correction,
+    check_int,
+    check_points,
+    check_seed,
+    check_space,
+    check_texts,
+)
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.models._compat import takes_device
@@ -463,10 +472,7 @@ def curvature_vs_readout(
     from tlgeom.stats.pvalues import adjust_pvalues, bootstrap_ci, sign_flip_test
 
     require_lm_head(model)
-    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
-        raise bad_arg("inputs", inputs, "a list of texts (strings): the text is the unit of inference")
-    if len(inputs) < 3:
-        raise bad_arg("inputs", f"{len(inputs)} text(s)", "at least 3 texts")
+    inputs = check_texts(inputs)
     check_points(points)
     check_space(space)
     if (

@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlgeom._args import check_alpha, check_correction, check_int, check_seed, check_space
+from tlgeom._args import check_alpha, check_correction, check_int, check_seed, check_space, check_texts
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.stats.pvalues import (
-    adjust_pvalues,
-    attainable,
     bootstrap_ci,
+    decide_family,
     min_pvalue_sign_flip,
     sign_flip_test,
     tests_table,
@@ -166,10 +165,7 @@ def straightening_test(
         seed: sign-flip and bootstrap seed. alpha, correction: the family's level and correction.
         n_resamples: sign-flip patterns / bootstrap resamples. progress: accepted for the common vocabulary.
     """
-    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
-        raise bad_arg("inputs", inputs, "a list of texts (strings): the text is the unit of inference")
-    if len(inputs) < 3:
-        raise bad_arg("inputs", f"{len(inputs)} text(s)", "at least 3 texts")
+    inputs = check_texts(inputs)
     space = check_space(space)
     check_int("skip_first", skip_first, 0)
     seed = check_seed(seed)
@@ -231,12 +227,7 @@ def straightening_test(
     import pandas as pd
 
     table = pd.DataFrame(rows)
-    table["informative"], best = attainable(table.pop("p_min").to_numpy(dtype=float), alpha, correction)
-    p_test = np.where(table.informative, table.p, np.nan)
-    table["p_adjusted"] = adjust_pvalues(p_test, correction)
-    table["reject"] = (table.p_adjusted <= alpha).fillna(False).astype(bool)
-    for i in np.flatnonzero(~table.informative.to_numpy(dtype=bool)):
-        table.loc[i, "note"] += f"; cannot reject at any data: at best p {best[i]:.3g} after {correction} > α = {alpha}"
+    table = decide_family(table, alpha, correction)
     return StraighteningTest(
         curvature=curvature,
         reference=reference,

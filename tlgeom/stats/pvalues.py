@@ -329,5 +329,23 @@ def tests_table(rows: Any, unit: str, *, alpha: float | None = None, correction:
     return t[first + [c for c in t.columns if c not in first]]
 
 
+def decide_family(table: Any, alpha: float, correction: str = "holm") -> Any:
+    """A family's decisions, from its rows' ``p`` and ``p_min`` (each test's smallest attainable p): which
+    tests can reject at all (:func:`attainable`; ``informative``), ``p_adjusted`` over the informative ones
+    (:func:`adjust_pvalues`), ``reject`` at ``alpha``, and a ``note`` on each test that cannot reject at any
+    data naming the best adjusted p it could reach. ``p_min`` is consumed; returns the table."""
+    informative, best = attainable(table.pop("p_min").to_numpy(dtype=float), alpha, correction)
+    table["informative"] = informative
+    table["p_adjusted"] = adjust_pvalues(np.where(informative, table["p"].to_numpy(dtype=float), np.nan), correction)
+    table["reject"] = np.nan_to_num(table["p_adjusted"].to_numpy(dtype=float), nan=np.inf) <= alpha
+    if "note" not in table.columns:
+        table["note"] = ""
+    for i in np.flatnonzero(~informative):
+        floor = f"cannot reject at any data: at best p {best[i]:.3g} after {correction} > α = {alpha}"
+        before = table["note"].iloc[i]
+        table.loc[table.index[i], "note"] = f"{before}; {floor}" if isinstance(before, str) and before else floor
+    return table
+
+
 tests_table.__test__ = False  # type: ignore[attr-defined]
 # (pytest would collect a function named tests_* imported into a test module)
