@@ -359,3 +359,15 @@ def test_forest_plots_are_drawn_from_the_table_and_the_readme_shows_one(tmp_path
     assert sorted(p.name for p in written) == sorted(f"forest_{c}.png" for c in claims.FOREST_CLAIMS)
     assert "](results/forest_curvature.png)" in (ROOT / "README.md").read_text()
     assert (ROOT / "results" / "forest_curvature.png").is_file()
+
+
+def test_verdicts_name_evidence_against_instead_of_the_untested_side():
+    """A one-sided row significant on its opposite side (``against``) is worded as evidence against the
+    claim, without the tested side's p; without the column the old wording stays."""
+    rows = _curvature_rows()
+    plain = claims.render_verdicts(rows, RUNS)
+    assert "CI below 0, the untested side" in plain and "evidence against" not in plain
+    marked = rows.assign(against=[False, False, False, True])  # log_ltc vs rotation: significantly shorter
+    text = claims.render_verdicts(marked, RUNS)
+    assert "**evidence against** the claim: significantly shorter than rotation (-0.0505 [-0.0618, -0.0384])" in text
+    assert "untested side" not in text

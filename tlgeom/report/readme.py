@@ -257,12 +257,14 @@ def _join(items: list[str], last: str) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {last} " + items[-1]
 
 
-def _verdict_item(r: pd.Series, unit: str, p_name: str, note: str = "") -> str:
-    """``rotation (+7.39° [7.25, 7.52], Holm p 0.032)``: a null, its effect with its CI, the adjusted p."""
+def _verdict_item(r: pd.Series, unit: str, p_name: str, note: str = "", p: bool = True) -> str:
+    """``rotation (+7.39° [7.25, 7.52], Holm p 0.032)``: a null, its effect with its CI, the adjusted p (left
+    out with ``p=False``: the row's p is its tested side's, not the side it is significant on)."""
     effect = float(r["effect"])
     sign = "+" if effect > 0 else ""
     ci = "" if pd.isna(r["ci_low"]) else f" [{_cell(r['ci_low'])}, {_cell(r['ci_high'])}]"
-    return f"{r['null']} ({sign}{_cell(effect)}{unit}{ci}, {p_name} p {_cell(r['p_adjusted'])}{note})"
+    shown = f", {p_name} p {_cell(r['p_adjusted'])}" if p else ""
+    return f"{r['null']} ({sign}{_cell(effect)}{unit}{ci}{shown}{note})"
 
 
 def _informative_rows(g: pd.DataFrame) -> pd.Series:
@@ -284,7 +286,8 @@ def _untested_side(r: pd.Series, alternative: str) -> str:
 
 def _statistic_verdict(g: pd.DataFrame, p_name: str) -> str:
     """One statistic's rows (one per null) in words: the nulls rejected, grouped by the sign of the effect,
-    then the nulls not rejected (worded by the test's alternative), then the uninformative ones."""
+    then those significant on the claim's opposite side (``against``: evidence against it), then the nulls not
+    rejected (worded by the test's alternative), then the uninformative ones."""
     statistic = str(g["statistic"].iloc[0])
     unit, fallback = _words(statistic, "unit"), _CURVATURE_ALTERNATIVE.get(statistic, "greater")
     alternative = (
@@ -299,7 +302,18 @@ def _statistic_verdict(g: pd.DataFrame, p_name: str) -> str:
         if sel.any():
             items = [_verdict_item(r, unit, p_name) for _, r in g[sel].iterrows()]
             parts.append(f"{_words(statistic, direction)} {_join(items, 'and')}")
-    kept = ~rejected & informative
+    against = (
+        g["against"].astype(str).eq("True") & ~rejected & informative if "against" in g.columns else rejected & False
+    )
+    opposite = {"greater": "less", "less": "greater"}
+    for alt in dict.fromkeys(alternative[against]):
+        rows = g[against & (alternative == alt)]
+        items = [_verdict_item(r, unit, p_name, p=False) for _, r in rows.iterrows()]
+        word = _words(statistic, opposite.get(alt, alt))
+        parts.append(
+            f"**evidence against** the claim: significantly {word} {_join(items, 'and')} ({p_name} on the opposite side)"
+        )
+    kept = ~rejected & informative & ~against
     for alt in dict.fromkeys(alternative[kept]):
         rows = g[kept & (alternative == alt)]
         items = [_verdict_item(r, unit, p_name, _untested_side(r, alt)) for _, r in rows.iterrows()]
