@@ -120,6 +120,21 @@ def check_layers(layers: int | Sequence[int] | None, n_layers: int, arg: str = "
     return sorted(out)
 
 
+def check_init_seeds(init_seeds: Any, first: int = 0) -> list[int]:
+    """The initialisations of an untrained reference: None → ``[first]``; a count ``k`` → ``first, first + 1,
+    …``; or a non-empty list of distinct seeds."""
+    if init_seeds is None:
+        return [check_seed(first, "init_seed", allow_none=False)]
+    if isinstance(init_seeds, int) and not isinstance(init_seeds, bool):
+        return [first + i for i in range(check_int("init_seeds", init_seeds, 1))]
+    if not isinstance(init_seeds, (list, tuple)) or not init_seeds:
+        raise bad_arg("init_seeds", init_seeds, "a count >= 1, a non-empty list of seeds, or None")
+    seeds = [check_seed(v, "init_seeds", allow_none=False) for v in init_seeds]
+    if len(set(seeds)) != len(seeds):
+        raise bad_arg("init_seeds", init_seeds, "distinct seeds")
+    return seeds
+
+
 def check_texts(inputs: Any, minimum: int = 3, hint: str = "") -> list[str]:
     """``inputs`` as a list of texts when it is a list (or tuple) of at least ``minimum`` strings: the text is
     the unit of inference."""

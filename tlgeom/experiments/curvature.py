@@ -64,6 +64,7 @@ from tlgeom._args import (
     check_alpha,
     check_choice,
     check_correction,
+    check_init_seeds,
     check_int,
     check_points,
     check_seed,
@@ -1092,16 +1093,7 @@ def curvature_test(
 
     points = check_points(points)
     check_seed(init_seed, "init_seed", allow_none=False)
-    if init_seeds is None:
-        seeds = [init_seed]
-    elif isinstance(init_seeds, int) and not isinstance(init_seeds, bool):
-        seeds = [init_seed + i for i in range(check_int("init_seeds", init_seeds, 1))]
-    else:
-        if not isinstance(init_seeds, (list, tuple)) or not init_seeds:
-            raise bad_arg("init_seeds", init_seeds, "a count >= 1, a non-empty list of seeds, or None")
-        seeds = [check_seed(v, "init_seeds", allow_none=False) for v in init_seeds]
-        if len(set(seeds)) != len(seeds):
-            raise bad_arg("init_seeds", init_seeds, "distinct seeds")
+    seeds = check_init_seeds(init_seeds, first=init_seed)
     if not isinstance(skip_first, int) or isinstance(skip_first, bool) or skip_first < 0:
         raise bad_arg("skip_first", skip_first, "an int >= 0")
     norm_kw: dict[str, Any] = {}

@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float
 from torch.func import jacfwd, jvp
 
-from tlgeom._args import check_choice, check_int
+from tlgeom._args import check_choice, check_init_seeds, check_int
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.geometry.riemann import head_effective_metric
@@ -484,14 +484,7 @@ def head_metric_signature(
     n_pos = (lam > tol).sum(-1)
     n_neg = (lam < -tol).sum(-1)
     pos_mass = lam.clamp_min(0).sum(-1) / lam.abs().sum(-1)
-    if init_seeds is None:
-        seeds = [seed]
-    elif isinstance(init_seeds, int) and not isinstance(init_seeds, bool):
-        seeds = [seed + i for i in range(check_int("init_seeds", init_seeds, 1))]
-    else:
-        if not isinstance(init_seeds, (list, tuple)) or not init_seeds:
-            raise bad_arg("init_seeds", init_seeds, "a count >= 1, a non-empty list of seeds, or None")
-        seeds = [check_seed(v, "init_seeds", allow_none=False) for v in init_seeds]
+    seeds = check_init_seeds(init_seeds, first=seed)
     ref_mass = None
     if reference:
         from tlgeom.models.untrained import untrained_model

@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlgeom._args import check_alpha, check_correction, check_int, check_seed, check_space, check_texts
+from tlgeom._args import (
+    check_alpha,
+    check_correction,
+    check_init_seeds,
+    check_int,
+    check_seed,
+    check_space,
+    check_texts,
+)
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.stats.pvalues import (
@@ -171,11 +179,7 @@ def straightening_test(
     seed = check_seed(seed)
     alpha, correction = check_alpha(alpha), check_correction(correction)
     check_int("n_resamples", n_resamples, 99)
-    seeds = (
-        list(range(check_int("init_seeds", init_seeds, 1)))
-        if isinstance(init_seeds, int)
-        else [check_seed(s, "init_seeds", allow_none=False) for s in init_seeds]
-    )
+    seeds = check_init_seeds(init_seeds)
     from tlgeom.models.trajectory import record_trajectories
 
     labels = list(record_trajectories(model, inputs[0]).point_labels)
