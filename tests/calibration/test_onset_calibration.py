@@ -4,7 +4,11 @@ Deflection curves across ~30 layers are strongly correlated: each simulated unit
 control) is ``x_u,l = a_u · g(l) + e_u,l`` with a unit amplitude ``a_u`` (lognormal: some edits
 simply deflect more), a rising depth profile ``g``, and AR(1) noise ``e`` with correlation 0.9
 between adjacent layers. Under the null the edit is one more unit of the same kind (exchangeable
-with its controls). Rates are written to ``results/onset_calibration.csv`` for the README.
+with its controls). Two designs: one edit against its own controls (``design = "edit"``, the
+per-pair onset of :func:`tlgeom.deflection`), and the pair as the unit (``design = "pairs"``:
+:func:`tlgeom.stats.onset.paired_onset_test` over ``N_PAIRS`` pairs, the onset of
+:func:`tlgeom.meaning_vs_control`), each at 19 and 39 controls. Rates are written to
+``results/onset_calibration.csv`` for the README.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tlgeom.stats.onset import first_true, maxstat_adjusted, uncorrected_onset
+from tlgeom.stats.onset import first_true, maxstat_adjusted, paired_onset_test, uncorrected_onset
 
 pytestmark = pytest.mark.calibration
 
@@ -23,6 +27,9 @@ N_SIMS = 4000
 N_LAYERS = 30
 ALPHA = 0.05
 PLANTED = (1.0, 2.0, 4.0)  # the edit's extra deflection from layer 12 on, in units of the depth profile
+N_PAIRS = 25  # the bundled minimal pairs that have controls of their own
+PAIR_SIMS = 400  # simulated sets of N_PAIRS pairs
+PAIR_PLANTED = (0.25, 0.5)  # smaller deflections: the pair as the unit pools N_PAIRS edits
 OUT = Path(__file__).resolve().parents[2] / "results" / "onset_calibration.csv"
 
 
@@ -31,14 +38,16 @@ def _mc_tol(p: float, n: int = N_SIMS) -> float:
     return 3 * np.sqrt(p * (1 - p) / n)
 
 
-def simulate(n_controls: int, seed: int, planted: float = 0.0, from_layer: int = 12) -> np.ndarray:
-    """``[N_SIMS, n_controls + 1, N_LAYERS]`` curves; unit 0 is the edit (``planted`` added from ``from_layer``)."""
+def simulate(
+    n_controls: int, seed: int, planted: float = 0.0, from_layer: int = 12, n_sims: int = N_SIMS
+) -> np.ndarray:
+    """``[n_sims, n_controls + 1, N_LAYERS]`` curves; unit 0 is the edit (``planted`` added from ``from_layer``)."""
     rng = np.random.default_rng(seed)
     n1 = n_controls + 1
     depth = np.linspace(0.2, 1.0, N_LAYERS)
-    amp = rng.lognormal(0.0, 0.5, size=(N_SIMS, n1, 1))
+    amp = rng.lognormal(0.0, 0.5, size=(n_sims, n1, 1))
     rho = 0.9
-    z = rng.standard_normal((N_SIMS, n1, N_LAYERS))
+    z = rng.standard_normal((n_sims, n1, N_LAYERS))
     e = np.empty_like(z)
     e[..., 0] = z[..., 0]
     for layer in range(1, N_LAYERS):
@@ -54,6 +63,7 @@ def rates(n_controls: int, seed: int, planted: float = 0.0) -> dict:
     onset = first_true(adj <= ALPHA)
     old = uncorrected_onset(x[:, 0], x[:, 1:])
     return {
+        "design": "edit",
         "n_controls": n_controls,
         "planted": planted,
         "n_sims": N_SIMS,
@@ -65,9 +75,34 @@ def rates(n_controls: int, seed: int, planted: float = 0.0) -> dict:
     }
 
 
+def pair_rates(n_controls: int, seed: int, planted: float = 0.0) -> dict:
+    """The pair as the unit: PAIR_SIMS sets of N_PAIRS pairs, each pair's edit ranked among its own controls."""
+    x = simulate(n_controls, seed, planted, n_sims=PAIR_SIMS * N_PAIRS).reshape(PAIR_SIMS, N_PAIRS, n_controls + 1, -1)
+    onsets = []
+    for i, u in enumerate(x):
+        onset = paired_onset_test(u[:, 0], u[:, 1:], n_perm=199, seed=seed * PAIR_SIMS + i)["onset"]
+        onsets.append(-1 if onset is None else onset)
+    onset = np.asarray(onsets)
+    return {
+        "design": "pairs",
+        "n_controls": n_controls,
+        "planted": planted,
+        "n_sims": PAIR_SIMS,
+        "n_layers": N_LAYERS,
+        "n_pairs": N_PAIRS,
+        "corrected_onset_rate": float((onset >= 0).mean()),
+        "old_rule_onset_rate": float("nan"),
+        "uncorrected_min_p_rate": float("nan"),
+        "median_corrected_onset": float(np.median(onset[onset >= 0])) if (onset >= 0).any() else float("nan"),
+    }
+
+
 @pytest.fixture(scope="module")
 def table():
-    rows = [rates(8, 0), rates(19, 1), rates(39, 2)] + [rates(19, 3 + i, planted=a) for i, a in enumerate(PLANTED)]
+    rows = [rates(8, 0), rates(19, 1), rates(39, 2)]
+    rows += [rates(19, 3 + i, planted=a) for i, a in enumerate(PLANTED)]
+    rows += [rates(39, 10 + i, planted=a) for i, a in enumerate(PLANTED)]
+    rows += [pair_rates(n, 20 + k, planted=a) for k, n in enumerate((19, 39)) for a in (0.0, *PAIR_PLANTED)]
     df = pd.DataFrame(rows)
     OUT.parent.mkdir(exist_ok=True)
     df.to_csv(OUT, index=False)
@@ -76,7 +111,7 @@ def table():
 
 
 def test_corrected_onset_controls_false_onsets(table):
-    null = table[table.planted == 0]
+    null = table[(table.planted == 0) & (table.design == "edit")]
     for _, r in null.iterrows():
         assert r.corrected_onset_rate <= ALPHA + _mc_tol(ALPHA), r.to_dict()
     # with 8 controls no p can reach 0.05: the corrected onset never fires
@@ -86,7 +121,7 @@ def test_corrected_onset_controls_false_onsets(table):
 
 
 def test_old_rule_fails_calibration(table):
-    null = table[table.planted == 0]
+    null = table[(table.planted == 0) & (table.design == "edit")]
     for _, r in null.iterrows():  # first layer beating all controls: no error control at all
         assert r.old_rule_onset_rate > ALPHA + _mc_tol(ALPHA), r.to_dict()
     # with the 8 controls the CLI and the report used: a false onset in more than a third of exchangeable edits
@@ -94,7 +129,24 @@ def test_old_rule_fails_calibration(table):
 
 
 def test_power_for_a_planted_deflection(table):
-    planted = table[table.planted > 0].sort_values("planted")
-    assert (planted.corrected_onset_rate.diff().dropna() >= 0).all()  # more deflection, more power
-    assert planted.corrected_onset_rate.iloc[-1] >= 0.8
-    assert planted.median_corrected_onset.iloc[-1] >= 12  # never before the planted layer in the median
+    edits = table[(table.planted > 0) & (table.design == "edit")]
+    for n in (19, 39):
+        planted = edits[edits.n_controls == n].sort_values("planted")
+        assert (planted.corrected_onset_rate.diff().dropna() >= 0).all()  # more deflection, more power
+        assert planted.corrected_onset_rate.iloc[-1] >= 0.8
+        assert planted.median_corrected_onset.iloc[-1] >= 12  # never before the planted layer in the median
+    # the default 39 controls: at least the power of 19 at every planted size, and near-certain at 4 units
+    by = edits.pivot(index="planted", columns="n_controls", values="corrected_onset_rate")
+    assert (by[39] >= by[19] - 2 * _mc_tol(0.5)).all(), by
+    assert by.loc[4.0, 39] >= 0.98, by
+
+
+def test_pair_as_unit_is_calibrated_and_has_power(table):
+    """The across-pair onset: at most α false onsets, and power for deflections a single edit rarely shows."""
+    pairs = table[table.design == "pairs"]
+    for _, r in pairs[pairs.planted == 0].iterrows():
+        assert r.corrected_onset_rate <= ALPHA + _mc_tol(ALPHA, PAIR_SIMS), r.to_dict()
+    power = pairs[pairs.planted > 0]
+    single = table[(table.design == "edit") & (table.planted == 1.0)].corrected_onset_rate.max()
+    for _, r in power[power.planted == 0.5].iterrows():  # half the deflection a single edit finds 22 % of the time
+        assert r.corrected_onset_rate >= 0.8 > single, r.to_dict()

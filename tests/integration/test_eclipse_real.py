@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tlgeom._args import CONTROLS
 from tlgeom.experiments.eclipse import _sign_flip_pvalue, control_edits, deflection, meaning_vs_control, minimal_pairs
 from tlgeom.experiments.patching import patch_attribution, restored_fraction
 from tlgeom.models import _compat
@@ -102,7 +103,7 @@ def test_meaning_vs_control(fixture, name, request):
     from scipy.stats import wilcoxon
 
     model = request.getfixturevalue(fixture)
-    r = meaning_vs_control(model, seed=0, model_name=name)  # 19 matched controls per pair
+    r = meaning_vs_control(model, seed=0, model_name=name)  # 39 matched controls per pair
     f = r.frame
     print("\n" + r.summary())
     print(f[["pair", "meaning", "control", "toward_meaning", "toward_control"]].round(3).to_string(index=False))
@@ -112,7 +113,7 @@ def test_meaning_vs_control(fixture, name, request):
         .to_string(index=False)
     )
     pairs = minimal_pairs("homonym")
-    assert r.n_controls == 19 and r.toward_run
+    assert r.n_controls == CONTROLS and r.toward_run
     assert len(f) == len(pairs) >= 14 and not f[["meaning", "control", "toward_meaning"]].isna().any().any()
     assert r.p_wilcoxon == pytest.approx(float(wilcoxon(f["diff"], alternative="greater").pvalue))
     assert r.p_permutation == pytest.approx(_sign_flip_pvalue(f["diff"].to_numpy()))
@@ -121,15 +122,15 @@ def test_meaning_vs_control(fixture, name, request):
     assert (r.layers.p_adjusted >= r.layers.p - 1e-12).all()
     # the batched per-pair numbers equal an independent single-pair computation with the same controls
     p = pairs[0]
-    d = deflection(model, p, controls=[c.edited for c in control_edits(p, 19, seed=0)])
+    d = deflection(model, p, controls=[c.edited for c in control_edits(p, seed=0)])
     assert f.meaning[0] == pytest.approx(float(d.angle[1:].rad2deg().mean()), rel=1e-4)
     assert f.control[0] == pytest.approx(float(d.control_angle[:, 1:].rad2deg().mean()), rel=1e-4)
 
 
-def test_bundled_pair_0_onset_with_19_matched_controls(smollm2):
+def test_bundled_pair_0_onset_with_39_matched_controls(smollm2):
     """The report's bundled pair 0 and the API on the same texts: same controls, same corrected onset."""
     pair = minimal_pairs("homonym")[0]
-    d = deflection(smollm2, pair.clean, pair.edited, pair.target, controls=19, seed=0)
+    d = deflection(smollm2, pair.clean, pair.edited, pair.target, controls=CONTROLS, seed=0)
     again = deflection(smollm2, pair, seed=0)
     print("\nsmollm2-135m, bundled pair 0:\n" + d.summary())
     print(
@@ -137,9 +138,9 @@ def test_bundled_pair_0_onset_with_19_matched_controls(smollm2):
     )
     print(d.controls_frame()[["words", "pos", "slot_pos", "dzipf", "dlen"]].to_string(index=False))
     assert again.control_texts == d.control_texts and again.onset == d.onset
-    assert d.n_controls == 19 and all(i["pos_match"] for i in d.control_info)
+    assert d.n_controls == CONTROLS and all(i["pos_match"] for i in d.control_info)
     t = d.tests()
-    assert t.p.between(1 / 20, 1).all() and (t.p_adjusted >= t.p).all()
+    assert t.p.between(1 / (CONTROLS + 1), 1).all() and (t.p_adjusted >= t.p).all()
     assert t.p.iloc[0] == 1.0  # the target's own embedding: every deflection is 0 (a tie)
     if d.onset is not None:
         assert t.p_adjusted.iloc[d.onset] <= 0.05 and (t.p_adjusted.iloc[: d.onset] > 0.05).all()

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tlgeom
+from tlgeom._args import CONTROLS
 from tlgeom._errors import TlgeomError
 from tlgeom.experiments.eclipse import (
     ContextEdit,
@@ -257,7 +258,7 @@ def test_controls_band_onset_and_prototypes(tiny_gpt2):
         "mat",
         prototypes=(["a cat on the mat", "the old cat sat on the mat"], ["a dog on the mat"]),
     )
-    assert d3.toward.shape == (d.n_points,) and d3.control_toward.shape == (19, d.n_points)
+    assert d3.toward.shape == (d.n_points,) and d3.control_toward.shape == (CONTROLS, d.n_points)
     f = d3.to_frame()
     assert len(f) == d.n_points and {
         "distance",
@@ -326,15 +327,15 @@ def test_deflection_follows_the_result_protocol(tiny_gpt2, tmp_path):
     matplotlib.use("Agg")
     from tlgeom._result import Result
 
-    d = deflection(tiny_gpt2, *CAUSAL)  # 19 matched controls by default
-    assert isinstance(d, Result) and d.n_controls == 19 and len(d.control_info) == 19
+    d = deflection(tiny_gpt2, *CAUSAL)  # 39 matched controls by default
+    assert isinstance(d, Result) and d.n_controls == CONTROLS == 39 and len(d.control_info) == 39
     paths = d.save(tmp_path)
     doc = json.loads(paths["json"].read_text())
-    assert doc["headline"]["n_controls"] == 19 and doc["headline"]["onset"] == d.onset_label
+    assert doc["headline"]["n_controls"] == 39 and doc["headline"]["onset"] == d.onset_label
     assert doc["headline"]["controls_pos_match"] == 1.0  # every control has the edit's POS in context
     assert doc["headline"]["controls_max_dzipf"] <= 0.5 and doc["headline"]["controls_max_dlen"] <= 2
     cf = d.controls_frame()
-    assert len(cf) == 19 and cf.pos_match.all() and (cf.slot_pos == "NOUN").all()
+    assert len(cf) == CONTROLS and cf.pos_match.all() and (cf.slot_pos == "NOUN").all()
     assert str(d) == d.summary() and "onset" in d.summary()
 
 
@@ -343,9 +344,9 @@ def test_report_and_api_agree_on_bundled_pair_0(tiny_gpt2, tmp_path):
     from tlgeom.report import bundled_pair, deflection_section
 
     pair = bundled_pair(0)
-    api = deflection(tiny_gpt2, pair.clean, pair.edited, pair.target, controls=19, seed=0)
-    sec = deflection_section(tiny_gpt2, pair, tmp_path, controls=19, seed=0, patch=False, progress=False)
-    assert sec.results["onset"] == api.onset_label and sec.results["n_controls"] == 19
+    api = deflection(tiny_gpt2, pair.clean, pair.edited, pair.target, controls=CONTROLS, seed=0)
+    sec = deflection_section(tiny_gpt2, pair, tmp_path, controls=CONTROLS, seed=0, patch=False, progress=False)
+    assert sec.results["onset"] == api.onset_label and sec.results["n_controls"] == CONTROLS
     again = deflection(tiny_gpt2, pair, seed=0)
     assert again.control_texts == api.control_texts and again.onset == api.onset
     assert deflection(tiny_gpt2, pair, seed=1).control_texts != api.control_texts
@@ -374,18 +375,36 @@ def test_control_edits_seeded_matched_and_of_the_edits_kind():
         assert x.edited.startswith("we saw the ") and x.edited.endswith(" cat")
         assert len(x.edited.split()) == 6  # two words inserted, like the edit
         assert x.info["slot_pos"] == ["ADJ", "ADJ"] and x.info["pos"] == ["ADJ", "ADJ"]
-    # a deletion's controls delete a comparable word before the target
+    # a deletion's slot-swap controls (the default): a matched word put into the deleted slot and deleted,
+    # so every control ends in the edit's own edited text and only the clean text differs
     dele = ContextEdit(
         "the old man and the young boy met the tall dog", "the old man and the boy met the tall dog", "dog"
     )
+    (ds, de), _, _ = dele.changed_region()
+    slot_controls = control_edits(dele, 39, seed=0)
+    assert len({x.clean for x in slot_controls}) == 39
+    for x in slot_controls:
+        w = x.info["words"][0]
+        assert x.edited == dele.edited and x.clean == dele.clean[:ds] + w + dele.clean[de:]
+        assert x.info["design"] == "slot" and x.info["pos"] == x.info["slot_pos"] == ["ADJ"]
+        assert x.info["slot_words"] == ["young"] and w.lower() not in dele.clean.split()
+        assert pos_in_context(x.clean, (ds, ds + len(w))) == "ADJ"
+    assert [x.clean for x in control_edits(dele, 39, seed=0)] == [x.clean for x in slot_controls]
+    # a span target is carried into each control's clean text
+    span = ContextEdit("The old man sat by the bank.", "The man sat by the bank.", (23, 27))
+    for x in control_edits(span, 3):
+        assert x.clean[x.target[0] : x.target[1]] == "bank" and x.edited == span.edited
+    # the other design deletes a comparable word before the target, and refuses when too few exist
     with pytest.warns(UserWarning, match="widened to"):  # too few words within 0.5 Zipf: widened, and said so
-        dcs = control_edits(dele, 2)
+        dcs = control_edits(dele, 2, deletion="elsewhere")
     for x in dcs:
         assert x.info["widened"] is not None and x.info["dzipf"] <= x.info["widened"]["max_dzipf"]
         assert len(x.edited.split()) == len(dele.edited.split()) and x.edited != dele.edited
         assert x.info["words"][0] in ("old", "tall") and x.info["pos"] == ["ADJ"]
     with pytest.raises(TlgeomError, match=r"only \d+ other word|ask for at most 2"):
-        control_edits(dele, 3)
+        control_edits(dele, 3, deletion="elsewhere")
+    with pytest.raises(TlgeomError, match="deletion"):
+        control_edits(dele, 3, deletion="somewhere")
     with pytest.raises(TlgeomError, match="changes the target itself"):
         control_edits(ContextEdit("the cat sat", "the dog sat", (4, 7), edited_span=(4, 7)), 2)
     with pytest.raises(TlgeomError, match="no word differs"):
@@ -443,8 +462,8 @@ def test_bundled_minimal_pairs():
         if p.kind == "mass":
             assert cs == ce, p.name  # an insertion
         if p.kind == "homonym":
-            cs = control_edits(p, 19)  # 19 matched controls for every bundled homonym pair
-            assert len(cs) == 19 and all(c.info["pos_match"] for c in cs), p.name
+            cs = control_edits(p)  # the default 39 matched controls for every bundled homonym pair
+            assert len(cs) == CONTROLS and all(c.info["pos_match"] for c in cs), p.name
             for sense in (p.info["clean_sense"], p.info["edited_sense"]):
                 for text in senses[p.target][sense]:
                     assert len(find_word(text, p.target)) == 1, (p.target, text)

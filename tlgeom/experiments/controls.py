@@ -8,8 +8,17 @@ target's meaning:
   proper noun, verb, adjective, adverb, numeral, interjection: :data:`OPEN_CLASS`) replaced by
   another word matched to it; the edit's function words are kept (all words are replaced when
   the stretch has no open-class word);
-* **deletion** (the edit removes words): each control removes one other word *before the target*
-  (and outside the deleted stretch), matched to the first deleted word.
+* **deletion** (the edit removes words), two designs (``deletion=``):
+
+  - ``"slot"`` (default), the *slot swap*: each control puts matched words into the deleted
+    words' slot of the clean text and deletes them, so its edited text **is** the edit's edited text
+    and only the clean text differs ("The old man sat" → "The man sat" is controlled by "The young
+    man sat" → "The man sat"). The slot words are matched exactly as a substitution's are (open-class
+    words replaced, function words kept; part of speech in the control's clean text). Position,
+    length and the text the target ends in are held fixed: what differs is which word was deleted;
+  - ``"elsewhere"``: each control removes one other word *before the target* (and outside the
+    deleted stretch), matched to the first deleted word; a one-sentence text rarely has ``n`` such
+    words, and then it refuses, naming how many there are.
 
 Matching criteria for a candidate ``c`` against the edit's word ``w`` (documented tolerances):
 
@@ -46,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from tlgeom._args import check_int, check_seed
+from tlgeom._args import CONTROLS, check_choice, check_int, check_seed
 from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom.experiments.edits import ContextEdit, short_text
 
@@ -120,14 +129,23 @@ def _candidates(slot: str, excluded: set[str], tol: tuple[float, int], pool) -> 
     return [w for w, wz, wl in pool if w not in excluded and abs(wz - z) <= tol[0] and abs(wl - n) <= tol[1]]
 
 
-def matched_controls(edit: Any, n: int = 19, seed: int = 0, pool: Sequence[str] | None = None) -> list[Any]:
+#: The designs of a deletion's controls (module docs): the slot swap, or another word deleted before the target.
+DELETION_DESIGNS = ("slot", "elsewhere")
+
+
+def matched_controls(
+    edit: Any, n: int = CONTROLS, seed: int = 0, pool: Sequence[str] | None = None, deletion: str = "slot"
+) -> list[Any]:
     """``n`` seeded control edits matched to ``edit`` (see the module docs for the criteria).
 
     Args:
         edit: a :class:`~tlgeom.experiments.eclipse.ContextEdit`.
         n: number of controls.
         seed: an int in [0, 2**63).
-        pool: candidate words for substitutions/insertions (default: the wordfreq vocabulary).
+        pool: candidate words for substitutions, insertions and slot swaps (default: the wordfreq vocabulary).
+        deletion: the design of a deletion's controls, ``"slot"`` (matched words put into the deleted slot
+            and deleted: the edited text is the edit's) or ``"elsewhere"`` (another word before the target
+            deleted); see the module docs.
 
     Returns:
         A list of ``n`` ContextEdits (kind ``"control"``) whose ``info`` records how well each matched.
@@ -138,6 +156,7 @@ def matched_controls(edit: Any, n: int = 19, seed: int = 0, pool: Sequence[str] 
     """
 
     n = check_int("n", n, 1)
+    deletion = check_choice("deletion", deletion, DELETION_DESIGNS)
     checked_seed = check_seed(seed, allow_none=False)
     assert checked_seed is not None  # allow_none=False
     seed = checked_seed
@@ -153,6 +172,8 @@ def matched_controls(edit: Any, n: int = 19, seed: int = 0, pool: Sequence[str] 
     rng = np.random.default_rng([seed, zlib.crc32(edit.clean.encode()), zlib.crc32(edit.edited.encode())])
     new_words = [(m.group(), es + m.start(), es + m.end()) for m in _WORDRE.finditer(edit.edited[es:ee])]
     if not new_words:
+        if deletion == "slot":
+            return _slot_controls(edit, n, rng, (cs, ce), tspan, pool)
         return _deletion_controls(edit, n, rng, (cs, ce), tspan)
     return _substitution_controls(edit, n, rng, (cs, ce), (es, ee), new_words, pool)
 
@@ -257,6 +278,43 @@ def _substitution_controls(edit, n, rng, clean_span, edited_span, new_words, poo
     for i, (words, pos, text) in enumerate(accepted):
         shift = len(text) - len(edit.clean) if tspan is not None and tspan[0] >= ce else 0
         out.append(_finish(edit, text, words, pos, slot_pos, slot_words, tol, shift, tspan, i))
+    return out
+
+
+def _slot_controls(edit, n, rng, clean_span, tspan, pool):
+    """A deletion's slot-swap controls: the substitution controls of the reversed edit (edited → clean, an
+    insertion of the deleted words), each turned back into a deletion whose edited text is the edit's."""
+    cs, ce = clean_span
+    if not _WORDRE.search(edit.clean[cs:ce]):
+        raise TlgeomError(f"edit={edit.name or edit.clean!r}: the edit changes no word, so there is no control for it")
+    target: str | tuple[int, int] = edit.target
+    occurrence = edit.occurrence[::-1] if isinstance(edit.occurrence, tuple) else edit.occurrence
+    reverse_span = None
+    if not isinstance(edit.target, str):
+        assert tspan is not None  # a span target has a clean span
+        shift = len(edit.edited) - len(edit.clean) if tspan[0] >= ce else 0  # the text after the edit is kept
+        target, reverse_span = edit.edited_span or (tspan[0] + shift, tspan[1] + shift), tspan
+    reverse = ContextEdit(
+        edit.edited, edit.clean, target, occurrence=occurrence, edited_span=reverse_span, name=edit.name
+    )
+    (rs, re_), (es, ee), _ = reverse.changed_region()
+    new_words = [(m.group(), es + m.start(), es + m.end()) for m in _WORDRE.finditer(reverse.edited[es:ee])]
+    out = []
+    for c in _substitution_controls(reverse, n, rng, (rs, re_), (es, ee), new_words, pool):
+        span = c.edited_span if not isinstance(edit.target, str) else None
+        clean_target = span if span is not None else edit.target
+        out.append(
+            ContextEdit(
+                c.edited,
+                edit.edited,
+                clean_target,
+                occurrence=edit.occurrence,
+                edited_span=edit.edited_span,
+                name=c.name,
+                kind="control",
+                info={**c.info, "design": "slot"},
+            )
+        )
     return out
 
 

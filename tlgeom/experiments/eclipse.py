@@ -11,7 +11,7 @@ A :class:`ContextEdit` is a clean text, an edited text and a *target* word prese
 * ``cumulative_bending_i = Σ_{l<i} step_deflection_l`` (radians; 0 at the embedding; an
   undefined step angle, from a zero-length step, counts 0);
 * the **onset**: the first point at which the edit deflects the target more than its *control
-  edits* (19 by default: seeded edits of the same kind at the same place, matched in part of
+  edits* (39 by default, :data:`tlgeom._args.CONTROLS`: seeded edits of the same kind at the same place, matched in part of
   speech in context, frequency and length, :mod:`tlgeom.experiments.controls`), with the error
   controlled across all points: per-point rank p-value ``p_i = (1 + #{controls ≥ edit}) / (1 + n)``
   adjusted by the single-step max-statistic method over the exchangeable edit and controls
@@ -48,7 +48,16 @@ import numpy as np
 import torch
 from jaxtyping import Float
 
-from tlgeom._args import check_alpha, check_bool, check_choice, check_correction, check_int, check_points, check_seed
+from tlgeom._args import (
+    CONTROLS,
+    check_alpha,
+    check_bool,
+    check_choice,
+    check_correction,
+    check_int,
+    check_points,
+    check_seed,
+)
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, new_axes
 from tlgeom.experiments.controls import matched_controls
@@ -173,7 +182,11 @@ def control_words() -> list[dict]:
 
 
 def control_edits(
-    edit: ContextEdit, n: int = 19, seed: int = 0, pool: Sequence[str] | Sequence[dict] | None = None
+    edit: ContextEdit,
+    n: int = CONTROLS,
+    seed: int = 0,
+    pool: Sequence[str] | Sequence[dict] | None = None,
+    deletion: str = "slot",
 ) -> list[ContextEdit]:
     """Seeded control edits matched to ``edit``: :func:`tlgeom.experiments.controls.matched_controls`.
 
@@ -185,10 +198,14 @@ def control_edits(
 
     Args:
         edit: the edit.
-        n: number of controls (default 19: the fewest for which a rank p-value can reach 0.05).
+        n: number of controls (default 39, :data:`tlgeom._args.CONTROLS`: 19 is the fewest for which a rank
+            p-value can reach 0.05; 39 has more power at the same false-onset rate).
         seed: an int in [0, 2**63).
         pool: candidate words (strings, or dicts with ``"word"`` like :func:`control_words`);
             default the 30 000 most frequent English words (wordfreq).
+        deletion: a deletion's design, ``"slot"`` (default: matched words put into the deleted slot and
+            deleted, so every control ends in the edit's edited text) or ``"elsewhere"`` (another word
+            before the target deleted); :mod:`tlgeom.experiments.controls`.
 
     Raises:
         TlgeomError: the edit changes the target itself, the texts do not differ, fewer than ``n``
@@ -199,7 +216,7 @@ def control_edits(
         if isinstance(pool, str) or not all(isinstance(w, (str, dict)) for w in pool):
             raise bad_arg("pool", pool, "None or a list of words (str) or of dicts with a 'word'")
         pool = [w if isinstance(w, str) else str(w["word"]) for w in pool]
-    return matched_controls(edit, n=n, seed=seed, pool=pool)
+    return matched_controls(edit, n=n, seed=seed, pool=pool, deletion=deletion)
 
 
 def _target_states(
@@ -601,7 +618,7 @@ def deflection(
     occurrence: int | tuple[int, int] | None = None,
     subtoken: str = "last",
     points: str = "resid",
-    controls: int | Sequence[str] = 19,
+    controls: int | Sequence[str] = CONTROLS,
     seed: int = 0,
     alpha: float = 0.05,
     band_quantile: float = 1.0,
@@ -617,8 +634,8 @@ def deflection(
         occurrence: which match of the word when a text contains it several times.
         subtoken: ``"last"`` (default) or ``"first"`` sub-token of a multi-token target.
         points: ``"resid"`` or ``"sublayer"`` trajectory points.
-        controls: number of seeded matched control edits (:func:`control_edits`; default 19, the
-            fewest for which a rank p-value can reach 0.05), or a list of control texts (each
+        controls: number of seeded matched control edits (:func:`control_edits`; default 39: power at the
+            same false-onset rate as 19, the fewest for which a rank p-value can reach 0.05), or a list of control texts (each
             containing the target); 0 for none (no onset test; also when the texts are identical).
         seed: seed of the control edits, an int in [0, 2**63).
         alpha: level of the onset test (family-wise over all points).
@@ -933,7 +950,7 @@ def meaning_vs_control(
     pairs: Sequence[ContextEdit] | None = None,
     *,
     senses: dict | None = None,
-    controls: int = 19,
+    controls: int = CONTROLS,
     seed: int = 0,
     measure: str = "angle",
     points: str = "resid",
@@ -963,7 +980,7 @@ def meaning_vs_control(
     Args:
         pairs: default the bundled homonym pairs (:func:`minimal_pairs` ``("homonym")``).
         senses: ``{word: {sense: [texts]}}``; default the bundled :func:`sense_contexts`.
-        controls: matched control edits per pair (:func:`control_edits`; default 19), the name
+        controls: matched control edits per pair (:func:`control_edits`; default 39), the name
             :func:`deflection` uses (``n_controls=`` still works, with a DeprecationWarning, until 0.3).
         progress: a tqdm bar over the pairs while their edits and controls are resolved.
         correction: how :meth:`DeflectionTest.tests` adjusts its summary tests together (default Holm).

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlgeom._args import CONTROLS
 from tlgeom._errors import bad_arg
 from tlgeom._output import MANIFEST, commit_output, discard, read_manifest, stage_output
 from tlgeom._result import Result, jsonable
@@ -232,7 +233,14 @@ def bundled_pair(index: int = 0):
 
 
 def deflection_section(
-    model: Any, edit: Any, out: Any, *, controls: int = 19, seed: int = 0, patch: bool = True, progress: bool = True
+    model: Any,
+    edit: Any,
+    out: Any,
+    *,
+    controls: int = CONTROLS,
+    seed: int = 0,
+    patch: bool = True,
+    progress: bool = True,
 ) -> Section:
     """The ``deflection`` analysis of one context edit as a section (the ``patching`` analysis is its own
     section: :func:`analysis_section` ``("patching", …)``; ``patch`` is kept for the old call and ignored).

@@ -431,13 +431,19 @@ def render_calibration_block(results: Path) -> str:
         )
     lines += [
         "",
-        "| eclipse onset | controls | planted deflection | simulated edits | onset rate, corrected | onset rate, tlgeom 0.1 rule |",
-        "|---|---|---|---|---|---|",
+        "| eclipse onset | unit | controls | planted deflection | simulations | onset rate, corrected "
+        "| onset rate, tlgeom 0.1 rule |",
+        "|---|---|---|---|---|---|---|",
     ]
+    if "design" not in onset.columns:  # a table written before the across-pair rows
+        onset = onset.assign(design="edit")
     for r in onset.itertuples():
+        pairs = r.design == "pairs"
+        unit = f"pair ({int(r.n_pairs)} pairs)" if pairs else "one edit"
+        old = "–" if pd.isna(r.old_rule_onset_rate) else f"{r.old_rule_onset_rate:.3f}"
         lines.append(
-            f"| {'false onsets' if float(r.planted) == 0 else 'power'} | {r.n_controls} | {r.planted:g} "
-            f"| {r.n_sims} | {r.corrected_onset_rate:.3f} | {r.old_rule_onset_rate:.3f} |"
+            f"| {'false onsets' if float(r.planted) == 0 else 'power'} | {unit} | {r.n_controls} | {r.planted:g} "
+            f"| {r.n_sims} {'sets of pairs' if pairs else 'edits'} | {r.corrected_onset_rate:.3f} | {old} |"
         )
     lines.append(CALIBRATION_END)
     return "\n".join(lines)
