@@ -109,7 +109,9 @@ class Option:
         if self.flag or self.default is None:  # a None default is described by the help itself
             return self.help
         shown = " ".join(map(str, self.default)) if isinstance(self.default, (list, tuple)) else self.default
-        return f"{self.help} (default {shown}{': ' + self.why if self.why else ''})".replace("%", "%%")  # argparse formats help
+        return f"{self.help} (default {shown}{': ' + self.why if self.why else ''})".replace(
+            "%", "%%"
+        )  # argparse formats help
 
     def add_to(self, parser: Any) -> None:
         """Add the option to an argparse parser (or mutually exclusive group)."""

@@ -216,7 +216,7 @@ def _claims() -> Command:
             Option("spaces", list(SPACES), "curvature spaces", type=str, nargs="+", choices=SPACES),
             Option("corpus", "lee", "a tlgeom.data.corpora name or a .txt/.jsonl path", type=str, group="source"),
             TEXT_FILE.but(help="a UTF-8 text file as the corpus (one text per paragraph)", group="source"),
-            Option("texts", 50, "number of documents (first in file order)", type=int, minimum=1),
+            Option("texts", 100, "number of documents (first in file order)", type=int, minimum=1),
             Option("min_words", 40, "documents shorter than this are skipped", type=int, minimum=0),
             Option("max_tokens", 128, "tokens per text, special tokens included", type=int, minimum=2),
             N_SIMS.but(

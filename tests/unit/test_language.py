@@ -177,3 +177,27 @@ def test_bad_arguments(tiny_gpt2):
         lang.curvature_vs_language(tiny_gpt2, _texts(), alpha=1.5)
     with pytest.raises(TlgeomError, match="space"):
         lang.curvature_vs_language(tiny_gpt2, _texts(), space="curved")
+
+
+def test_several_initialisations_intersection_union(tiny_gpt2):
+    """With init_seeds the difference's p is the largest of the single-initialisation runs' p, its effect their
+    mean (OLS is linear in the response), and the spread is recorded."""
+    texts = _texts()[:6]
+    kw = {"seed": 1, "n_boot": 99, "space": "raw"}
+    many = lang.curvature_vs_language(tiny_gpt2, texts, init_seeds=[3, 4, 5], **kw)
+    singles = [lang.curvature_vs_language(tiny_gpt2, texts, init_seeds=[s], **kw).tests() for s in (3, 4, 5)]
+    t = many.tests()
+    assert many.init_seeds == [3, 4, 5] and many.headline()["init_seeds"] == [3, 4, 5]
+    assert "3 initialisations" in many.summary()
+    diff = t[t.null == "untrained"].set_index("statistic")
+    assert (diff.n_inits == 3).all() and diff.note.str.contains("largest").all()
+    each = [s[s.null == "untrained"].set_index("statistic") for s in singles]
+    for stat, row in diff.iterrows():
+        assert row.p == pytest.approx(max(e.loc[stat, "p"] for e in each), abs=1e-12)
+        assert row.effect == pytest.approx(np.mean([e.loc[stat, "effect"] for e in each]), rel=1e-9, abs=1e-12)
+        assert row.init_effect_min == pytest.approx(min(e.loc[stat, "effect"] for e in each), abs=1e-12)
+        assert row.init_effect_max == pytest.approx(max(e.loc[stat, "effect"] for e in each), abs=1e-12)
+    # the default is one initialisation, from seed (as before init_seeds existed)
+    assert lang.curvature_vs_language(tiny_gpt2, texts, **kw).init_seeds == [1]
+    with pytest.raises(TlgeomError, match="init_seeds"):
+        lang.curvature_vs_language(tiny_gpt2, texts, init_seeds=[2, 2], **kw)

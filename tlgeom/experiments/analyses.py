@@ -271,14 +271,14 @@ ANALYSES: tuple[Analysis, ...] = (
         title="Curvature against language structure (spaCy annotations)",
         run="tlgeom.experiments.language:curvature_vs_language",
         inputs="texts",
-        claim=Claim("language", "language", settings=_TEST_SETTINGS, max_texts=20),
+        claim=Claim("language", "language", settings=(*_TEST_SETTINGS, "init_seeds"), max_texts=100),
     ),
     Analysis(
         key="readout",
         title="Curvature against what the model reads out (logit lens)",
         run="tlgeom.experiments.readout:curvature_vs_readout",
         inputs="texts",
-        claim=Claim("readout", "readout", settings=_TEST_SETTINGS, max_texts=20, not_run=True),
+        claim=Claim("readout", "readout", settings=(*_TEST_SETTINGS, "init_seeds"), max_texts=20, not_run=True),
     ),
 )
 

@@ -97,7 +97,9 @@ from tlgeom.stats.nulls import (
     stream_seed,
 )
 from tlgeom.stats.pvalues import (
+    add_note,
     adjust_pvalues,
+    against_initialisations,
     attainable,
     bootstrap_ci,
     exchangeable_pvalue,
@@ -831,7 +833,10 @@ def _compare(
                 flip_seed = stream_seed(seed, null.name) if seed is not None else None
                 # against K initialisations: p is the largest per-initialisation p (intersection-union test:
                 # a rejection says the effect holds against every one of them, not against one draw)
-                p = max(sign_flip_test(d[ok], alt, seed=flip_seed) for d in dlts)
+                against = against_initialisations(
+                    dlts[:, ok].mean(1), [sign_flip_test(d[ok], alt, seed=flip_seed) for d in dlts]
+                )
+                p = against["p"]
                 sd_dlt = float(np.std(dlt[ok], ddof=1)) if ok.sum() > 1 else float("nan")
                 row = table_row(null, st, space, alt, o[ok], u[ok], dlt[ok], p, n_boot, seed)
                 row["z"] = float(np.mean(dlt[ok]) / sd_dlt) if sd_dlt > 0 else float("nan")
@@ -841,13 +846,9 @@ def _compare(
                     row["p_opposite"] = max(sign_flip_test(d[ok], OPPOSITE[alt], seed=flip_seed) for d in dlts)
                 _informative(row, st, thresholds, tail_mass)
                 if K > 1:
-                    each = dlts[:, ok].mean(1)
-                    row.update(n_inits=K, init_effect_min=float(each.min()), init_effect_max=float(each.max()))
-                    spread = (
-                        f"against {K} initialisations: effect = mean over them (each from {each.min():.3g} to "
-                        f"{each.max():.3g}); p = the largest of their sign-flip p-values (holds against every one)"
-                    )
-                    row["note"] = f"{row['note']}; {spread}" if row.get("note") else spread
+                    note = against.pop("note")
+                    row.update({k: v for k, v in against.items() if k != "p"})
+                    add_note(row, note)
                 rows.append(row)
                 for t in range(T):
                     per_text.append(_text_row(null.name, st, t, o[t], u[t], float("nan")))

@@ -71,8 +71,21 @@ from tlgeom.geometry.curvature import angle_between, steps
 from tlgeom.models import _compat
 from tlgeom.models._compat import takes_device
 from tlgeom.models.trajectory import record_trajectories
-from tlgeom.stats.onset import corrected_onset, maxstat_adjusted, paired_onset_test, uncorrected_onset
-from tlgeom.stats.pvalues import bootstrap_ci, sign_flip_test, tests_table
+from tlgeom.stats.onset import (
+    corrected_onset,
+    maxstat_adjusted,
+    min_attainable_p,
+    paired_onset_test,
+    uncorrected_onset,
+)
+from tlgeom.stats.pvalues import (
+    add_note,
+    attainable,
+    bootstrap_ci,
+    min_pvalue_sign_flip,
+    sign_flip_test,
+    tests_table,
+)
 
 MEASURES = ("distance", "relative_distance", "angle")
 #: The 0.1 name of :func:`~tlgeom.experiments.edits.align_token_ids` (token-id alignment; the language
@@ -422,8 +435,14 @@ class Deflection(Result):
                 "n_texts": 1,
                 "n_controls": self.n_controls,
                 "reject": False,
+                "informative": c is not None and min_attainable_p(self.n_controls) <= alpha,
                 "note": "not run: no control edits" if c is None else "",
             }
+            if c is not None and not row["informative"]:
+                row["note"] = (
+                    f"cannot reject at any data: with {self.n_controls} controls the smallest p is "
+                    f"1/{self.n_controls + 1} = {min_attainable_p(self.n_controls):.3g} > α = {alpha}"
+                )
             if c is not None and pv is not None:
                 ci = c[:, i].numpy()
                 row.update(
@@ -791,6 +810,7 @@ class DeflectionTest(Result):
     onset: int | None = None
     toward_note: str = ""
     correction: str = "holm"
+    n_perm: int = 9999
 
     result_name = "meaning_vs_control"
 
@@ -860,6 +880,17 @@ class DeflectionTest(Result):
         if not self.toward_run:
             rows[1].update(p=float("nan"), note=self.toward_note)
         # the two summary tests are one family (those run); the per-point rows carry their max-T adjustment
+        ran = [i for i, r in enumerate(rows) if np.isfinite(r["p"])]
+        floors = np.full(len(ran), min_pvalue_sign_flip(self.n_pairs, "greater"))
+        informative, best = attainable(floors, alpha, correction)
+        for row in rows:
+            row["informative"] = False
+        for k, i in enumerate(ran):
+            rows[i]["informative"] = bool(informative[k])
+            if not informative[k]:
+                add_note(
+                    rows[i], f"cannot reject at any data: at best p {best[k]:.3g} after {correction} > α = {alpha}"
+                )
         rows = tests_table(rows, "pair", alpha=alpha, correction=correction).to_dict("records")
         if self.layers is not None:
             for _, lr in self.layers.iterrows():
@@ -877,6 +908,7 @@ class DeflectionTest(Result):
                         "p_adjusted": float(lr["p_adjusted"]),
                         "n_texts": self.n_pairs,
                         "reject": bool(lr["p_adjusted"] <= alpha),
+                        "informative": 1.0 / (self.n_perm + 1) <= alpha,
                         "note": "mid-rank of the edit among its controls, pairs relabelled; max-T over points",
                     }
                 )
@@ -1121,4 +1153,5 @@ def meaning_vs_control(
         onset=ot["onset"],
         toward_note=toward_note,
         correction=correction,
+        n_perm=n_perm,
     )

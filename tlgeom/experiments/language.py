@@ -53,7 +53,12 @@ The untrained model (:func:`tlgeom.models.untrained.untrained_model`, same archi
 re-initialised) is the reference: the same analysis runs on it with the same words, and the
 trained-minus-untrained difference of each effect is tested the same way (the design is the same,
 so it is the regression of the difference). An effect the untrained model also shows with the same
-sign is architecture (tokenisation, position, embedding geometry), not learning.
+sign is architecture (tokenisation, position, embedding geometry), not learning. With several
+initialisations (``init_seeds``) the untrained effect is that of the mean over them, the difference's
+effect and CI are those of ``trained − mean untrained``, and its ``p`` is the largest of the per-
+initialisation differences' p-values (an intersection-union test: "learned" holds against every
+initialisation, not against one draw); ``n_inits`` and ``init_effect_min`` / ``init_effect_max`` give
+their spread.
 
 Evidence against hypothesis 3: no pooled effect of a linguistic term (part of speech, depth, head
 distance, entity) survives the correction once frequency and position are in the model, or every
@@ -75,6 +80,7 @@ from tlgeom._args import (
     check_bool,
     check_choice,
     check_correction,
+    check_init_seeds,
     check_int,
     check_points,
     check_seed,
@@ -85,7 +91,7 @@ from tlgeom._errors import TlgeomError, bad_arg
 from tlgeom._result import Result, jsonable, new_panels
 from tlgeom.experiments.controls import nlp
 from tlgeom.models._compat import takes_device
-from tlgeom.stats.pvalues import tests_table
+from tlgeom.stats.pvalues import against_initialisations, tests_table
 
 __all__ = [
     "SUBTOKENS",
@@ -431,6 +437,7 @@ class LanguageResult(Result):
     seed: int | None = 0
     untrained: bool = True
     correction: str = "holm"
+    init_seeds: list[int] = field(default_factory=list)
     dropped_words: int = 0
     terms: list[str] = field(default_factory=list)
     not_estimable: list[str] = field(default_factory=list)
@@ -456,6 +463,7 @@ class LanguageResult(Result):
         tr = e[e.model == "trained"].set_index(key)
         un = e[e.model == "untrained"].set_index(key) if self.untrained else None
         df = e[e.model == "difference"].set_index(key) if self.untrained else None
+        each = [e[e.model == f"difference#{s}"].set_index(key) for s in self.init_seeds] if self.untrained else []
         for idx, r in tr.iterrows():
             measure, vertex, term = idx
             base = {"measure": measure, "vertex": vertex, "term": term, "space": self.space, "n_texts": self.n_texts}
@@ -477,21 +485,24 @@ class LanguageResult(Result):
             )
             if un is not None and df is not None:
                 u, d = un.loc[idx], df.loc[idx]
-                rows.append(
-                    {
-                        "null": "untrained",
-                        "statistic": stat,
-                        "model": "trained",
-                        "observed": r.effect,
-                        "null_mean": u.effect,
-                        "effect": d.effect,
-                        "ci_low": d.ci_low,
-                        "ci_high": d.ci_high,
-                        "se": d.se,
-                        "p": d.p,
-                        **base,
-                    }
-                )
+                row = {
+                    "null": "untrained",
+                    "statistic": stat,
+                    "model": "trained",
+                    "observed": r.effect,
+                    "null_mean": u.effect,
+                    "effect": d.effect,
+                    "ci_low": d.ci_low,
+                    "ci_high": d.ci_high,
+                    "se": d.se,
+                    "p": d.p,
+                    **base,
+                }
+                if len(each) > 1:
+                    row.update(
+                        against_initialisations([x.loc[idx].effect for x in each], [x.loc[idx].p for x in each], "t")
+                    )
+                rows.append(row)
                 rows.append(
                     {
                         "null": "zero",
@@ -513,6 +524,7 @@ class LanguageResult(Result):
             sel = t.model == m
             t.loc[sel, "p_adjusted"] = adjust_pvalues(t.loc[sel, "p"].to_numpy(), self.correction)
         t["reject"] = (t.p_adjusted <= self.alpha).fillna(False).astype(bool)
+        t["informative"] = np.isfinite(t.p.to_numpy(dtype=float))  # a t-test over G texts: any p is attainable
         t["origin"] = ""
         zt = (t.null == "zero") & (t.model == "trained")
         for i in t.index[zt]:
@@ -537,7 +549,9 @@ class LanguageResult(Result):
             for term, m in zip(t.term, t.measure)
         ]
         cols = ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p"]
-        cols += ["p_adjusted", "n_texts", "reject", "model", "measure", "vertex", "term", "se", "origin", "unit"]
+        cols += ["p_adjusted", "n_texts", "reject", "informative", "model", "measure", "vertex", "term", "se", "origin"]
+        cols += ["unit"]
+        cols += [c for c in ("n_inits", "init_effect_min", "init_effect_max", "note") if c in t.columns]
         return t[cols].reset_index(drop=True)
 
     def tests(self):
@@ -571,6 +585,7 @@ class LanguageResult(Result):
             "space": self.space,
             "subtoken": self.subtoken,
             "alpha": self.alpha,
+            "init_seeds": list(self.init_seeds),
             "n_tests": int((t.model == "trained").sum()),
             "effects": {
                 r.statistic: {
@@ -597,6 +612,11 @@ class LanguageResult(Result):
         ]
         if self.not_estimable:
             lines.append(f"Not estimable here (no variation within texts): {', '.join(self.not_estimable)}.")
+        if len(self.init_seeds) > 1:
+            lines.append(
+                f"Untrained reference: {len(self.init_seeds)} initialisations (seeds {self.init_seeds}); a trained-"
+                "untrained difference must hold against every one (the largest p counts)."
+            )
         if self.n_texts < 20:
             lines.append(f"CAUTION: {self.n_texts} texts; cluster-robust inference wants 20 or more.")
         hits = tr[tr.reject]
@@ -658,6 +678,7 @@ def curvature_vs_language(
     space: str = "raw",
     subtoken: Any = "last",
     untrained: bool = True,
+    init_seeds: int | Sequence[int] | None = None,
     seed: int | None = 0,
     alpha: float = 0.05,
     n_boot: int = 2000,
@@ -676,7 +697,10 @@ def curvature_vs_language(
         space: ``"raw"`` or ``"normalized"``.
         subtoken: which token stands for a multi-token word: ``"first"``, ``"last"`` or ``"mean"``.
         untrained: also run the untrained reference model (``untrained_model(model, seed)``).
-        seed: seeds the untrained weights and the bootstrap.
+        init_seeds: several initialisations of the untrained reference: a count ``k`` (seeds 0, 1, …, as
+            every untrained reference in tlgeom) or the seeds; "learned" must then hold against every one (module docs).
+            Default: ``seed`` alone.
+        seed: seeds the untrained weights (unless ``init_seeds``) and the bootstrap.
         alpha: the level of every test (after Holm).
         n_boot: cluster-bootstrap resamples.
         min_group: a POS group with fewer words over all texts is left out of the analysis (its words too).
@@ -703,16 +727,12 @@ def curvature_vs_language(
     correction = check_correction(correction)
     check_int("n_boot", n_boot, minimum=99)
     check_int("min_group", min_group, minimum=1)
+    seeds = check_init_seeds(init_seeds) if init_seeds is not None else [0 if seed is None else seed]
     if layers is not None:
         from tlgeom._args import check_layers
 
         layers = check_layers(layers, info.n_layers)
-    ref = None
-    if untrained:
-        from tlgeom.models.untrained import untrained_model
-
-        ref = untrained_model(model, seed=0 if seed is None else seed)
-    frames, values, ref_values = [], [], []
+    frames, values, tokens = [], [], []
     labels: list[str] = []
     dropped = 0
     for i, text in enumerate(tqdm(list(inputs), disable=not progress, desc="texts")):
@@ -725,19 +745,34 @@ def curvature_vs_language(
         words = words.assign(text_id=i, token_position=[t[-1] for t in words.tokens])
         frames.append(words)
         values.append(v)
-        if ref is not None:
-            ref_values.append(_word_values(_token_measures(ref, toks, points, space), words, subtoken))
+        tokens.append(toks)
+    ref_values: list[list[np.ndarray]] = []
+    if untrained:
+        from tlgeom.models.untrained import untrained_model
+
+        for s in seeds:  # one untrained model in memory at a time
+            ref = untrained_model(model, seed=s)
+            try:
+                ref_values.append(
+                    [
+                        _word_values(_token_measures(ref, toks, points, space), words, subtoken)
+                        for toks, words in zip(tokens, frames)
+                    ]
+                )
+            finally:
+                del ref
     W = pd.concat(frames, ignore_index=True)
     Y = np.concatenate(values)
-    Yu = np.concatenate(ref_values) if ref is not None else None
-    ok = np.isfinite(Y).all(1) & (np.isfinite(Yu).all(1) if Yu is not None else True)
+    Yk = np.stack([np.concatenate(v) for v in ref_values]) if ref_values else None  # [init, word, measure]
+    ok = np.isfinite(Y).all(1) & (np.isfinite(Yk).all((0, 2)) if Yk is not None else True)
     grp = W.upos.map(POS_GROUPS).fillna("OTHER")
     counts = grp[ok].value_counts()
     present = [g for g in dict.fromkeys(POS_GROUPS.values()) if g != REFERENCE and counts.get(g, 0) >= min_group]
     ok &= grp.isin(present + [REFERENCE]).to_numpy()
     dropped_rare = int((~ok).sum())
     W, Y = W[ok].reset_index(drop=True), Y[ok]
-    Yu = Yu[ok] if Yu is not None else None
+    Yk = Yk[:, ok] if Yk is not None else None
+    Yu = Yk.mean(0) if Yk is not None else None
     X, names = _design(W, present)
     X, names, not_estimable = _estimable(X, names, W.text_id.to_numpy())
     nv = len(labels) - 2
@@ -759,8 +794,10 @@ def curvature_vs_language(
     )
     cols = [c for _, _, c in col_meta]
     blocks = [("trained", Y[:, cols])]
-    if Yu is not None:
+    if Yu is not None and Yk is not None:
         blocks += [("untrained", Yu[:, cols]), ("difference", Y[:, cols] - Yu[:, cols])]
+        if len(Yk) > 1:  # each initialisation's own difference: the intersection-union p
+            blocks += [(f"difference#{s}", Y[:, cols] - y[:, cols]) for s, y in zip(seeds, Yk)]
     groups = W.text_id.to_numpy()
     if len(np.unique(groups)) < 3:
         raise TlgeomError(f"only {len(np.unique(groups))} text(s) have annotated words; need at least 3")
@@ -812,6 +849,7 @@ def curvature_vs_language(
         seed=seed,
         untrained=bool(untrained),
         correction=correction,
+        init_seeds=seeds if untrained else [],
         dropped_words=dropped + dropped_rare,
         terms=names,
         not_estimable=not_estimable,

@@ -39,7 +39,9 @@ Tests (the text is the unit, :meth:`ReadoutTest.tests`):
 * null ``"zero"``: ``S_t`` has mean 0 (no association within texts): one-sided sign-flip test
   across texts (:func:`tlgeom.stats.pvalues.sign_flip_test`), 95 % bootstrap CI of the mean;
 * null ``"untrained"``: ``S_t(trained) − S_t(untrained)`` has mean 0 (the untrained model, read
-  out through its own head, on the same texts): paired sign-flip test.
+  out through its own head, on the same texts): paired sign-flip test. With several initialisations
+  (``init_seeds``) the effect is against their mean and ``p`` is the largest of the per-initialisation
+  p-values (it must hold against every one).
 
 Holm across the eight rows (four unadjusted, four adjusted). Evidence against "the model changes its mind where it bends": no row
 rejects, or only the zero null rejects while the untrained model shows as much.
@@ -48,7 +50,8 @@ rejects, or only the zero null rejects while the untrained model shows as much.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,6 +62,7 @@ from tlgeom._args import (
     check_alpha,
     check_bool,
     check_correction,
+    check_init_seeds,
     check_int,
     check_points,
     check_seed,
@@ -353,6 +357,7 @@ class ReadoutTest(Result):
     alpha: float = 0.05
     space: str = "raw"
     correction: str = "holm"
+    init_seeds: list[int] = field(default_factory=list)
 
     result_name = "readout_test"
 
@@ -369,6 +374,7 @@ class ReadoutTest(Result):
             {
                 "n_texts": int(len(self.per_text)),
                 "sharp_quantile": self.sharp_quantile,
+                "init_seeds": list(self.init_seeds),
                 "tests": {
                     f"{r.statistic} vs {r.null}": {
                         "effect": r.effect,
@@ -387,12 +393,18 @@ class ReadoutTest(Result):
             f"{100 * self.sharp_quantile:g} % of a text's angles at each vertex; S = mean over vertices of "
             "[event rate at sharp turns − elsewhere]; sign-flip tests across texts, Holm over "
             f"{len(self.table)} tests at α = {self.alpha}."
+            + (
+                f" Untrained reference: {len(self.init_seeds)} initialisations, the largest p counts."
+                if len(self.init_seeds) > 1
+                else ""
+            )
         ]
         for r in self.table.itertuples():
             lines.append(
                 f"  {r.statistic} vs {r.null}: observed {r.observed:+.3g} (null {r.null_mean:+.3g}), effect "
                 f"{r.effect:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}], p_adj {r.p_adjusted:.3g}"
                 + (" — rejected" if r.reject else "")
+                + ("" if r.informative else f" — not informative: {r.note}")
             )
         return "\n".join(lines)
 
@@ -440,6 +452,7 @@ def curvature_vs_readout(
     sharp_quantile: Any = 0.1,
     skip_first: Any = 1,
     untrained: bool = True,
+    init_seeds: int | Sequence[int] | None = None,
     seed: int | None = 0,
     alpha: float = 0.05,
     n_resamples: Any = 9999,
@@ -455,7 +468,10 @@ def curvature_vs_readout(
         sharp_quantile: the top fraction of a vertex's angles (within a text) called sharp.
         skip_first: leading positions left out (BOS, an attention sink).
         untrained: also run the untrained reference (``untrained_model(model, seed)``).
-        seed: untrained weights, sign-flip and bootstrap seeds.
+        init_seeds: several initialisations of the untrained reference: a count ``k`` (seeds 0, 1, …, as
+            every untrained reference in tlgeom) or the seeds; its rows then hold against every one (effect: the mean over them;
+            p: the largest of their sign-flip p-values). Default: ``seed`` alone.
+        seed: untrained weights (unless ``init_seeds``), sign-flip and bootstrap seeds.
         alpha: level after Holm.
         n_resamples: sign-flip patterns / bootstrap resamples.
         progress: a tqdm bar over texts.
@@ -469,7 +485,14 @@ def curvature_vs_readout(
     from tlgeom.geometry.curvature import turning_angles
     from tlgeom.models.conventions import model_normalization
     from tlgeom.models.trajectory import record_trajectories
-    from tlgeom.stats.pvalues import adjust_pvalues, bootstrap_ci, sign_flip_test
+    from tlgeom.stats.pvalues import (
+        add_note,
+        against_initialisations,
+        bootstrap_ci,
+        decide_family,
+        min_pvalue_sign_flip,
+        sign_flip_test,
+    )
 
     require_lm_head(model)
     inputs = check_texts(inputs)
@@ -489,16 +512,21 @@ def curvature_vs_readout(
     correction = check_correction(correction)
     check_int("n_resamples", n_resamples, minimum=99)
     norm, eps = model_normalization(model) if space == "normalized" else ("rms", 1e-5)
-    models = {"trained": model}
-    if untrained:
-        from tlgeom.models.untrained import untrained_model
-
-        models["untrained"] = untrained_model(model, seed=0 if seed is None else seed)
-    rows = []
+    seeds = (
+        (check_init_seeds(init_seeds) if init_seeds is not None else [0 if seed is None else seed]) if untrained else []
+    )
+    names = ["trained"] + [f"untrained#{s}" for s in seeds]
+    rows: list[dict[str, Any]] = [{"text_id": i} for i in range(len(inputs))]
     example: dict[str, Any] = {}
-    for i, text in enumerate(tqdm(list(inputs), disable=not progress, desc="texts")):
-        row: dict[str, Any] = {"text_id": i}
-        for name, m in models.items():
+    for name in names:  # one model in memory at a time besides the trained one
+        if name == "trained":
+            m = model
+        else:
+            from tlgeom.models.untrained import untrained_model
+
+            m = untrained_model(model, seed=int(name.split("#")[1]))
+        for i, text in enumerate(tqdm(list(inputs), disable=not progress, desc=f"texts ({name})")):
+            row = rows[i]
             traj = record_trajectories(m, text, points)
             ro = logit_lens(m, text, points=points, trajectories=traj)
             ang = turning_angles(traj.states[0].to(torch.float64), space, norm, eps).rad2deg().cpu()
@@ -516,41 +544,52 @@ def curvature_vs_readout(
                     "tokens": ro.str_tokens,
                     "labels": ro.point_labels[1:-1],
                 }
-        row["n_tokens"] = int(traj.tokens.shape[1])
-        rows.append(row)
+            row["n_tokens"] = int(traj.tokens.shape[1])
+        del m
     per = pd.DataFrame(rows)
     table = []
     for e, adjusted in [(e, a) for a in ("", ADJUSTED_FOR) for e in EVENTS]:
         column = f"{e}_adjusted" if adjusted else e
         tr = per[f"{column}_trained"].to_numpy(np.float64)
-        nulls = [("zero", tr, np.zeros_like(tr))]
-        if untrained:
-            nulls.append(("untrained", tr, per[f"{column}_untrained"].to_numpy(np.float64)))
-        for null, obs, ref in nulls:
-            d = obs - ref
-            ok = np.isfinite(d)
+        if seeds:  # the untrained reference: the mean over its initialisations, kept per text
+            refs = np.stack([per[f"{column}_untrained#{s}"].to_numpy(np.float64) for s in seeds])
+            per[f"{column}_untrained"] = refs.mean(0)
+        nulls = [("zero", tr, np.zeros((1, tr.size)))]
+        if seeds:
+            nulls.append(("untrained", tr, refs))
+        for null, obs, ref_k in nulls:
+            diffs = obs[None] - ref_k  # [init, text]
+            ok = np.isfinite(diffs).all(0)
+            d = diffs.mean(0)
             lo, hi = bootstrap_ci(d[ok], n_resamples=n_resamples, seed=seed)
-            table.append(
-                {
-                    "null": null,
-                    "statistic": column,
-                    "space": space,
-                    "observed": float(np.nanmean(obs)),
-                    "null_mean": float(np.nanmean(ref)),
-                    "effect": float(np.mean(d[ok])) if ok.any() else math.nan,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "p": sign_flip_test(d[ok], "greater", n_resamples=n_resamples, seed=seed),
-                    "n_texts": int(ok.sum()),
-                    "adjusted_for": adjusted,
-                }
+            inits = against_initialisations(
+                diffs[:, ok].mean(1),
+                [sign_flip_test(x[ok], "greater", n_resamples=n_resamples, seed=seed) for x in diffs],
             )
-    t = pd.DataFrame(table)
-    t["p_adjusted"] = adjust_pvalues(t.p.to_numpy(), correction)
-    t["reject"] = (t.p_adjusted <= alpha).fillna(False).astype(bool)
+            row = {
+                "null": null,
+                "statistic": column,
+                "space": space,
+                "observed": float(np.nanmean(obs)),
+                "null_mean": float(np.nanmean(ref_k)),
+                "effect": float(np.mean(d[ok])) if ok.any() else math.nan,
+                "ci_low": lo,
+                "ci_high": hi,
+                "p": inits.pop("p"),
+                "n_texts": int(ok.sum()),
+                "p_min": min_pvalue_sign_flip(int(ok.sum()), "greater", n_resamples),
+                "adjusted_for": adjusted,
+                "note": "",
+            }
+            if null == "untrained" and len(seeds) > 1:
+                add_note(row, inits.pop("note"))
+                row.update(inits)
+            table.append(row)
+    t = decide_family(pd.DataFrame(table), alpha, correction)  # informative, p_adjusted, reject, the floor's note
     t = t[
         ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p", "p_adjusted"]
-        + ["n_texts", "reject", "adjusted_for"]
+        + ["n_texts", "reject", "informative", "adjusted_for", "note"]
+        + [c for c in ("n_inits", "init_effect_min", "init_effect_max") if c in t.columns]
     ]
     return ReadoutTest(
         per_text=per,
@@ -563,4 +602,5 @@ def curvature_vs_readout(
         alpha=alpha,
         space=space,
         correction=correction,
+        init_seeds=seeds,
     )

@@ -116,6 +116,11 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
         k: {key: settings.get(key) for key in RUN_KEYS if key != "untrained_seeds" or k.split("/")[0] in with_inits}
         for k in run_keys(parts, spaces)
     }  # the untrained seeds of the parts that take them (the others re-initialise once, from seed)
+    caps = {a.claim.part: a.claim.max_texts for a in ANALYSES if a.claim is not None and a.claim.max_texts}
+    for k, run in this_run.items():  # a part capped at fewer texts (Claim.max_texts) ran on those only
+        cap, n = caps.get(k.split("/")[0]), run.get("n_texts")
+        if cap is not None and isinstance(n, int):
+            run["n_texts"] = min(n, cap)
     if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
         return new, {**settings, "parts": _part_seconds(settings, parts), "runs": this_run}
     old, old_settings = read_table(out), json.loads(sidecar.read_text())

@@ -329,6 +329,32 @@ def tests_table(rows: Any, unit: str, *, alpha: float | None = None, correction:
     return t[first + [c for c in t.columns if c not in first]]
 
 
+def against_initialisations(each: Any, p_each: Any, what: str = "sign-flip") -> dict[str, Any]:
+    """An untrained-reference test against several initialisations, as one row's fields: ``p`` is the largest
+    per-initialisation p (an intersection-union test: a rejection holds against every initialisation, not
+    against one draw), ``n_inits``, ``init_effect_min`` / ``init_effect_max`` (the range of the per-initialisation
+    effects ``each``) and a ``note`` saying so. With one initialisation: its ``p`` and ``n_inits`` = 1 only."""
+    each = np.asarray(each, dtype=np.float64).reshape(-1)
+    p_each = np.asarray(p_each, dtype=np.float64).reshape(-1)
+    if each.size != p_each.size or each.size < 1:
+        raise bad_arg("p_each", p_each.shape, f"one p per initialisation ({each.size})")
+    k = int(each.size)
+    out: dict[str, Any] = {"p": float(np.max(p_each)), "n_inits": k}
+    if k > 1:
+        out.update(init_effect_min=float(each.min()), init_effect_max=float(each.max()))
+        out["note"] = (
+            f"against {k} initialisations: effect = mean over them (each from {each.min():.3g} to "
+            f"{each.max():.3g}); p = the largest of their {what} p-values (holds against every one)"
+        )
+    return out
+
+
+def add_note(row: dict[str, Any], note: str) -> None:
+    """Append ``note`` to ``row["note"]`` ("; "-separated)."""
+    if note:
+        row["note"] = f"{row['note']}; {note}" if row.get("note") else note
+
+
 def decide_family(table: Any, alpha: float, correction: str = "holm") -> Any:
     """A family's decisions, from its rows' ``p`` and ``p_min`` (each test's smallest attainable p): which
     tests can reject at all (:func:`attainable`; ``informative``), ``p_adjusted`` over the informative ones
