@@ -27,10 +27,8 @@ from tlgeom._args import check_alpha, check_correction, check_int, check_seed, c
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.stats.pvalues import (
-    bootstrap_ci,
     decide_family,
-    min_pvalue_sign_flip,
-    sign_flip_test,
+    paired_text_row,
     tests_table,
 )
 
@@ -167,24 +165,9 @@ def gibberish_test(
     for kind in GIBBERISH:
         for st in STATISTICS:
             obs, ref = per[f"{st}_text"].to_numpy(float), per[f"{st}_{kind}"].to_numpy(float)
-            d = obs - ref
-            ok = np.isfinite(d)
-            lo, hi = bootstrap_ci(d[ok], n_resamples=n_resamples, seed=seed)
+            note = "paired per text, two-sided sign flips"
             table.append(
-                {
-                    "null": kind,
-                    "statistic": st,
-                    "space": space,
-                    "observed": float(np.nanmean(obs)),
-                    "null_mean": float(np.nanmean(ref)),
-                    "effect": float(d[ok].mean()) if ok.any() else float("nan"),
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "p": sign_flip_test(d[ok], "two-sided", n_resamples=n_resamples, seed=seed),
-                    "p_min": min_pvalue_sign_flip(int(ok.sum()), "two-sided", n_resamples),
-                    "n_texts": int(ok.sum()),
-                    "note": "paired per text, two-sided sign flips",
-                }
+                paired_text_row(kind, st, space, obs, ref, "two-sided", n_resamples=n_resamples, seed=seed, note=note)
             )
     t = pd.DataFrame(table)
     t = decide_family(t, alpha, correction)

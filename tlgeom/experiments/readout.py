@@ -49,7 +49,6 @@ rejects, or only the zero null rejects while the untrained model shows as much.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -485,14 +484,7 @@ def curvature_vs_readout(
     from tlgeom.geometry.curvature import turning_angles
     from tlgeom.models.conventions import model_normalization
     from tlgeom.models.trajectory import record_trajectories
-    from tlgeom.stats.pvalues import (
-        add_note,
-        against_initialisations,
-        bootstrap_ci,
-        decide_family,
-        min_pvalue_sign_flip,
-        sign_flip_test,
-    )
+    from tlgeom.stats.pvalues import decide_family, paired_text_row
 
     require_lm_head(model)
     inputs = check_texts(inputs)
@@ -558,32 +550,8 @@ def curvature_vs_readout(
         if seeds:
             nulls.append(("untrained", tr, refs))
         for null, obs, ref_k in nulls:
-            diffs = obs[None] - ref_k  # [init, text]
-            ok = np.isfinite(diffs).all(0)
-            d = diffs.mean(0)
-            lo, hi = bootstrap_ci(d[ok], n_resamples=n_resamples, seed=seed)
-            inits = against_initialisations(
-                diffs[:, ok].mean(1),
-                [sign_flip_test(x[ok], "greater", n_resamples=n_resamples, seed=seed) for x in diffs],
-            )
-            row = {
-                "null": null,
-                "statistic": column,
-                "space": space,
-                "observed": float(np.nanmean(obs)),
-                "null_mean": float(np.nanmean(ref_k)),
-                "effect": float(np.mean(d[ok])) if ok.any() else math.nan,
-                "ci_low": lo,
-                "ci_high": hi,
-                "p": inits.pop("p"),
-                "n_texts": int(ok.sum()),
-                "p_min": min_pvalue_sign_flip(int(ok.sum()), "greater", n_resamples),
-                "adjusted_for": adjusted,
-                "note": "",
-            }
-            if null == "untrained" and len(seeds) > 1:
-                add_note(row, inits.pop("note"))
-                row.update(inits)
+            row = paired_text_row(null, column, space, obs, ref_k, n_resamples=n_resamples, seed=seed)
+            row["adjusted_for"] = adjusted
             table.append(row)
     t = decide_family(pd.DataFrame(table), alpha, correction)  # informative, p_adjusted, reject, the floor's note
     t = t[

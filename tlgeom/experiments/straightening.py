@@ -37,12 +37,8 @@ from tlgeom._args import (
 from tlgeom._errors import bad_arg
 from tlgeom._result import Result, jsonable, new_axes
 from tlgeom.stats.pvalues import (
-    add_note,
-    against_initialisations,
-    bootstrap_ci,
     decide_family,
-    min_pvalue_sign_flip,
-    sign_flip_test,
+    paired_text_row,
     tests_table,
 )
 
@@ -206,32 +202,8 @@ def straightening_test(
         if reference is not None:
             nulls.append(("untrained", (reference[:, :, 0] - reference[:, :, point(last)]).numpy()))
         for null, refs_k in nulls:
-            diffs = obs[None] - refs_k  # [init, text]
-            d = diffs.mean(0)
-            ok = np.isfinite(diffs).all(0)
-            lo, hi = bootstrap_ci(d[ok], n_resamples=n_resamples, seed=seed)
-            inits = against_initialisations(
-                diffs[:, ok].mean(1),
-                [sign_flip_test(x[ok], "greater", n_resamples=n_resamples, seed=seed) for x in diffs],
-            )
-            row = {
-                "null": null,
-                "statistic": name,
-                "space": space,
-                "observed": float(np.nanmean(obs)),
-                "null_mean": float(np.nanmean(refs_k)),
-                "effect": float(d[ok].mean()) if ok.any() else float("nan"),
-                "ci_low": lo,
-                "ci_high": hi,
-                "p": inits.pop("p"),
-                "n_texts": int(ok.sum()),
-                "p_min": min_pvalue_sign_flip(int(ok.sum()), "greater", n_resamples),
-                "note": f"{labels[0]} against {labels[point(last)]}",
-            }
-            if null == "untrained":
-                add_note(row, inits.pop("note", ""))
-                row.update(inits)
-            rows.append(row)
+            note = f"{labels[0]} against {labels[point(last)]}"
+            rows.append(paired_text_row(null, name, space, obs, refs_k, n_resamples=n_resamples, seed=seed, note=note))
     import pandas as pd
 
     table = pd.DataFrame(rows)

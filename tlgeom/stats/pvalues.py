@@ -349,6 +349,52 @@ def against_initialisations(each: Any, p_each: Any, what: str = "sign-flip") -> 
     return out
 
 
+def paired_text_row(
+    null: str,
+    statistic: str,
+    space: str,
+    observed: Any,
+    references: Any,
+    alternative: str = "greater",
+    *,
+    n_resamples: int = 9999,
+    seed: int | None = 0,
+    note: str = "",
+) -> dict[str, Any]:
+    """One ``tests()`` row of a paired test with the text as the unit: ``observed [T]`` against ``references
+    [K, T]`` (K references per text: 1, or one per untrained initialisation). The effect is the mean over texts
+    of ``observed − mean over references``, with a percentile bootstrap CI over texts; ``p`` is the sign-flip
+    test of each reference's differences, the largest over the K (:func:`against_initialisations`); ``p_min``
+    (the smallest attainable p, for :func:`decide_family`); texts with a non-finite difference are left out."""
+    obs = np.asarray(observed, dtype=np.float64).reshape(-1)
+    refs = np.asarray(references, dtype=np.float64).reshape(-1, obs.size)
+    diffs = obs[None] - refs  # [K, T]
+    ok = np.isfinite(diffs).all(0)
+    d = diffs.mean(0)[ok]
+    lo, hi = bootstrap_ci(d, n_resamples=n_resamples, seed=seed)
+    against = against_initialisations(
+        diffs[:, ok].mean(1), [sign_flip_test(x[ok], alternative, n_resamples=n_resamples, seed=seed) for x in diffs]
+    )
+    row: dict[str, Any] = {
+        "null": null,
+        "statistic": statistic,
+        "space": space,
+        "observed": float(np.nanmean(obs)),
+        "null_mean": float(np.nanmean(refs)),
+        "effect": float(d.mean()) if d.size else float("nan"),
+        "ci_low": lo,
+        "ci_high": hi,
+        "p": against.pop("p"),
+        "n_texts": int(ok.sum()),
+        "p_min": min_pvalue_sign_flip(int(ok.sum()), alternative, n_resamples),
+        "note": note,
+    }
+    if len(refs) > 1:
+        add_note(row, against.pop("note"))
+        row.update(against)
+    return row
+
+
 def add_note(row: dict[str, Any], note: str) -> None:
     """Append ``note`` to ``row["note"]`` ("; "-separated)."""
     if note:
