@@ -197,6 +197,18 @@ def test_every_part_in_the_table_has_its_run_settings(table):
     assert len(claims.render_runs(table, runs)) == len(have)
 
 
+def test_each_parts_run_record_counts_the_texts_its_rows_used(table):
+    """A part's ``runs`` record names the number of texts its text-level rows were computed on (a part capped by
+    its declaration, like readout, records its own number, not the corpus size)."""
+    runs = claims._runs_of(json.loads(CSV.with_suffix(".json").read_text()))
+    texts = table[table["inference_unit"].eq("text")]
+    part = texts["claim"].map(claims.part_of)
+    key = part.where(part != "curvature", "curvature/" + texts["space"].astype(str))
+    for k, rows in texts.groupby(key):
+        n = pd.to_numeric(rows["n"], errors="coerce").dropna()
+        assert len(n) and n.max() == runs[k]["n_texts"], (k, n.max(), runs[k]["n_texts"])
+
+
 def test_tlgeom_claims_command_end_to_end(tmp_path, capsys):
     """``tlgeom claims --quick`` (tiny random models, 8 Lee texts) writes the table and its settings, prints
     the table, and re-running one part keeps the other parts' rows."""

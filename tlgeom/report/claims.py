@@ -102,6 +102,17 @@ def _part_seconds(settings: dict, parts: list[str]) -> dict[str, float]:
     return {p: round(sum(float(m.get(f"seconds_{p}", 0.0)) for m in models), 1) for p in parts}
 
 
+def _cap_texts(runs: dict[str, dict]) -> dict[str, dict]:
+    """``runs`` with each part capped by its declaration (``Claim.max_texts``) recording the texts it ran on,
+    ``min(n_texts, max_texts)``, not the corpus size (records written before the cap was recorded included)."""
+    caps = {a.claim.part: a.claim.max_texts for a in ANALYSES if a.claim is not None and a.claim.max_texts}
+    for k, run in runs.items():
+        cap, n = caps.get(k.split("/")[0]), run.get("n_texts")
+        if cap is not None and isinstance(n, int):
+            run["n_texts"] = min(n, cap)
+    return runs
+
+
 def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tuple[pd.DataFrame, dict]:
     """``new`` plus the rows (and settings) that ``out`` already holds of the parts, spaces and models
     not re-run.
@@ -116,11 +127,7 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
         k: {key: settings.get(key) for key in RUN_KEYS if key != "untrained_seeds" or k.split("/")[0] in with_inits}
         for k in run_keys(parts, spaces)
     }  # the untrained seeds of the parts that take them (the others re-initialise once, from seed)
-    caps = {a.claim.part: a.claim.max_texts for a in ANALYSES if a.claim is not None and a.claim.max_texts}
-    for k, run in this_run.items():  # a part capped at fewer texts (Claim.max_texts) ran on those only
-        cap, n = caps.get(k.split("/")[0]), run.get("n_texts")
-        if cap is not None and isinstance(n, int):
-            run["n_texts"] = min(n, cap)
+    _cap_texts(this_run)
     if set(parts) == set(PARTS) or not out.is_file() or not sidecar.is_file():
         return new, {**settings, "parts": _part_seconds(settings, parts), "runs": this_run}
     old, old_settings = read_table(out), json.loads(sidecar.read_text())
@@ -139,7 +146,7 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
     }
     merged["parts"] = {**old_settings.get("parts", {}), **_part_seconds(settings, parts)}
     merged.pop("curvature_runs", None)
-    merged["runs"] = {**_runs_of(old_settings), **this_run}
+    merged["runs"] = {**_cap_texts(_runs_of(old_settings)), **this_run}
     merged["spaces"] = sorted(table.loc[table["claim"].map(part_of) == "curvature", "space"].unique())
     return table, merged
 
