@@ -107,7 +107,7 @@ class Option:
 
     def help_text(self) -> str:
         if self.flag or self.default is None:  # a None default is described by the help itself
-            return self.help
+            return self.help.replace("%", "%%")  # argparse formats help
         shown = " ".join(map(str, self.default)) if isinstance(self.default, (list, tuple)) else self.default
         return f"{self.help} (default {shown}{': ' + self.why if self.why else ''})".replace(
             "%", "%%"

@@ -250,7 +250,7 @@ def test_controls_band_onset_and_prototypes(tiny_gpt2):
     torch.testing.assert_close(d2.toward_cosine[1:], torch.ones(d.n_points - 1, dtype=torch.float64), rtol=0, atol=1e-7)
     assert math.isnan(float(d2.toward[0]))  # identical embeddings: no prototype difference
     assert d2.onset is None and "no onset test" in d2.summary()
-    # text prototypes = the mean of sense_prototypes over the contexts; 19 matched controls by default
+    # text prototypes = the mean of sense_prototypes over the contexts; 39 matched controls by default
     d3 = deflection(
         m,
         "the cat sat on the mat .",
@@ -268,7 +268,7 @@ def test_controls_band_onset_and_prototypes(tiny_gpt2):
         "p",
         "p_adjusted",
     } <= set(f.columns)
-    assert (f.p_adjusted >= f.p).all() and f.p.between(1 / 20, 1).all()
+    assert (f.p_adjusted >= f.p).all() and f.p.between(1 / (CONTROLS + 1), 1).all()
 
 
 @pytest.mark.parametrize("fixture", ["tiny_gpt2", "tiny_llama"])
@@ -394,6 +394,16 @@ def test_control_edits_seeded_matched_and_of_the_edits_kind():
     span = ContextEdit("The old man sat by the bank.", "The man sat by the bank.", (23, 27))
     for x in control_edits(span, 3):
         assert x.clean[x.target[0] : x.target[1]] == "bank" and x.edited == span.edited
+    # a span target before the deletion stays where it is; an occurrence pair is kept for a repeated target
+    before = ContextEdit("The bank by the old river was closed.", "The bank by the river was closed.", (4, 8))
+    for x in control_edits(before, 3):
+        assert x.target == (4, 8) and x.clean[4:8] == "bank" and x.edited == before.edited
+    twice = ContextEdit("a bank and the old bank", "a bank and the bank", "bank", occurrence=(1, 1))
+    for x in control_edits(twice, 3):
+        assert x.occurrence == (1, 1) and x.target_span("clean")[0] == x.clean.rindex("bank")
+    # deleting a copy of the target word would move the target's occurrence: refused, saying what to do
+    with pytest.raises(TlgeomError, match="include the target word"):
+        control_edits(ContextEdit("the cat saw the cat sit", "the saw the cat sit", "cat", occurrence=(1, 0)), 3)
     # the other design deletes a comparable word before the target, and refuses when too few exist
     with pytest.warns(UserWarning, match="widened to"):  # too few words within 0.5 Zipf: widened, and said so
         dcs = control_edits(dele, 2, deletion="elsewhere")

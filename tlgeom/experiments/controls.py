@@ -294,10 +294,22 @@ def _slot_controls(edit, n, rng, clean_span, tspan, pool):
         assert tspan is not None  # a span target has a clean span
         shift = len(edit.edited) - len(edit.clean) if tspan[0] >= ce else 0  # the text after the edit is kept
         target, reverse_span = edit.edited_span or (tspan[0] + shift, tspan[1] + shift), tspan
+    if isinstance(edit.target, str) and any(m.group() == edit.target for m in _WORDRE.finditer(edit.clean[cs:ce])):
+        raise TlgeomError(
+            f"edit={edit.name or short_text(edit.clean)!r}: the deleted words include the target word "
+            f"{edit.target!r}; a slot swap would change which occurrence is the target: give the target as a "
+            "character span, or use deletion='elsewhere'"
+        )
     reverse = ContextEdit(
         edit.edited, edit.clean, target, occurrence=occurrence, edited_span=reverse_span, name=edit.name
     )
     (rs, re_), (es, ee), _ = reverse.changed_region()
+    if (es, ee) != (cs, ce):  # difflib aligned the reversed texts elsewhere (repeated words): refuse
+        raise TlgeomError(
+            f"edit={edit.name or short_text(edit.clean)!r}: the deleted stretch is ambiguous (characters "
+            f"[{cs}, {ce}) one way, [{es}, {ee}) the other, e.g. a repeated word); use deletion='elsewhere' "
+            "or pass control texts"
+        )
     new_words = [(m.group(), es + m.start(), es + m.end()) for m in _WORDRE.finditer(reverse.edited[es:ee])]
     out = []
     for c in _substitution_controls(reverse, n, rng, (rs, re_), (es, ee), new_words, pool):

@@ -833,9 +833,8 @@ def _compare(
                 flip_seed = stream_seed(seed, null.name) if seed is not None else None
                 # against K initialisations: p is the largest per-initialisation p (intersection-union test:
                 # a rejection says the effect holds against every one of them, not against one draw)
-                against = against_initialisations(
-                    dlts[:, ok].mean(1), [sign_flip_test(d[ok], alt, seed=flip_seed) for d in dlts]
-                )
+                each = dlts[:, ok].mean(1) if ok.any() else np.full(len(dlts), np.nan)
+                against = against_initialisations(each, [sign_flip_test(d[ok], alt, seed=flip_seed) for d in dlts])
                 p = against["p"]
                 sd_dlt = float(np.std(dlt[ok], ddof=1)) if ok.sum() > 1 else float("nan")
                 row = table_row(null, st, space, alt, o[ok], u[ok], dlt[ok], p, n_boot, seed)

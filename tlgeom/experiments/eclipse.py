@@ -205,8 +205,9 @@ def control_edits(
 
     Each control is an edit of the same kind at the same place (substitutions and insertions:
     the edit's open-class words replaced by words of the same part of speech *in context*
-    (spaCy), within 0.5 Zipf (wordfreq) and 2 characters; deletions: another word before the
-    target deleted), seeded by ``seed`` and the two texts only. Each control's ``info`` records
+    (spaCy), within 0.5 Zipf (wordfreq) and 2 characters; deletions: by default the slot swap, a
+    matched word put into the deleted slot and deleted, or with ``deletion="elsewhere"`` another
+    word before the target deleted), seeded by ``seed`` and the two texts only. Each control's ``info`` records
     how well it matched (``pos_match``, ``zipf``, ``dzipf``, ``dlen``, ``widened``).
 
     Args:
@@ -411,7 +412,8 @@ class Deflection(Result):
         controls' mean), ``effect`` (observed − null_mean), ``ci_low``/``ci_high`` (observed minus
         the controls' ``1 − α/2`` and ``α/2`` quantiles: where the effect lies relative to the
         control spread), ``p``, ``p_adjusted``, ``n_texts`` (1 edit), ``n_controls``, ``reject``
-        (``p_adjusted ≤ alpha``), ``note``.
+        (``p_adjusted ≤ alpha``), ``informative`` (False when ``1/(n_controls + 1) > alpha``: no point can
+        reject), ``note``.
         """
         import pandas as pd
 
@@ -861,7 +863,8 @@ class DeflectionTest(Result):
         """The family of tests: the summary deflection, the toward-sense test and one row per point.
 
         Columns: ``null``, ``statistic``, ``space``, ``observed``, ``null_mean``, ``effect``, ``ci_low``,
-        ``ci_high``, ``p``, ``p_adjusted``, ``n_texts`` (pairs), ``reject``, ``note``. The two summary
+        ``ci_high``, ``p``, ``p_adjusted``, ``n_texts`` (pairs), ``reject``, ``informative`` (False for a test
+        that cannot reach α at any data: too few pairs, too few relabellings), ``note``. The two summary
         tests are adjusted together by ``correction`` (Holm by default; those run); the per-point rows carry
         the max-T adjustment.
         A test not run has ``p`` NaN, ``reject`` False and a note saying why.
@@ -881,7 +884,8 @@ class DeflectionTest(Result):
             rows[1].update(p=float("nan"), note=self.toward_note)
         # the two summary tests are one family (those run); the per-point rows carry their max-T adjustment
         ran = [i for i, r in enumerate(rows) if np.isfinite(r["p"])]
-        floors = np.full(len(ran), min_pvalue_sign_flip(self.n_pairs, "greater"))
+        # the floor of a one-sided paired test over the row's own pairs (exact Wilcoxon / sign flips: 1/2^n)
+        floors = np.array([min_pvalue_sign_flip(int(rows[i]["n_texts"]), "greater") for i in ran])
         informative, best = attainable(floors, alpha, correction)
         for row in rows:
             row["informative"] = False

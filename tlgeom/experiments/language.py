@@ -420,7 +420,8 @@ class LanguageResult(Result):
         words: one row per analysed word: text id, annotation, the representative token and its
             pooled measures (trained, and untrained when run).
         effects: long frame: one row per (model, measure, vertex, term) with effect, se, t, p,
-            ci_low, ci_high; model ∈ {"trained", "untrained", "difference"} (trained − untrained).
+            ci_low, ci_high; model ∈ {"trained", "untrained" (the mean over initialisations), "difference"
+            (trained − untrained)} and, with several initialisations, "difference#<seed>" (each one's own).
         vertex_labels: the layer-vertex labels (turn at the output of block …).
         step_labels: the layer-step labels.
     """
@@ -551,6 +552,8 @@ class LanguageResult(Result):
         cols = ["null", "statistic", "space", "observed", "null_mean", "effect", "ci_low", "ci_high", "p"]
         cols += ["p_adjusted", "n_texts", "reject", "informative", "model", "measure", "vertex", "term", "se", "origin"]
         cols += ["unit"]
+        if "note" in t.columns:
+            t["note"] = t["note"].fillna("")
         cols += [c for c in ("n_inits", "init_effect_min", "init_effect_max", "note") if c in t.columns]
         return t[cols].reset_index(drop=True)
 
@@ -559,7 +562,9 @@ class LanguageResult(Result):
 
         ``null="zero"``, ``model="trained"``: the trained model's effect against 0; ``null="untrained"``:
         against the untrained model's effect (``null_mean``; ``effect`` is the difference, its CI and p
-        from the regression of the difference); ``null="zero"``, ``model="untrained"``: the reference
+        from the regression of the difference; with several initialisations, ``p`` is the largest of the
+        per-initialisation differences' p-values and ``n_inits`` / ``init_effect_min`` / ``init_effect_max``
+        their spread); ``null="zero"``, ``model="untrained"``: the reference
         model's own effect. Holm across the trained model's rows (and separately across the untrained
         model's). ``origin`` (trained, zero null): ``architecture`` (the untrained model rejects with the
         same sign), ``learned`` (it does not, and the difference rejects), ``undetermined``, ``none``.
@@ -696,7 +701,8 @@ def curvature_vs_language(
         points: ``"resid"`` or ``"sublayer"`` trajectory points.
         space: ``"raw"`` or ``"normalized"``.
         subtoken: which token stands for a multi-token word: ``"first"``, ``"last"`` or ``"mean"``.
-        untrained: also run the untrained reference model (``untrained_model(model, seed)``).
+        untrained: also run the untrained reference model(s) (``untrained_model(model, s)`` for each of
+            ``init_seeds``, default ``[seed]``).
         init_seeds: several initialisations of the untrained reference: a count ``k`` (seeds 0, 1, …, as
             every untrained reference in tlgeom) or the seeds; "learned" must then hold against every one (module docs).
             Default: ``seed`` alone.

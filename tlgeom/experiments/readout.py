@@ -466,7 +466,8 @@ def curvature_vs_readout(
         points, space: the trajectory points and the space of the angles.
         sharp_quantile: the top fraction of a vertex's angles (within a text) called sharp.
         skip_first: leading positions left out (BOS, an attention sink).
-        untrained: also run the untrained reference (``untrained_model(model, seed)``).
+        untrained: also run the untrained reference(s) (``untrained_model(model, s)`` for each of
+            ``init_seeds``, default ``[seed]``).
         init_seeds: several initialisations of the untrained reference: a count ``k`` (seeds 0, 1, …, as
             every untrained reference in tlgeom) or the seeds; its rows then hold against every one (effect: the mean over them;
             p: the largest of their sign-flip p-values). Default: ``seed`` alone.

@@ -103,13 +103,27 @@ def _part_seconds(settings: dict, parts: list[str]) -> dict[str, float]:
 
 
 def _cap_texts(runs: dict[str, dict]) -> dict[str, dict]:
-    """``runs`` with each part capped by its declaration (``Claim.max_texts``) recording the texts it ran on,
-    ``min(n_texts, max_texts)``, not the corpus size (records written before the cap was recorded included)."""
+    """``runs`` (of this run) with each part capped by its declaration (``Claim.max_texts``) recording the texts
+    it ran on, ``min(n_texts, max_texts)``, not the corpus size."""
     caps = {a.claim.part: a.claim.max_texts for a in ANALYSES if a.claim is not None and a.claim.max_texts}
     for k, run in runs.items():
         cap, n = caps.get(k.split("/")[0]), run.get("n_texts")
         if cap is not None and isinstance(n, int):
             run["n_texts"] = min(n, cap)
+    return runs
+
+
+def _texts_of_rows(runs: dict[str, dict], table: pd.DataFrame) -> dict[str, dict]:
+    """``runs`` kept from earlier runs, each recording the number of texts its own text-level rows were computed
+    on (the largest ``n`` of its rows whose unit is the text): a record written before the per-part count was
+    recorded (it said the corpus size) is read from the rows it made."""
+    rows = table[table.get("inference_unit", pd.Series("", index=table.index)).eq("text")]
+    part = rows["claim"].map(part_of)
+    key = part.where(part != "curvature", "curvature/" + rows["space"].astype(str))
+    n = pd.to_numeric(rows["n"] if "n" in rows else rows["n_texts"], errors="coerce").groupby(key).max()
+    for k, run in runs.items():
+        if k in n.index and pd.notna(n[k]) and isinstance(run.get("n_texts"), int):
+            run["n_texts"] = int(n[k])
     return runs
 
 
@@ -146,7 +160,7 @@ def merge(new: pd.DataFrame, settings: dict, out: Path, parts: list[str]) -> tup
     }
     merged["parts"] = {**old_settings.get("parts", {}), **_part_seconds(settings, parts)}
     merged.pop("curvature_runs", None)
-    merged["runs"] = {**_cap_texts(_runs_of(old_settings)), **this_run}
+    merged["runs"] = {**_texts_of_rows(_runs_of(old_settings), kept), **this_run}
     merged["spaces"] = sorted(table.loc[table["claim"].map(part_of) == "curvature", "space"].unique())
     return table, merged
 

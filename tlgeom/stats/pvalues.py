@@ -372,8 +372,9 @@ def paired_text_row(
     ok = np.isfinite(diffs).all(0)
     d = diffs.mean(0)[ok]
     lo, hi = bootstrap_ci(d, n_resamples=n_resamples, seed=seed)
+    each = diffs[:, ok].mean(1) if ok.any() else np.full(len(diffs), np.nan)
     against = against_initialisations(
-        diffs[:, ok].mean(1), [sign_flip_test(x[ok], alternative, n_resamples=n_resamples, seed=seed) for x in diffs]
+        each, [sign_flip_test(x[ok], alternative, n_resamples=n_resamples, seed=seed) for x in diffs]
     )
     row: dict[str, Any] = {
         "null": null,
