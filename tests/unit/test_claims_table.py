@@ -294,7 +294,7 @@ def test_verdicts_are_worded_from_reject_and_effect():
     assert ": 2 of 4 tests reject" in text
     assert "(sharp/flat excess): more than rotation (+0.59 [0.584, 0.596], Holm p 0.032); not shown more than shuffle" in text  # fmt: skip
     assert "mean turning angle: smaller than rotation (-3.21° [-3.41, -3.01], Holm p 0.032)" in text
-    assert "not shown longer than rotation (-0.0505 [-0.0618, -0.0384], Holm p 1; CI below 0, the untested side)" in text  # fmt: skip
+    assert "not shown longer than rotation (-0.0505 [-0.0618, -0.0384], Holm p 1; CI below 0: the opposite direction, not significant after the correction)" in text  # fmt: skip
     # reject flips -> the null moves from "more than" to "not shown more than"
     flipped = t.copy()
     flipped.loc[0, ["reject", "p_adjusted"]] = ["False", 0.2]
@@ -378,8 +378,8 @@ def test_verdicts_name_evidence_against_instead_of_the_untested_side():
     claim, without the tested side's p; without the column the old wording stays."""
     rows = _curvature_rows()
     plain = claims.render_verdicts(rows, RUNS)
-    assert "CI below 0, the untested side" in plain and "evidence against" not in plain
+    assert "CI below 0: the opposite direction, not significant" in plain and "evidence against" not in plain
     marked = rows.assign(against=[False, False, False, True])  # log_ltc vs rotation: significantly shorter
     text = claims.render_verdicts(marked, RUNS)
     assert "**evidence against** the claim: significantly shorter than rotation (-0.0505 [-0.0618, -0.0384])" in text
-    assert "untested side" not in text
+    assert "opposite direction, not significant" not in text

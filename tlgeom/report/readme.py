@@ -278,9 +278,9 @@ def _untested_side(r: pd.Series, alternative: str) -> str:
     """For a one-sided test not rejected: a note when the whole CI lies on the side the test does not test."""
     lo, hi = float(r["ci_low"]), float(r["ci_high"])
     if alternative == "greater" and hi < 0:
-        return "; CI below 0, the untested side"
+        return "; CI below 0: the opposite direction, not significant after the correction"
     if alternative == "less" and lo > 0:
-        return "; CI above 0, the untested side"
+        return "; CI above 0: the opposite direction, not significant after the correction"
     return ""
 
 
