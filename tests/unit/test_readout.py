@@ -124,7 +124,9 @@ def test_readout_against_several_initialisations(tiny_gpt2):
         assert row.effect == pytest.approx(np.mean([e.effect for e in each]))
         assert row.init_effect_min == pytest.approx(min(e.effect for e in each))
         # the trained model's own rows do not depend on the reference
-        assert t.loc[("zero", stat)].p == pytest.approx(single[0].tests().set_index(["null", "statistic"]).loc[("zero", stat)].p)
+        assert t.loc[("zero", stat)].p == pytest.approx(
+            single[0].tests().set_index(["null", "statistic"]).loc[("zero", stat)].p
+        )
 
 
 @pytest.mark.unchecked
