@@ -111,6 +111,7 @@ def test_curvature_vs_readout_table_and_figure(tiny_gpt2, tmp_path):
     assert t2.informative.all() and (t2.p_adjusted >= t2.p).all() and set(t2.null) == {"zero"}
 
 
+@needs_tl43
 def test_readout_against_several_initialisations(tiny_gpt2):
     """init_seeds: the untrained rows' p is the largest single-initialisation p, the effect their mean."""
     many = ro.curvature_vs_readout(tiny_gpt2, TEXTS, seed=1, n_resamples=999, init_seeds=[2, 3])
